@@ -1,0 +1,3 @@
+from mlrm.cli import run
+
+run()

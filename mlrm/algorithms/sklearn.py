@@ -1,0 +1,153 @@
+"""Adapters over scikit-learn estimators, one small class per short name.
+
+The table below is the only place a scikit-learn class is named: config files
+choose among these short names and never import a class by dotted path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from typing import Any, ClassVar
+
+import joblib
+import numpy as np
+
+from mlrm.algorithms.base import Hyperparameter, Prediction, Progress, Task, no_progress
+
+# Hyperparameters that mlrm sets itself, with the fix to tell the user.
+_RESERVED = {
+    "random_state": "mlrm sets it from training.seed; set `training.seed` instead",
+    "verbose": "mlrm reports progress itself; remove it",
+    "warm_start": "every training run starts afresh; remove it",
+}
+
+
+class SklearnAlgorithm:
+    """Base for adapters over one scikit-learn estimator class."""
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    requires: ClassVar[str | None] = None
+    module: ClassVar[str]
+    class_name: ClassVar[str]
+    # Our defaults where scikit-learn's are poor for small IoT data.
+    overrides: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.params = {**self.overrides, **params}
+        self.estimator: Any = None
+        self.n_classes: int | None = None
+
+    @classmethod
+    def estimator_class(cls) -> type:
+        return getattr(importlib.import_module(cls.module), cls.class_name)  # type: ignore[no-any-return]
+
+    @classmethod
+    def hyperparameters(cls) -> dict[str, Hyperparameter]:
+        defaults = cls.estimator_class()().get_params(deep=False)
+        return {
+            key: Hyperparameter(key, cls.overrides.get(key, value))
+            for key, value in sorted(defaults.items())
+            if key not in _RESERVED
+        }
+
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> list[tuple[str, str]]:
+        problems = [(key, f"'{key}' is not set here: {_RESERVED[key]}") for key in params if key in _RESERVED]
+        if problems:
+            return problems
+        try:
+            estimator = cls.estimator_class()(**{**cls.overrides, **params})
+            estimator._validate_params()
+        except (TypeError, ValueError) as exc:
+            key = next((k for k in params if f"'{k}'" in str(exc)), "")
+            problems.append((key, str(exc)))
+        return problems
+
+    def _build(self, seed: int) -> Any:
+        klass = self.estimator_class()
+        params = dict(self.params)
+        if "random_state" in klass().get_params(deep=False):
+            params["random_state"] = seed
+        return klass(**params)
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None,
+        *,
+        n_classes: int | None = None,
+        progress: Progress = no_progress,
+        seed: int = 0,
+    ) -> "SklearnAlgorithm":
+        self.estimator = self._build(seed)
+        self.n_classes = n_classes
+        progress("fit", None, f"fitting {self.name} on {len(X)} rows")
+        if self.task == "anomaly":
+            self.estimator.fit(X)
+        else:
+            self.estimator.fit(X, y)
+        progress("fit", 1.0, f"fitted {self.name}")
+        return self
+
+    def predict(self, X: np.ndarray) -> Prediction:
+        est = self.estimator
+        if self.task == "anomaly":
+            flags = (est.predict(X) == -1).astype(np.int64)
+            return Prediction(values=flags, scores=-est.score_samples(X))
+        values = est.predict(X)
+        if self.task == "regression":
+            return Prediction(values=np.asarray(values, dtype=np.float64))
+        probabilities = None
+        if hasattr(est, "predict_proba") and self.n_classes:
+            proba = est.predict_proba(X)
+            probabilities = np.zeros((len(X), self.n_classes))
+            probabilities[:, est.classes_.astype(np.int64)] = proba
+        return Prediction(values=np.asarray(values, dtype=np.int64), probabilities=probabilities)
+
+    def dump(self) -> dict[str, bytes]:
+        buffer = io.BytesIO()
+        joblib.dump({"estimator": self.estimator, "n_classes": self.n_classes}, buffer)
+        return {"model.joblib": buffer.getvalue()}
+
+    def load(self, files: dict[str, bytes]) -> None:
+        state = joblib.load(io.BytesIO(files["model.joblib"]))
+        self.estimator, self.n_classes = state["estimator"], state["n_classes"]
+
+
+def adapter(
+    name: str, module: str, class_name: str, task: Task, overrides: dict[str, Any] | None = None
+) -> type[SklearnAlgorithm]:
+    """Make the adapter class for one scikit-learn estimator."""
+    attrs = {
+        "name": name,
+        "task": task,
+        "module": module,
+        "class_name": class_name,
+        "overrides": overrides or {},
+        "__doc__": f"`{name}`: scikit-learn's {class_name}.",
+    }
+    return type(class_name + "Adapter", (SklearnAlgorithm,), attrs)
+
+
+SKLEARN_ALGORITHMS: list[type[SklearnAlgorithm]] = [
+    adapter("logistic_regression", "sklearn.linear_model", "LogisticRegression", "classification", {"max_iter": 1000}),
+    adapter("linear_regression", "sklearn.linear_model", "LinearRegression", "regression"),
+    adapter("ridge", "sklearn.linear_model", "Ridge", "regression"),
+    adapter("sgd_classifier", "sklearn.linear_model", "SGDClassifier", "classification", {"loss": "log_loss"}),
+    adapter("sgd_regressor", "sklearn.linear_model", "SGDRegressor", "regression"),
+    adapter("decision_tree_classifier", "sklearn.tree", "DecisionTreeClassifier", "classification"),
+    adapter("decision_tree_regressor", "sklearn.tree", "DecisionTreeRegressor", "regression"),
+    adapter("random_forest_classifier", "sklearn.ensemble", "RandomForestClassifier", "classification"),
+    adapter("random_forest_regressor", "sklearn.ensemble", "RandomForestRegressor", "regression"),
+    adapter(
+        "hist_gradient_boosting_classifier", "sklearn.ensemble", "HistGradientBoostingClassifier", "classification"
+    ),
+    adapter("hist_gradient_boosting_regressor", "sklearn.ensemble", "HistGradientBoostingRegressor", "regression"),
+    adapter("knn_classifier", "sklearn.neighbors", "KNeighborsClassifier", "classification"),
+    adapter("knn_regressor", "sklearn.neighbors", "KNeighborsRegressor", "regression"),
+    adapter("svc", "sklearn.svm", "SVC", "classification", {"probability": True}),
+    adapter("gaussian_nb", "sklearn.naive_bayes", "GaussianNB", "classification"),
+    adapter("isolation_forest", "sklearn.ensemble", "IsolationForest", "anomaly"),
+]

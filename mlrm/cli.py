@@ -1,0 +1,246 @@
+"""The `mlrm` command line. Every subcommand's --help says what it does and
+shows an example; errors name the file, the key and the fix, never a
+traceback (exit 2 for a bad config or bad arguments, 1 for a failed run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from mlrm import __version__
+from mlrm.errors import ConfigError, DataError, MlrmError, StateError
+
+EPILOG = """\
+A config set is a folder with a service.yaml. Start with:
+  mlrm validate configs/pcb-inspection
+  mlrm data pcb-inspection --rows 3000 --output pcb.csv
+  mlrm train configs/pcb-inspection --data pcb.csv
+  mlrm serve configs/pcb-inspection --port 8000
+  curl -s localhost:8000/v1/predict -H 'Content-Type: application/json' -d @request.json
+"""
+
+Command = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = fn
+        return fn
+
+    return register
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+@command("schema")
+def cmd_schema(args: argparse.Namespace) -> int:
+    from mlrm.config import build_schema
+
+    text = json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        _say(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@command("validate")
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mlrm.config import load_config_set
+
+    failed = 0
+    for path in args.paths:
+        try:
+            config = load_config_set(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            failed += 1
+            continue
+        target = f"{config.target.kind} of '{config.target.name}'" if config.target else "anomaly detection"
+        _say(f"ok: {path}: '{config.name}', {len(config.inputs)} inputs, {config.algorithm}, {target}")
+    return 2 if failed else 0
+
+
+@command("data")
+def cmd_data(args: argparse.Namespace) -> int:
+    from mlrm.datasets import GENERATORS, to_csv
+
+    rows = GENERATORS[args.name](rows=args.rows, seed=args.seed)
+    text = to_csv(rows)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        _say(f"wrote {len(rows)} rows to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from mlrm import training
+    from mlrm.config import load_config_set
+    from mlrm.progress import ProgressPrinter
+
+    config = load_config_set(args.config_set)
+    records = training.read_csv(args.data)
+    with ProgressPrinter() as progress:
+        result = training.train(config, records, strings=True, progress=progress, write=not args.dry_run)
+    for error in result.rejected[:10]:
+        print(f"rejected {error.pointer}: {error.detail}", file=sys.stderr)
+    if len(result.rejected) > 10:
+        print(f"... and {len(result.rejected) - 10} more rejected values", file=sys.stderr)
+    metric = config.metric
+    _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} rows in {result.timings['total_s']:.2f}s")
+    for key, value in result.metrics.items():
+        _say(f"  {key:<18} {value:.4f}{'   <- training.metric' if key == metric else ''}")
+    if result.version is not None:
+        _say(f"saved version {result.version} in {config.learned_dir}")
+    else:
+        _say("dry run: nothing saved")
+    return 0
+
+
+@command("versions")
+def cmd_versions(args: argparse.Namespace) -> int:
+    from mlrm.config import load_config_set
+    from mlrm.versions import VersionStore
+
+    config = load_config_set(args.config_set)
+    store = VersionStore(config.learned_dir)
+    current = store.current()
+    _say(f"{'':2}{'version':>7}  {'created':<25} {'rows':>7}  {config.metric}")
+    for v in store.versions():
+        p = store.parameters(v)
+        mark = "*" if v == current else ""
+        score = (p.get("metrics") or {}).get(config.metric)
+        _say(f"{mark:2}{v:>7}  {p.get('created_at', ''):<25} {(p.get('data') or {}).get('rows', ''):>7}  "
+             f"{'' if score is None else f'{score:.4f}'}")  # fmt: skip
+    if current is None:
+        _say(f"no version yet: mlrm train {args.config_set} --data FILE.csv")
+    return 0
+
+
+@command("rollback")
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlrm.config import load_config_set
+    from mlrm.versions import VersionStore
+
+    config = load_config_set(args.config_set)
+    store = VersionStore(config.learned_dir)
+    before = store.current()
+    store.set_current(args.to)
+    _say(f"'{config.name}': current version is now {args.to} (was {before}); running services switch within seconds")
+    return 0
+
+
+@command("serve")
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlrm.config import load_config_set
+
+    config = load_config_set(args.config_set)  # fail fast, before gunicorn starts
+    # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
+    from mlrm.rest import create_app
+    from mlrm.rest.server import serve
+
+    url = f"http://{args.host}:{args.port}"
+
+    def ready() -> None:
+        print(f"mlrm: '{config.name}' ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
+
+    serve(
+        lambda: create_app(config),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        name=config.name,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        on_ready=ready,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlrm",
+        description="Serve, train and update machine-learning models from YAML config sets.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"mlrm {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, epilog=f"example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+
+    s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
+    s.add_argument("--output", "-o", help="write to this file instead of stdout")
+
+    s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
+    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")
+
+    s = add("data", "Write sample data as CSV (synthetic PCB readings, or real data a package ships).",
+            "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
+    s.add_argument("name", choices=["pcb-inspection", "breast-cancer"])
+    s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--output", "-o", help="write to this file instead of stdout")
+
+    s = add("train", "Train on a CSV file, evaluate on a holdout, save a new version atomically.",
+            "mlrm train configs/pcb-inspection --data pcb.csv")  # fmt: skip
+    s.add_argument("config_set", metavar="CONFIG_SET")
+    s.add_argument("--data", required=True, metavar="FILE.csv", help="CSV with a header: the inputs and the target")
+    s.add_argument("--dry-run", action="store_true", help="train and evaluate, but save nothing")
+
+    s = add("versions", "List the stored versions of a config set's learned state (* = current).",
+            "mlrm versions configs/pcb-inspection")  # fmt: skip
+    s.add_argument("config_set", metavar="CONFIG_SET")
+
+    s = add("rollback", "Make an earlier stored version current; running services switch to it live.",
+            "mlrm rollback configs/pcb-inspection --to 2")  # fmt: skip
+    s.add_argument("config_set", metavar="CONFIG_SET")
+    s.add_argument("--to", type=int, required=True, metavar="VERSION")
+
+    s = add("serve", "Serve a config set over REST (gunicorn); reloads new versions live.",
+            "mlrm serve configs/pcb-inspection --port 8000 --workers 2")  # fmt: skip
+    s.add_argument("config_set", metavar="CONFIG_SET")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1, help="gunicorn sync worker processes (default 1)")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (DataError, StateError) as exc:
+        print(f"mlrm {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, DataError) else 1
+    except MlrmError as exc:
+        print(f"mlrm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> Any:
+    sys.exit(main())

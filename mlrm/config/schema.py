@@ -1,0 +1,180 @@
+"""The JSON Schema of `service.yaml`, built from the algorithm registry.
+
+The algorithm name's enum comes from the registry, so the schema, the docs
+and the code cannot drift apart. `mlrm schema` prints it; the shipped copy
+`mlrm/schema/service.schema.json` is checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlrm import algorithms
+
+SCHEMA_ID = "https://mlrm.dev/schema/service.schema.json"
+
+CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "f1_macro", "f1_weighted", "precision_macro", "recall_macro"]
+REGRESSION_METRICS = ["rmse", "mae", "r2"]
+ANOMALY_METRICS = ["anomaly_rate"]
+# Metrics where lower is better (the promotion gate needs to know).
+LOWER_IS_BETTER = {"rmse", "mae", "anomaly_rate"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _str(description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **extra}
+
+
+NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$", "maxLength": 64}
+SCALAR = {"type": ["string", "number", "integer", "boolean"]}
+
+INPUT = _obj(
+    {
+        "type": _str("Value type of the feature.", enum=["number", "integer", "boolean", "category"]),
+        "description": _str("What the feature measures."),
+        "unit": _str("Unit of measurement, for people and the API docs.", examples=["°C", "%", "µm"]),
+        "min": {"type": "number", "description": "Smallest accepted value (number, integer)."},
+        "max": {"type": "number", "description": "Largest accepted value (number, integer)."},
+        "values": {
+            "type": "array",
+            "items": SCALAR,
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Allowed values of a category feature.",
+        },
+        "default": {**SCALAR, "description": "Value used when a request leaves the feature out."},
+        "required": {
+            "type": "boolean",
+            "description": "Whether a request must send it (default: true unless a default is given).",
+        },
+    },
+    ["type"],
+)
+
+TARGET = _obj(
+    {
+        "name": {**NAME, "description": "Column name of the target in training data."},
+        "kind": _str("What is predicted.", enum=["classification", "regression"]),
+        "labels": {
+            "type": "array",
+            "items": {"type": ["string", "integer"]},
+            "minItems": 2,
+            "uniqueItems": True,
+            "description": "Class labels (classification).",
+        },
+        "unit": _str("Unit of the predicted value (regression)."),
+        "description": _str("What the target means."),
+    },
+    ["name", "kind"],
+)
+
+PREPROCESSING = _obj(
+    {
+        "missing": _str(
+            "How an optional feature left out without a default is filled.",
+            enum=["mean", "median", "zero"],
+            default="mean",
+        ),
+        "scaling": _str("How numeric columns are scaled.", enum=["standard", "minmax", "none"], default="standard"),
+        "one_hot": {"type": "boolean", "default": True, "description": "One-hot encode category features."},
+    }
+)
+
+TRAINING = _obj(
+    {
+        "holdout": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.2},
+        "metric": _str(
+            "Metric for evaluation and the promotion gate.",
+            enum=CLASSIFICATION_METRICS + REGRESSION_METRICS + ANOMALY_METRICS,
+        ),
+        "seed": {"type": "integer", "minimum": 0, "default": 42},
+        "min_rows": {"type": "integer", "minimum": 2, "default": 20},
+        "keep_versions": {"type": "integer", "minimum": 1, "default": 10},
+        "triggers": _obj(
+            {
+                "new_samples": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "default": None,
+                    "description": "Retrain when this many samples arrived since the current version.",
+                },
+                "interval": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "default": None,
+                    "description": "Retrain every this many seconds when new samples arrived.",
+                },
+            }
+        ),
+        "gate": _obj(
+            {
+                "min_score": {"type": ["number", "null"], "default": None},
+                "max_drop": {"type": "number", "minimum": 0, "default": 0.02},
+            }
+        ),
+    }
+)
+
+LIMITS = _obj(
+    {
+        "max_instances": {"type": "integer", "minimum": 1, "default": 1000},
+        "max_body_bytes": {"type": "integer", "minimum": 1024, "default": 1048576},
+    }
+)
+
+SERVING = _obj(
+    {
+        "reload_interval": {
+            "type": "number",
+            "minimum": 0,
+            "default": 1.0,
+            "description": "Seconds between checks for a new current version (0 turns it off).",
+        },
+    }
+)
+
+
+def build_schema() -> dict[str, Any]:
+    """The complete JSON Schema (draft 2020-12) of service.yaml."""
+    algorithm = _obj(
+        {
+            "name": _str("Short name from the algorithm registry.", enum=algorithms.names()),
+            "hyperparameters": {
+                "type": "object",
+                "description": "Passed to the algorithm; checked against its own parameters.",
+                "default": {},
+            },
+        },
+        ["name"],
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "mlrm service.yaml",
+        **_obj(
+            {
+                "name": {**NAME, "description": "Service name: URL path segment and metrics label."},
+                "description": _str("What the service predicts, for people."),
+                "inputs": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": NAME,
+                    "additionalProperties": INPUT,
+                    "description": "Features by name, in the order the model sees them.",
+                },
+                "target": TARGET,
+                "algorithm": algorithm,
+                "preprocessing": PREPROCESSING,
+                "training": TRAINING,
+                "limits": LIMITS,
+                "serving": SERVING,
+            },
+            ["name", "inputs", "algorithm"],
+        ),
+    }

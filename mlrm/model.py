@@ -1,0 +1,80 @@
+"""A trained model: encoder, learned preprocessing and adapter, ready to predict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlrm import algorithms
+from mlrm.algorithms import Algorithm, Prediction
+from mlrm.config.model import ServiceConfig
+from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.errors import StateError
+from mlrm.versions import VersionRecord
+
+
+def make_algorithm(config: ServiceConfig) -> Algorithm:
+    """A fresh, unfitted adapter for the config set's algorithm."""
+    return algorithms.get(config.algorithm)(**config.hyperparameters)
+
+
+class Model:
+    """Everything needed to answer predict for one version of one config set."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        preprocessor: Preprocessor,
+        algorithm: Algorithm,
+        version: int | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.encoder = RowEncoder(config)
+        self.targets = TargetEncoder(config)
+        self.preprocessor = preprocessor
+        self.algorithm = algorithm
+        self.version = version
+        self.parameters = parameters or {}
+        self.labels = list(config.labels)
+
+    @classmethod
+    def from_record(cls, config: ServiceConfig, record: VersionRecord) -> "Model":
+        """Rebuild a stored version; StateError if it no longer fits service.yaml."""
+        trained = record.parameters.get("signature")
+        if trained is not None and trained != config.signature():
+            changed = [k for k in config.signature() if trained.get(k) != config.signature()[k]]
+            raise StateError(
+                f"version {record.version} was trained with different {', '.join(changed)} than service.yaml "
+                f"now declares. Retrain it: mlrm train {config.path} --data FILE.csv"
+            )
+        algorithm = make_algorithm(config)
+        algorithm.load(record.files)
+        preprocessor = Preprocessor.from_dict(record.parameters["preprocessing"])
+        return cls(config, preprocessor, algorithm, record.version, record.parameters)
+
+    def predict_matrix(self, raw: np.ndarray) -> Prediction:
+        """Predict from encoded (not yet preprocessed) rows."""
+        return self.algorithm.predict(self.preprocessor.transform(raw))
+
+    def outputs(self, prediction: Prediction) -> dict[str, Any]:
+        """The JSON-ready body parts for a prediction (no model info)."""
+        task = self.config.task
+        if task == "classification":
+            labels = self.labels
+            body: dict[str, Any] = {"predictions": [labels[int(c)] for c in prediction.values]}
+            if prediction.probabilities is not None:
+                keys = [str(label) for label in labels]
+                body["probabilities"] = [dict(zip(keys, row)) for row in prediction.probabilities.tolist()]
+            return body
+        if task == "anomaly":
+            return {
+                "predictions": [bool(v) for v in prediction.values],
+                "scores": prediction.scores.tolist() if prediction.scores is not None else None,
+            }
+        return {"predictions": prediction.values.tolist()}
+
+    def predict(self, instances: Any) -> dict[str, Any]:
+        """Validate instances and predict: the body of a /v1/predict answer."""
+        return self.outputs(self.predict_matrix(self.encoder.encode(instances)))

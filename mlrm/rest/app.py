@@ -1,0 +1,198 @@
+"""The Flask app of one ML service: `create_app(config)`, no globals.
+
+Routes are one table; every handler decodes, calls the transport-free
+Service, and encodes. One error handler turns every failure into a problem
+body, so no request can crash a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from mlrm import __version__
+from mlrm.config import ServiceConfig, load_config_set
+from mlrm.errors import NotFoundError, RequestError
+from mlrm.rest import inference, openapi
+from mlrm.rest.codec import decode, problem, respond
+from mlrm.rest.metrics import Metrics
+from mlrm.service import Service
+
+log = logging.getLogger("mlrm.rest")
+
+
+class Api:
+    """Handlers over one Service."""
+
+    def __init__(self, service: Service, metrics: Metrics) -> None:
+        self.service, self.metrics = service, metrics
+        self.config = service.config
+        self.openapi = openapi.document(self.config)
+        self._observe_version()
+        service.listeners.append(lambda model: self._observe_version())
+
+    def _observe_version(self) -> None:
+        name = self.service.name
+        self.metrics.ready.labels(name).set(1 if self.service.ready else 0)
+        if self.service.version is not None:
+            self.metrics.version.labels(name).set(self.service.version)
+
+    def _count(self, answer: dict[str, Any]) -> None:
+        name = self.service.name
+        predictions = answer["predictions"]
+        self.metrics.rows.labels(name).inc(len(predictions))
+        if self.config.task != "regression":
+            counts: dict[str, int] = {}
+            for p in predictions:
+                counts[str(p)] = counts.get(str(p), 0) + 1
+            for label, n in counts.items():
+                self.metrics.predictions.labels(name, label).inc(n)
+
+    def index(self) -> Response:
+        return respond({
+            "name": self.service.name, "description": self.config.description, "mlrm": __version__,
+            "ready": self.service.ready, "version": self.service.version,
+            "endpoints": sorted(self.openapi["paths"]),
+        })  # fmt: skip
+
+    def predict(self) -> Response:
+        body = decode(request)
+        if not isinstance(body, dict) or "instances" not in body:
+            raise RequestError("Invalid request", 422, detail="expected {\"instances\": [{feature: value, ...}]}")
+        unknown = [k for k in body if k != "instances"]
+        if unknown:
+            raise RequestError("Invalid request", 422, detail=f"unknown key '{unknown[0]}' at /; only 'instances' is accepted")
+        answer = self.service.predict(body["instances"])
+        self._count(answer)
+        return respond(answer)
+
+    def config(self) -> Response:
+        service = self.service
+        service.maybe_reload()
+        learned = None
+        if service.model is not None:
+            params = service.model.parameters
+            learned = {k: v for k, v in params.items() if k not in ("preprocessing", "resolved_config", "signature")}
+        return respond({"config": self.config.resolved(), "learned": learned, "status": service.status()})
+
+    def reload(self) -> Response:
+        result = self.service.reload()
+        self._observe_version()
+        return respond(result, 200 if result["error"] is None else 500)
+
+    def openapi_json(self) -> Response:
+        return respond(self.openapi)
+
+    def metrics_text(self) -> Response:
+        return Response(self.metrics.render(), mimetype=self.metrics.content_type)
+
+    # Open Inference Protocol (KServe V2)
+    def server_metadata(self) -> Response:
+        return respond({"name": "mlrm", "version": __version__, "extensions": []})
+
+    def live(self) -> Response:
+        return respond({"live": True})
+
+    def server_ready(self) -> Response:
+        self.service.maybe_reload()
+        return respond({"ready": self.service.ready}, 200 if self.service.ready else 503)
+
+    def _model(self, name: str, version: str | None) -> None:
+        self.service.maybe_reload()
+        if name != self.service.name:
+            raise NotFoundError(f"no model named {name!r}; this service serves {self.service.name!r}")
+        if version is not None and version != str(self.service.version):
+            raise NotFoundError(f"version {version!r} of {name!r} is not loaded; the current version is {self.service.version}")
+
+    def model_metadata(self, name: str, version: str | None = None) -> Response:
+        self._model(name, version)
+        return respond(inference.metadata(self.config, self.service.version))
+
+    def model_ready(self, name: str, version: str | None = None) -> Response:
+        self._model(name, version)
+        return respond({"name": name, "ready": self.service.ready}, 200 if self.service.ready else 503)
+
+    def infer(self, name: str, version: str | None = None) -> Response:
+        self._model(name, version)
+        body = decode(request)
+        rows = inference.instances_from_inputs(self.config, body)
+        answer = self.service.predict(rows)
+        self._count(answer)
+        reply = {
+            "model_name": name,
+            "model_version": str(answer["model"]["version"]),
+            "outputs": inference.outputs(self.config, answer, body.get("outputs")),
+        }
+        if "id" in body:
+            reply["id"] = body["id"]
+        return respond(reply)
+
+
+# (rule, methods, handler name): the whole HTTP surface in one place.
+ROUTES: list[tuple[str, list[str], str]] = [
+    ("/", ["GET"], "index"),
+    ("/v1/predict", ["POST"], "predict"),
+    ("/v1/config", ["GET"], "config"),
+    ("/v1/admin/reload", ["POST"], "reload"),
+    ("/openapi.json", ["GET"], "openapi_json"),
+    ("/metrics", ["GET"], "metrics_text"),
+    ("/v2", ["GET"], "server_metadata"),
+    ("/v2/health/live", ["GET"], "live"),
+    ("/v2/health/ready", ["GET"], "server_ready"),
+    ("/v2/models/<name>", ["GET"], "model_metadata"),
+    ("/v2/models/<name>/versions/<version>", ["GET"], "model_metadata"),
+    ("/v2/models/<name>/ready", ["GET"], "model_ready"),
+    ("/v2/models/<name>/versions/<version>/ready", ["GET"], "model_ready"),
+    ("/v2/models/<name>/infer", ["POST"], "infer"),
+    ("/v2/models/<name>/versions/<version>/infer", ["POST"], "infer"),
+]
+
+
+def handle_error(error: Exception) -> Response:
+    """The one error handler: every failure becomes a problem+json body."""
+    if isinstance(error, RequestError):
+        return problem(error)
+    if isinstance(error, HTTPException):
+        code = error.code or 500
+        detail = error.description or error.name
+        if code == 413:
+            detail = f"request body too large: the limit is {request.max_content_length} bytes (limits.max_body_bytes)"
+        return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
+
+
+def create_app(config: ServiceConfig | str | Path, *, service: Service | None = None) -> Flask:
+    """Build the Flask app of one ML service from a config set (or its path)."""
+    if not isinstance(config, ServiceConfig):
+        config = load_config_set(config)
+    service = service or Service(config)
+    metrics = Metrics()
+    api = Api(service, metrics)
+    app = Flask("mlrm")
+    app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
+    app.extensions["mlrm"] = {"service": service, "metrics": metrics}
+    for rule, methods, name in ROUTES:
+        app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
+    app.register_error_handler(Exception, handle_error)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+    return app
+
+

@@ -1,0 +1,72 @@
+"""OpenAPI 3.1 document of one ML service, with the request schema derived
+from the config set's inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlrm import __version__
+from mlrm.config.model import Feature, ServiceConfig
+
+_TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
+
+
+def feature_schema(f: Feature) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _TYPES[f.type]} if f.type in _TYPES else {"enum": list(f.values or ())}
+    if f.min is not None:
+        schema["minimum"] = f.min
+    if f.max is not None:
+        schema["maximum"] = f.max
+    if f.default is not None:
+        schema["default"] = f.default
+    described = " ".join(x for x in (f.description, f"[{f.unit}]" if f.unit else "") if x)
+    if described:
+        schema["description"] = described
+    return schema
+
+
+def instance_schema(config: ServiceConfig) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {f.name: feature_schema(f) for f in config.inputs},
+        "required": [f.name for f in config.inputs if f.required],
+        "additionalProperties": False,
+    }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def document(config: ServiceConfig) -> dict[str, Any]:
+    limit = config.section("limits")["max_instances"]
+    problem = {"description": "Problem (RFC 9457)", "content": {"application/problem+json": {"schema": {"type": "object"}}}}
+    predict_request = {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": limit, "items": instance_schema(config)}},
+    }
+    simple = {"200": {"description": "OK"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{config.name} (mlrm)", "version": __version__, "description": config.description},
+        "paths": {
+            "/v1/predict": {
+                "post": {
+                    "summary": "Predict for one or more instances",
+                    "requestBody": {"required": True, **_json(predict_request)},
+                    "responses": {"200": {"description": "Predictions", **_json({"type": "object"})},
+                                  "400": problem, "413": problem, "422": problem, "503": problem},
+                }
+            },
+            "/v1/config": {"get": {"summary": "Resolved config and learned-state metadata", "responses": simple}},
+            "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
+            "/v2": {"get": {"summary": "Server metadata (Open Inference Protocol)", "responses": simple}},
+            "/v2/health/live": {"get": {"summary": "Liveness", "responses": simple}},
+            "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**simple, "503": problem}}},
+            "/v2/models/{name}": {"get": {"summary": "Model metadata", "responses": simple}},
+            "/v2/models/{name}/ready": {"get": {"summary": "Model readiness", "responses": simple}},
+            "/v2/models/{name}/infer": {"post": {"summary": "Inference (Open Inference Protocol)", "responses": simple}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": simple}},
+        },
+    }  # fmt: skip

@@ -1,0 +1,80 @@
+"""Run an app factory under gunicorn (sync workers, model preloaded).
+
+Sync workers on purpose: scikit-learn's forests re-apply warning filters per
+tree in predict, which races under threaded workers. The app (and so the
+model) is built once in the master and forked, so workers share its memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any, Callable
+
+from gunicorn.app.base import BaseApplication
+
+log = logging.getLogger("mlrm.server")
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured in code, serving factory()."""
+
+    def __init__(self, factory: Callable[[], Any], options: dict[str, Any]) -> None:
+        self.factory = factory
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.factory()
+
+
+def serve(
+    factory: Callable[[], Any],
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    name: str,
+    log_level: str = "info",
+    access_log: bool = False,
+    on_ready: Callable[[], None] | None = None,
+    timeout: int = 30,
+) -> None:
+    """Serve until SIGTERM/SIGINT; in-flight requests finish (graceful_timeout).
+
+    Set PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported.
+    """
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="mlrm-metrics-")
+    options: dict[str, Any] = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "preload_app": True,
+        "timeout": timeout,
+        "graceful_timeout": 10,
+        "loglevel": log_level,
+        "errorlog": "-",
+        "accesslog": "-" if access_log else None,
+        "proc_name": f"mlrm:{name}",
+        "child_exit": _child_exit,
+        "when_ready": (lambda server: on_ready()) if on_ready else (lambda server: None),
+        "limit_request_line": 8190,
+        # One gunicorn per service, several per machine: no shared control socket.
+        "control_socket_disable": True,
+    }
+    try:
+        GunicornServer(factory, options).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

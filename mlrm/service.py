@@ -1,0 +1,120 @@
+"""The transport-free core of an ML service: one config set, its current model.
+
+REST, MQTT and anything else decode a request, call Service, and encode the
+answer. Service watches the config set's current version and swaps in a new
+one only after it has loaded and passed a smoke prediction; a version that
+fails keeps the old one serving and is reported in status().
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from mlrm.config.model import ServiceConfig
+from mlrm.errors import NotReadyError, RequestError, StateError
+from mlrm.model import Model
+from mlrm.versions import VersionStore
+
+log = logging.getLogger("mlrm.service")
+
+
+class Service:
+    """Holds the current Model of one config set and answers predictions."""
+
+    def __init__(self, config: ServiceConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.store = VersionStore(config.learned_dir)
+        self.model: Model | None = None
+        self.load_error: str | None = None
+        self.interval = float(config.section("serving").get("reload_interval", 1.0))
+        self._clock = clock
+        self._checked = -float("inf")
+        self._stamp: Any = None
+        self.listeners: list[Callable[[Model], None]] = []
+        self.reload()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def version(self) -> int | None:
+        return self.model.version if self.model else None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def maybe_reload(self) -> None:
+        """Check for a new current version at most every `serving.reload_interval` s."""
+        if self.interval <= 0:
+            return
+        now = self._clock()
+        if now - self._checked < self.interval:
+            return
+        self._checked = now
+        if self.store.stamp() != self._stamp:
+            self.reload()
+
+    def reload(self) -> dict[str, Any]:
+        """Load the current version if it changed; swap only if it works."""
+        stamp = self.store.stamp()
+        before = self.version
+        try:
+            version = self.store.current()
+            if version is not None and version != before:
+                model = Model.from_record(self.config, self.store.read(version))
+                self._smoke(model)
+                self.model = model
+                log.info("%s: now serving version %s (was %s)", self.name, version, before)
+                for listener in self.listeners:
+                    listener(model)
+            self.load_error = None
+        except (StateError, OSError, ValueError, KeyError, RequestError) as exc:
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            log.error("%s: could not load the current version, still serving %s: %s", self.name, before, exc)
+        self._stamp = stamp
+        return {"version": self.version, "previous": before, "changed": self.version != before, "error": self.load_error}
+
+    def _smoke(self, model: Model) -> None:
+        """One prediction on a neutral row before a model may serve."""
+        row = np.zeros((1, model.encoder.width))
+        model.predict_matrix(row)
+
+    def require_model(self) -> Model:
+        self.maybe_reload()
+        if self.model is None:
+            reason = f" ({self.load_error})" if self.load_error else ""
+            raise NotReadyError(
+                f"'{self.name}' has no trained model yet{reason}. Train it: "
+                f"mlrm train {self.config.path} --data FILE.csv"
+            )
+        return self.model
+
+    def predict(self, instances: Any) -> dict[str, Any]:
+        """Validate and predict; the answer names the version that answered."""
+        model = self.require_model()
+        limit = int(self.config.section("limits")["max_instances"])
+        if isinstance(instances, list) and len(instances) > limit:
+            raise RequestError(
+                "Too many instances",
+                413,
+                detail=f"{len(instances)} instances in one request; the limit is {limit} (limits.max_instances)",
+                kind="too-many-instances",
+            )
+        body = model.predict(instances)
+        body["model"] = {"name": self.name, "version": model.version}
+        return body
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ready": self.ready,
+            "version": self.version,
+            "algorithm": self.config.algorithm,
+            "load_error": self.load_error,
+        }

@@ -1,0 +1,214 @@
+"""Training, evaluation and write-back: the code `mlrm train` and the training
+service share. Nothing here knows about HTTP or MQTT."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlrm import __version__
+from mlrm.algorithms import Progress, no_progress
+from mlrm.config.model import ServiceConfig
+from mlrm.config.schema import LOWER_IS_BETTER
+from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.errors import DataError, FieldError
+from mlrm.model import Model, make_algorithm
+from mlrm.versions import VersionStore
+
+
+@dataclass
+class Dataset:
+    """Encoded training rows: X (with NaN for missing), y (codes or floats)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    rejected: list[FieldError] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(np.ascontiguousarray(self.X).tobytes())
+        if self.y is not None:
+            digest.update(np.ascontiguousarray(self.y).tobytes())
+        return "sha256:" + digest.hexdigest()
+
+    def take(self, index: np.ndarray) -> "Dataset":
+        return Dataset(self.X[index], None if self.y is None else self.y[index])
+
+
+@dataclass
+class TrainingResult:
+    version: int | None
+    metrics: dict[str, float]
+    rows: int
+    rejected: list[FieldError]
+    timings: dict[str, float]
+    model: Model
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file with a header line, as string mappings."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise DataError(f"no such data file: {path}") from None
+
+
+def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False) -> Dataset:
+    """Validate and encode labelled records exactly as predict validates inputs."""
+    encoder = RowEncoder(config)
+    target = config.target
+    features = [{k: v for k, v in r.items() if not target or k != target.name} if isinstance(r, dict) else r for r in records]
+    X, errors, kept = encoder.encode_collect(features, "/rows", strings=strings)
+    if target is None:
+        return Dataset(X, None, errors)
+    targets = TargetEncoder(config)
+    y = np.empty(len(kept))
+    good = np.ones(len(kept), dtype=bool)
+    for j, i in enumerate(kept):
+        y[j], message = targets.encode_one(records[i].get(target.name))
+        if message:
+            errors.append(FieldError(f"/rows/{i}/{target.name}", message))
+            good[j] = False
+    return Dataset(X[good], y[good], errors)
+
+
+def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
+    """Holdout split by training.holdout and training.seed (stratified when it can be)."""
+    section = config.section("training")
+    rng = np.random.default_rng(int(section["seed"]))
+    n = len(data)
+    n_hold = max(1, int(round(n * float(section["holdout"]))))
+    if config.task == "classification" and data.y is not None:
+        hold: list[int] = []
+        for code in np.unique(data.y):
+            idx = rng.permutation(np.flatnonzero(data.y == code))
+            hold.extend(idx[: int(round(len(idx) * n_hold / n))].tolist())
+        hold_idx = np.array(sorted(hold), dtype=np.int64)
+    else:
+        hold_idx = np.sort(rng.permutation(n)[:n_hold])
+    mask = np.zeros(n, dtype=bool)
+    mask[hold_idx] = True
+    return data.take(np.flatnonzero(~mask)), data.take(np.flatnonzero(mask))
+
+
+def fit(config: ServiceConfig, data: Dataset, progress: Progress = no_progress) -> Model:
+    """Fit preprocessing and the algorithm on data; an unsaved Model."""
+    encoder = RowEncoder(config)
+    section = config.section("preprocessing")
+    pre = Preprocessor.fit(data.X, encoder.scaled, section["missing"], section["scaling"])
+    algorithm = make_algorithm(config)
+    n_classes = len(config.labels) if config.task == "classification" else None
+    y = data.y.astype(np.int64) if (data.y is not None and config.task == "classification") else data.y
+    algorithm.fit(
+        pre.transform(data.X), y, n_classes=n_classes, progress=progress, seed=int(config.section("training")["seed"])
+    )
+    return Model(config, pre, algorithm)
+
+
+def evaluate(config: ServiceConfig, model: Model, data: Dataset) -> dict[str, float]:
+    """Every metric that fits the task, on data."""
+    from sklearn import metrics as m
+
+    prediction = model.predict_matrix(data.X)
+    if config.task == "anomaly":
+        return {"anomaly_rate": float(np.mean(prediction.values))}
+    assert data.y is not None
+    if config.task == "regression":
+        return {
+            "rmse": float(math.sqrt(m.mean_squared_error(data.y, prediction.values))),
+            "mae": float(m.mean_absolute_error(data.y, prediction.values)),
+            "r2": float(m.r2_score(data.y, prediction.values)) if len(data) > 1 else 0.0,
+        }
+    y, p = data.y.astype(np.int64), prediction.values
+    labels = list(range(len(config.labels)))
+    kw: dict[str, Any] = {"labels": labels, "zero_division": 0}
+    return {
+        "accuracy": float(m.accuracy_score(y, p)),
+        "balanced_accuracy": float(m.recall_score(y, p, average="macro", labels=sorted(set(y.tolist())), zero_division=0)),
+        "f1_macro": float(m.f1_score(y, p, average="macro", **kw)),
+        "f1_weighted": float(m.f1_score(y, p, average="weighted", **kw)),
+        "precision_macro": float(m.precision_score(y, p, average="macro", **kw)),
+        "recall_macro": float(m.recall_score(y, p, average="macro", **kw)),
+    }
+
+
+def better(metric: str, a: float, b: float) -> float:
+    """How much better a is than b for this metric (positive = better)."""
+    return b - a if metric in LOWER_IS_BETTER else a - b
+
+
+def save(
+    config: ServiceConfig,
+    model: Model,
+    metrics: dict[str, float],
+    *,
+    data: dict[str, Any],
+    timings: dict[str, float],
+    make_current: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Write a new version of the learned state atomically; returns its number."""
+    parameters = {
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mlrm_version": __version__,
+        "algorithm": config.algorithm,
+        "metric": config.metric,
+        "metrics": metrics,
+        "data": data,
+        "timings": timings,
+        **(extra or {}),
+        "preprocessing": model.preprocessor.to_dict(),
+        "signature": config.signature(),
+        "resolved_config": config.resolved(),
+    }
+    store = VersionStore(config.learned_dir)
+    version = store.write(parameters, model.algorithm.dump(), make_current=make_current)
+    store.prune(int(config.section("training")["keep_versions"]))
+    model.version = version
+    return version
+
+
+def train(
+    config: ServiceConfig,
+    records: list[dict[str, Any]],
+    *,
+    strings: bool = False,
+    progress: Progress = no_progress,
+    write: bool = True,
+) -> TrainingResult:
+    """Validate, split, fit, evaluate and (if write) store a new current version."""
+    started = time.perf_counter()
+    progress("data", None, f"validating {len(records)} rows")
+    data = dataset(config, records, strings=strings)
+    minimum = int(config.section("training")["min_rows"])
+    if len(data) < minimum:
+        raise DataError(
+            f"only {len(data)} usable rows ({len(data.rejected)} rejected); training.min_rows is {minimum}. "
+            + (f"First problem: {data.rejected[0].pointer}: {data.rejected[0].detail}" if data.rejected else "")
+        )
+    train_part, holdout = split(config, data)
+    progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {len(data.rejected)} rejected")
+    t_fit = time.perf_counter()
+    model = fit(config, train_part, progress)
+    t_eval = time.perf_counter()
+    progress("evaluate", None, f"evaluating on {len(holdout)} held-out rows")
+    metrics = evaluate(config, model, holdout)
+    done = time.perf_counter()
+    timings = {"fit_s": round(t_eval - t_fit, 4), "evaluate_s": round(done - t_eval, 4), "total_s": round(done - started, 4)}
+    version = None
+    if write:
+        info = {"rows": len(data), "train_rows": len(train_part), "holdout_rows": len(holdout), "fingerprint": data.fingerprint()}
+        version = save(config, model, metrics, data=info, timings=timings)
+        progress("save", 1.0, f"saved version {version}")
+    return TrainingResult(version, metrics, len(data), data.rejected, timings, model)

@@ -1,0 +1,41 @@
+"""End to end: the real `mlrm serve` (gunicorn) over HTTP on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import copy_config_set
+
+
+def test_serve_predicts_over_http(serve: Any, config_set: Path, pcb_instance: dict[str, Any]) -> None:
+    url, _ = serve(config_set, "--workers", "2")
+    assert requests.get(f"{url}/v2/health/ready", timeout=5).json() == {"ready": True}
+    answer = requests.post(f"{url}/v1/predict", json={"instances": [pcb_instance] * 3}, timeout=5)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert len(body["predictions"]) == 3
+    assert body["model"] == {"name": "pcb-inspection", "version": 1}
+    assert set(body["probabilities"][0]) == {"OK", "error", "pseudo-error"}
+
+
+def test_metrics_add_up_across_workers(serve: Any, config_set: Path, pcb_instance: dict[str, Any]) -> None:
+    url, _ = serve(config_set, "--workers", "2")
+    for _ in range(20):
+        requests.post(f"{url}/v1/predict", json={"instances": [pcb_instance]}, timeout=5).raise_for_status()
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    line = next(x for x in text.splitlines() if x.startswith('mlrm_requests_total{endpoint="/v1/predict"'))
+    assert line.endswith(" 20.0")
+    assert 'mlrm_model_version{model="pcb-inspection"} 1.0' in text
+
+
+def test_untrained_set_starts_not_ready_and_says_how_to_train(serve: Any, tmp_path: Path) -> None:
+    folder = copy_config_set("pcb-inspection", tmp_path, learned=False)
+    url, _ = serve(folder)
+    assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 503
+    answer = requests.post(f"{url}/v1/predict", json={"instances": [{}]}, timeout=5)
+    assert answer.status_code == 503
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert "mlrm train" in answer.json()["detail"]
