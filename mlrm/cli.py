@@ -5,6 +5,7 @@ traceback (exit 2 for a bad config or bad arguments, 1 for a failed run)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -26,6 +27,11 @@ A config set is a folder with a service.yaml. Start with:
 
 Command = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, Command] = {}
+
+# Modules that add subcommands: each has register(add), where
+# add(name, help, example, handler) returns the new subparser. One line per
+# feature here, so features never edit each other's commands.
+EXTENSIONS: list[str] = []
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -180,11 +186,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"mlrm {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+    def add(name: str, help: str, example: str, handler: Command | None = None) -> argparse.ArgumentParser:
+        sp = sub.add_parser(
             name, help=help, description=help, epilog=f"example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )  # fmt: skip
+        sp.set_defaults(handler=handler or COMMANDS[name])
+        return sp
 
     s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
@@ -222,13 +230,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="gunicorn sync worker processes (default 1)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(add)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return int(args.handler(args))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
