@@ -12,9 +12,11 @@ from typing import Any, Iterable
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' Did you mean 'x'?' for the closest choice, or ''."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" Did you mean '{close[0]}'?" if close else ""
+    """' Did you mean 'x'?' (or 'x' or 'y') for the closest choices, or ''."""
+    word, options = str(word), [str(c) for c in choices]
+    close = [c for c in options if c.startswith(word) and c != word][:3]
+    close = close or difflib.get_close_matches(word, options, n=2, cutoff=0.6)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class MlrmError(Exception):

@@ -33,6 +33,8 @@ class SklearnAlgorithm:
     class_name: ClassVar[str]
     # Our defaults where scikit-learn's are poor for small IoT data.
     overrides: ClassVar[dict[str, Any]] = {}
+    # Hyperparameters mlrm sets itself: name -> the fix to tell the user.
+    reserved: ClassVar[dict[str, str]] = _RESERVED
 
     def __init__(self, **params: Any) -> None:
         self.params = {**self.overrides, **params}
@@ -147,7 +149,8 @@ SKLEARN_ALGORITHMS: list[type[SklearnAlgorithm]] = [
     adapter("hist_gradient_boosting_regressor", "sklearn.ensemble", "HistGradientBoostingRegressor", "regression"),
     adapter("knn_classifier", "sklearn.neighbors", "KNeighborsClassifier", "classification"),
     adapter("knn_regressor", "sklearn.neighbors", "KNeighborsRegressor", "regression"),
-    adapter("svc", "sklearn.svm", "SVC", "classification", {"probability": True}),
+    # No probability=True: deprecated in scikit-learn 1.9; SVC answers labels only.
+    adapter("svc", "sklearn.svm", "SVC", "classification"),
     adapter("gaussian_nb", "sklearn.naive_bayes", "GaussianNB", "classification"),
     adapter("isolation_forest", "sklearn.ensemble", "IsolationForest", "anomaly"),
 ]

@@ -170,14 +170,17 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: _Report) -> None:
         return
     adapter = algorithms.get(name)
     known = adapter.hyperparameters()
+    reserved: dict[str, str] = getattr(adapter, "reserved", {})
     for key in params:
-        if key not in known:
+        if key in reserved:
+            report(("algorithm", "hyperparameters", key), f"'{key}' is not set here: {reserved[key]}")
+        elif key not in known:
             report(
                 ("algorithm", "hyperparameters", key),
                 f"unknown hyperparameter '{key}' for {name}.{did_you_mean(key, known)} "
                 f"Known: {', '.join(known)}.",
             )
-    if all(key in known for key in params):
+    if all(key in known for key in params) and params:
         for key, message in adapter.check(params):
             report(("algorithm", "hyperparameters", key) if key else ("algorithm", "hyperparameters"), message)
     metric = raw["training"]["metric"]

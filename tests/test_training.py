@@ -1,0 +1,51 @@
+"""Training shared by the CLI and the training service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlrm import training
+from mlrm.config import ServiceConfig, load_config_set
+from mlrm.datasets import breast_cancer
+from mlrm.errors import DataError
+from mlrm.versions import VersionStore
+from tests.conftest import copy_config_set
+
+
+def test_train_evaluates_and_saves_a_version_with_its_record(config: ServiceConfig, pcb_rows: list[dict]) -> None:
+    result = training.train(config, pcb_rows[:600])
+    assert result.version == 2
+    assert result.metrics["f1_macro"] > 0.6
+    p = VersionStore(config.learned_dir).parameters(2)
+    assert p["data"]["rows"] == 600 and p["data"]["fingerprint"].startswith("sha256:")
+    assert p["resolved_config"]["algorithm"]["name"] == "random_forest_classifier"
+    assert set(p["timings"]) == {"fit_s", "evaluate_s", "total_s"}
+
+
+def test_bad_rows_are_rejected_by_pointer_and_the_rest_trains(config: ServiceConfig, pcb_rows: list[dict]) -> None:
+    rows: list[dict[str, Any]] = [dict(r) for r in pcb_rows[:200]]
+    rows[3]["volume_pct"] = "lots"
+    rows[5]["result"] = "broken"
+    result = training.train(config, rows, write=False)
+    assert result.rows == 198
+    assert [e.pointer for e in result.rejected] == ["/rows/3/volume_pct", "/rows/5/result"]
+
+
+def test_too_few_rows_says_so(config: ServiceConfig, pcb_rows: list[dict]) -> None:
+    with pytest.raises(DataError, match="only 5 usable rows"):
+        training.train(config, pcb_rows[:5])
+
+
+def test_same_data_same_seed_same_fingerprint_and_split(config: ServiceConfig, pcb_rows: list[dict]) -> None:
+    a, b = training.dataset(config, pcb_rows[:300]), training.dataset(config, pcb_rows[:300])
+    assert a.fingerprint() == b.fingerprint()
+    (train_a, hold_a), (train_b, hold_b) = training.split(config, a), training.split(config, b)
+    assert (hold_a.X == hold_b.X).all() and len(hold_a) == 60
+
+
+def test_real_data_trains_well(tmp_path: Any) -> None:
+    config = load_config_set(copy_config_set("breast-cancer", tmp_path, learned=False))
+    result = training.train(config, breast_cancer())
+    assert result.metrics["f1_macro"] > 0.93

@@ -1,0 +1,91 @@
+"""Learned state: atomic versions, digest checks, rollback, crash safety."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlrm.errors import StateError
+from mlrm.versions import VersionStore
+from tests.servers import ROOT, env
+
+
+def test_write_read_and_rollback(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "learned")
+    assert store.current() is None
+    v1 = store.write({"metrics": {"f1": 0.5}}, {"model.bin": b"one"})
+    v2 = store.write({"metrics": {"f1": 0.7}}, {"model.bin": b"two"})
+    assert (v1, v2, store.current()) == (1, 2, 2)
+    assert store.read(2).files == {"model.bin": b"two"}
+    store.set_current(1)
+    assert store.current() == 1 and store.read(1).parameters["metrics"] == {"f1": 0.5}
+    with pytest.raises(StateError, match="version 9 does not exist"):
+        store.set_current(9)
+
+
+def test_candidate_can_be_stored_without_becoming_current(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.write({}, {"m": b"a"})
+    assert store.write({}, {"m": b"b"}, make_current=False) == 2
+    assert store.current() == 1
+
+
+def test_tampered_artifact_is_never_handed_over(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.write({}, {"model.joblib": b"trusted"})
+    (store.path_of(1) / "model.joblib").write_bytes(b"evil")
+    with pytest.raises(StateError, match="sha256 does not match"):
+        store.read(1)
+
+
+def test_prune_keeps_the_newest_and_the_current(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    for i in range(5):
+        store.write({}, {"m": bytes([i])})
+    store.set_current(1)
+    assert store.prune(2) == [2, 3]
+    assert store.versions() == [1, 4, 5]
+
+
+def test_leftovers_of_a_crashed_writer_are_ignored_then_swept(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.write({}, {"m": b"good"})
+    half = store.versions_dir / ".tmp-crashed"
+    half.mkdir()
+    (half / "m").write_bytes(b"half")
+    (tmp_path / ".current.yaml.x.tmp").write_text("version: 2")
+    assert store.current() == 1 and store.versions() == [1]
+    store.write({}, {"m": b"next"})
+    assert not half.exists() and store.current() == 2
+
+
+WRITER = """
+import sys
+from mlrm.versions import VersionStore
+store = VersionStore(sys.argv[1])
+for i in range(10_000):
+    store.write({"i": i}, {"model.bin": bytes([i % 251]) * 2_000_000})
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_during_writes_leaves_a_whole_current_version(tmp_path: Path) -> None:
+    root = tmp_path / "learned"
+    for delay in (0.3, 0.55, 0.8):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], env=env(), cwd=ROOT, stdout=subprocess.PIPE)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()  # type: ignore[union-attr]
+        store = VersionStore(root)
+        current = store.current()
+        if current is not None:
+            record = store.read(current)  # verifies every digest
+            assert record.parameters["version"] == current
+        for version in store.versions():
+            store.read(version)
+    assert VersionStore(root).current() is not None
