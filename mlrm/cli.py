@@ -10,8 +10,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from mlrm import __version__
 from mlrm.errors import ConfigError, DataError, MlrmError, StateError
@@ -49,8 +50,9 @@ def _say(text: str) -> None:
 @command("schema")
 def cmd_schema(args: argparse.Namespace) -> int:
     from mlrm.config import build_schema
+    from mlrm.config.reference import markdown
 
-    text = json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+    text = markdown() if args.markdown else json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         _say(f"wrote {args.output}")
@@ -196,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
+    s.add_argument("--markdown", action="store_true", help="print the config reference as Markdown instead")
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
     s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")

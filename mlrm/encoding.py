@@ -10,7 +10,8 @@ parses them first.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -238,7 +239,7 @@ class Preprocessor:
         self._missing_possible = True
 
     @classmethod
-    def fit(cls, X: np.ndarray, scaled: list[bool], missing: str, scaling: str) -> "Preprocessor":
+    def fit(cls, X: np.ndarray, scaled: list[bool], missing: str, scaling: str) -> Preprocessor:
         with np.errstate(all="ignore"):
             if missing == "median":
                 fill = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
@@ -268,5 +269,5 @@ class Preprocessor:
         return {"fill": self.fill.tolist(), "center": self.center.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "Preprocessor":
+    def from_dict(cls, data: dict[str, list[float]]) -> Preprocessor:
         return cls(*(np.asarray(data[k], dtype=np.float64) for k in ("fill", "center", "scale")))

@@ -7,8 +7,9 @@ become one RFC 9457 problem body naming the field by JSON pointer.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -40,7 +40,7 @@ class Model:
         self.labels = list(config.labels)
 
     @classmethod
-    def from_record(cls, config: ServiceConfig, record: VersionRecord) -> "Model":
+    def from_record(cls, config: ServiceConfig, record: VersionRecord) -> Model:
         """Rebuild a stored version; StateError if it no longer fits service.yaml."""
         trained = record.parameters.get("signature")
         if trained is not None and trained != config.signature():

@@ -35,7 +35,7 @@ class ProgressPrinter:
             if stage:
                 self._print(f"{stage}: still working ({message})")
 
-    def __enter__(self) -> "ProgressPrinter":
+    def __enter__(self) -> ProgressPrinter:
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
         return self

@@ -41,7 +41,7 @@ class Dataset:
             digest.update(np.ascontiguousarray(self.y).tobytes())
         return "sha256:" + digest.hexdigest()
 
-    def take(self, index: np.ndarray) -> "Dataset":
+    def take(self, index: np.ndarray) -> Dataset:
         return Dataset(self.X[index], None if self.y is None else self.y[index])
 
 

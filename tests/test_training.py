@@ -41,7 +41,7 @@ def test_too_few_rows_says_so(config: ServiceConfig, pcb_rows: list[dict]) -> No
 def test_same_data_same_seed_same_fingerprint_and_split(config: ServiceConfig, pcb_rows: list[dict]) -> None:
     a, b = training.dataset(config, pcb_rows[:300]), training.dataset(config, pcb_rows[:300])
     assert a.fingerprint() == b.fingerprint()
-    (train_a, hold_a), (train_b, hold_b) = training.split(config, a), training.split(config, b)
+    (_, hold_a), (_, hold_b) = training.split(config, a), training.split(config, b)
     assert (hold_a.X == hold_b.X).all() and len(hold_a) == 60
 
 

@@ -14,7 +14,7 @@ from mlrm.algorithms.sklearn import SKLEARN_ALGORITHMS
 
 __all__ = ["Algorithm", "Hyperparameter", "Prediction", "Progress", "Task", "no_progress", "names", "get", "task_of"]
 
-_EAGER: dict[str, type] = {klass.name: klass for klass in SKLEARN_ALGORITHMS}
+_EAGER: dict[str, type[Algorithm]] = {klass.name: klass for klass in SKLEARN_ALGORITHMS}
 
 # name -> (module, class, task, extra): imported lazily, only when used.
 _LAZY: dict[str, tuple[str, str, Task, str]] = {}
@@ -29,7 +29,7 @@ def task_of(name: str) -> Task:
     """The task of an algorithm without importing optional extras."""
     if name in _LAZY:
         return _LAZY[name][2]
-    return _EAGER[name].task  # type: ignore[no-any-return]
+    return _EAGER[name].task
 
 
 def requirement_of(name: str) -> str | None:
@@ -40,6 +40,6 @@ def requirement_of(name: str) -> str | None:
 def get(name: str) -> type[Algorithm]:
     """The adapter class for a short name (KeyError if unknown)."""
     if name in _EAGER:
-        return _EAGER[name]  # type: ignore[return-value]
+        return _EAGER[name]
     module, class_name, _task, _extra = _LAZY[name]
     return getattr(importlib.import_module(module), class_name)  # type: ignore[no-any-return]

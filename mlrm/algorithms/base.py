@@ -9,8 +9,9 @@ so an adapter never touches the file system.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class Algorithm(Protocol):
         n_classes: int | None = None,
         progress: Progress = no_progress,
         seed: int = 0,
-    ) -> "Algorithm":
+    ) -> Algorithm:
         """Learn from X (n x d float64) and y (codes or floats); returns self."""
         ...
 

@@ -82,7 +82,7 @@ class SklearnAlgorithm:
         n_classes: int | None = None,
         progress: Progress = no_progress,
         seed: int = 0,
-    ) -> "SklearnAlgorithm":
+    ) -> SklearnAlgorithm:
         self.estimator = self._build(seed)
         self.n_classes = n_classes
         progress("fit", None, f"fitting {self.name} on {len(X)} rows")

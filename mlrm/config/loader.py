@@ -7,8 +7,9 @@ expected and, for a misspelt name, the closest valid one.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jsonschema
 import yaml

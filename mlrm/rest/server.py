@@ -11,7 +11,8 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
