@@ -170,8 +170,7 @@ class RowEncoder:
         errors: list[FieldError] = []
         extra = row.keys() - self.names
         for key in sorted(extra):
-            if not (strings and key in self.ignore_columns):
-                errors.append(FieldError(f"{at}/{key}", f"unknown feature '{key}'.{did_you_mean(key, self.names)}"))
+            errors.append(FieldError(f"{at}/{key}", f"unknown feature '{key}'.{did_you_mean(key, self.names)}"))
         out = self._blank.copy()
         for f, convert, default in self._plan:
             v = row.get(f.name, _MISSING)
@@ -192,9 +191,6 @@ class RowEncoder:
         if not errors:
             matrix.append(out)
         return errors
-
-    # Columns a CSV may carry besides the inputs (the target): set by training.
-    ignore_columns: frozenset[str] = frozenset()
 
     def _nan(self, f: Feature, out: list[float]) -> None:
         for c in self._spans[f.name]:

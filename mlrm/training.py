@@ -31,6 +31,7 @@ class Dataset:
     X: np.ndarray
     y: np.ndarray | None
     rejected: list[FieldError] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -65,13 +66,25 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
 
 
 def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False) -> Dataset:
-    """Validate and encode labelled records exactly as predict validates inputs."""
+    """Validate and encode labelled records exactly as predict validates inputs.
+
+    With strings=True (CSV files) columns that are neither an input nor the
+    target are ignored and listed in Dataset.ignored; in JSON records they are
+    rejected like an unknown feature in a predict request.
+    """
     encoder = RowEncoder(config)
     target = config.target
-    features = [{k: v for k, v in r.items() if not target or k != target.name} if isinstance(r, dict) else r for r in records]
+    keep = encoder.names if strings else None
+    columns = set().union(*(r.keys() for r in records if isinstance(r, dict))) if strings and records else set()
+    ignored = sorted(columns - encoder.names - ({target.name} if target else set()))
+    features = [
+        {k: v for k, v in r.items() if (keep is None or k in keep) and (not target or k != target.name)}
+        if isinstance(r, dict) else r
+        for r in records
+    ]  # fmt: skip
     X, errors, kept = encoder.encode_collect(features, "/rows", strings=strings)
     if target is None:
-        return Dataset(X, None, errors)
+        return Dataset(X, None, errors, ignored)
     targets = TargetEncoder(config)
     y = np.empty(len(kept))
     good = np.ones(len(kept), dtype=bool)
@@ -80,7 +93,7 @@ def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bo
         if message:
             errors.append(FieldError(f"/rows/{i}/{target.name}", message))
             good[j] = False
-    return Dataset(X[good], y[good], errors)
+    return Dataset(X[good], y[good], errors, ignored)
 
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
@@ -191,6 +204,8 @@ def train(
     started = time.perf_counter()
     progress("data", None, f"validating {len(records)} rows")
     data = dataset(config, records, strings=strings)
+    if data.ignored:
+        progress("data", None, f"ignoring columns that are not inputs or the target: {', '.join(data.ignored)}")
     minimum = int(config.section("training")["min_rows"])
     if len(data) < minimum:
         raise DataError(

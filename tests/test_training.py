@@ -49,3 +49,11 @@ def test_real_data_trains_well(tmp_path: Any) -> None:
     config = load_config_set(copy_config_set("breast-cancer", tmp_path, learned=False))
     result = training.train(config, breast_cancer())
     assert result.metrics["f1_macro"] > 0.93
+
+
+def test_csv_extra_columns_are_ignored_and_named(config: ServiceConfig, pcb_rows: list[dict]) -> None:
+    rows = [{**{k: str(v) for k, v in r.items()}, "timestamp": "2026-01-01T00:00:00"} for r in pcb_rows[:100]]
+    data = training.dataset(config, rows, strings=True)
+    assert len(data) == 100 and data.ignored == ["timestamp"] and not data.rejected
+    json_rows = [{**r, "timestamp": 1} for r in pcb_rows[:3]]
+    assert training.dataset(config, json_rows).rejected[0].pointer == "/rows/0/timestamp"
