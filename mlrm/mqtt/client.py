@@ -65,13 +65,14 @@ class MqttClient:
         on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.window = window
+        self._paho = self._make_paho()  # before the outbox: a missing secret fails with nothing open
         box = settings.outbox
         self.outbox = outbox or Outbox(
             box.path, max_messages=box.max_messages, on_full=box.on_full, synchronous=box.synchronous
         )
         self.telemetry = telemetry or Telemetry(settings.service, settings.role)
         self.routes: list[Route] = []
-        self.window = window
         self.on_tick = on_tick
         self._lock = threading.Lock()
         self._handed: dict[int, int] = {}  # paho mid -> outbox seq, not yet acknowledged
@@ -80,15 +81,16 @@ class MqttClient:
         self._last_handed = 0
         self._hold = False
         self._connected = False
+        self._refused = False  # the last CONNACK said no: the disconnect that follows is not news
         self._redeliver_at: float | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._sender: threading.Thread | None = None
-        self._paho = self._make_paho()
 
     # -- setup ---------------------------------------------------------------
 
     def _make_paho(self) -> mqtt.Client:
+        """The paho client, with credentials and TLS (ConfigError if a secret or file is missing)."""
         s = self.settings
         v5 = s.protocol == "mqttv5"
         client = mqtt.Client(
@@ -106,6 +108,14 @@ class MqttClient:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        user, password = s.secret("username"), s.secret("password")
+        if user is not None:
+            client.username_pw_set(user, password)
+        if s.tls:
+            files = s.tls_files()
+            client.tls_set(ca_certs=files["ca_file"], certfile=files["cert_file"], keyfile=files["key_file"])
+            if (s.raw.get("tls") or {}).get("insecure"):
+                client.tls_insecure_set(True)
         return client
 
     def route(self, topic_filter: str, handler: Handler, name: str) -> None:
@@ -113,19 +123,8 @@ class MqttClient:
         self.routes.append(Route(topic_filter, handler, name))
 
     def start(self) -> None:
-        """Connect in the background (retrying with backoff) and start sending the outbox.
-
-        ConfigError if a secret or TLS file named in service.yaml is missing.
-        """
+        """Connect in the background (retrying with backoff) and start sending the outbox."""
         s = self.settings
-        user, password = s.secret("username"), s.secret("password")
-        if user is not None:
-            self._paho.username_pw_set(user, password)
-        if s.tls:
-            files = s.tls_files()
-            self._paho.tls_set(ca_certs=files["ca_file"], certfile=files["cert_file"], keyfile=files["key_file"])
-            if (s.raw.get("tls") or {}).get("insecure"):
-                self._paho.tls_insecure_set(True)
         if s.protocol == "mqttv5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = s.session_expiry
@@ -201,9 +200,11 @@ class MqttClient:
         if reason.is_failure:
             message = f"the broker refused the connection: {reason}"
             log.warning("%s/%s: %s", s.service, s.role, message)
+            self._refused = True
             self.telemetry.error("connection", message)
             self.telemetry.set_connected(False, message)
             return
+        self._refused = False
         if self.routes:
             if s.protocol == "mqttv5":
                 client.subscribe([(r.filter, SubscribeOptions(qos=s.qos)) for r in self.routes])
@@ -229,7 +230,7 @@ class MqttClient:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._lock:
             self._connected = False
-        lost = not self._stopping.is_set()
+        lost = not self._stopping.is_set() and not self._refused
         message = f"connection lost ({reason}); reconnecting" if lost else None
         if lost:
             log.warning("%s/%s: %s", self.settings.service, self.settings.role, message)

@@ -1,0 +1,88 @@
+"""End to end through a real Mosquitto and a real `mlrm serve` with an mqtt section."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+import pytest
+import requests
+
+from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, publish
+
+pytestmark = pytest.mark.mqtt
+
+
+def _wait_connected(url: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{url}/v1/mqtt", timeout=5)
+        body = answer.json()
+        if answer.status_code == 200:
+            return body
+        time.sleep(0.1)
+    raise TimeoutError(f"MQTT bridge not connected after {timeout}s: {body}")
+
+
+def test_measurement_in_prediction_out_beside_rest(
+    serve: Any, broker: Broker, collect: Callable[..., Collector], tmp_path: Path, pcb_instance: dict[str, Any]
+) -> None:
+    folder = mqtt_config_set(tmp_path, broker.url)
+    url, process = serve(folder, "--workers", "2")
+    status = _wait_connected(url)
+    assert status["subscriptions"] == ["plant/+/pcb/measurements"]
+    out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
+
+    single = {**pcb_instance, "id": "m-1", "timestamp": "2024-05-01T10:00:00Z"}
+    batch = {"id": "b-1", "instances": [pcb_instance, pcb_instance]}
+    publish(broker.port, "plant/line-3/pcb/measurements", [orjson.dumps(single), orjson.dumps(batch)])
+    messages = out.count(2)
+    time.sleep(0.3)  # two gunicorn workers, one bridge: nothing answers twice
+    assert len(out.messages) == 2
+    (topic1, one), (topic2, many) = messages
+    assert topic1 == topic2 == "plant/line-3/pcb/predictions"
+    rest = requests.post(f"{url}/v1/predict", json={"instances": [pcb_instance]}, timeout=5).json()
+    assert one["id"] == "m-1" and one["timestamp"] == "2024-05-01T10:00:00Z" and one["device"] == "line-3"
+    assert one["prediction"] == rest["predictions"][0]
+    assert one["probabilities"] == pytest.approx(rest["probabilities"][0])
+    assert one["model"] == {"name": "pcb-inspection", "version": 1}
+    assert one["took_ms"] > 0
+    assert many["id"] == "b-1" and many["predictions"] == rest["predictions"] * 2
+
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    assert 'mlrm_mqtt_connected{role="predict",service="pcb-inspection"} 1.0' in metrics
+    assert 'mlrm_mqtt_messages_in_total{role="predict",service="pcb-inspection"} 2.0' in metrics
+    assert 'mlrm_mqtt_outbox_messages{role="predict",service="pcb-inspection"} 0.0' in metrics
+
+
+def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
+    serve: Any, broker: Broker, collect: Callable[..., Collector], tmp_path: Path, pcb_instance: dict[str, Any]
+) -> None:
+    folder = mqtt_config_set(tmp_path, broker.url)
+    url, _ = serve(folder)
+    _wait_connected(url)
+    out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
+    out_of_range = {**pcb_instance, "volume_pct": 999, "id": "m-2"}
+    out_of_range.pop("height_um")
+    payloads = [b"{not json", orjson.dumps(out_of_range), orjson.dumps({**pcb_instance, "id": "m-3"})]
+    publish(broker.port, "plant/line-7/pcb/measurements", payloads)
+    (t1, malformed), (t2, invalid), (t3, good) = out.count(3)
+
+    assert t1 == t2 == "plant/line-7/pcb/errors"
+    assert malformed["status"] == 400 and malformed["title"] == "Malformed JSON"
+    assert malformed["payload"] == "{not json" and malformed["device"] == "line-7"
+    assert invalid["id"] == "m-2" and invalid["status"] == 422
+    assert invalid["topic"] == "plant/line-7/pcb/measurements"
+    assert {e["pointer"] for e in invalid["errors"]} == {"/volume_pct", "/height_um"}
+    assert t3 == "plant/line-7/pcb/predictions" and good["id"] == "m-3"
+
+    status = _wait_connected(url)
+    deadline = time.monotonic() + 5
+    while status["messages"]["in"] < 3 and time.monotonic() < deadline:  # status is rewritten every second
+        time.sleep(0.2)
+        status = _wait_connected(url)
+    assert status["messages"] == {"in": 3, "out": 3, "errors": 2}
+    assert status["errors"] == {"invalid": 2}
