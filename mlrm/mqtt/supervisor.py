@@ -122,6 +122,8 @@ def supervise(config_set: str, status: Path, parent: int | None, log_level: str 
             _end(child)
             break
         _mark_dead(child.pid)
+        if stop.wait(0.2) or not parent_alive():  # the bridge got the same SIGTERM as we did
+            break
         if time.monotonic() - started >= STABLE_AFTER:
             backoff = 1.0
         log.error("the MQTT bridge exited with code %s; starting it again in %.0f s", child.returncode, backoff)

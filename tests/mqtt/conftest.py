@@ -97,7 +97,8 @@ class Broker:
         return file.read_text(errors="replace")[-4000:] if file.exists() else ""
 
 
-def _need_mosquitto() -> None:
+def need_mosquitto() -> None:
+    """Skip the calling test when the broker binary is missing (and only then)."""
     if not Path(MOSQUITTO).is_file():
         pytest.skip("the mosquitto broker binary is not installed (apt-get install mosquitto); CI installs it")
 
@@ -105,7 +106,7 @@ def _need_mosquitto() -> None:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A running anonymous Mosquitto on a free 127.0.0.1 port."""
-    _need_mosquitto()
+    need_mosquitto()
     b = Broker(tmp_path / "broker")
     b.start()
     yield b
@@ -115,7 +116,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 def make_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """Make (not start) brokers with options; all are stopped at teardown."""
-    _need_mosquitto()
+    need_mosquitto()
     made: list[Broker] = []
 
     def make(**options: Any) -> Broker:
