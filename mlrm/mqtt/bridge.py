@@ -47,7 +47,7 @@ class Bridge:
         )
         self.status_path = status_path
         self.client = MqttClient(self.settings, window=window, on_tick=self.write_status)
-        self.client.route(self.handler.filter, self.handler, PREDICT)
+        self.client.route_batch(self.handler.filter, self.handler.handle_many, PREDICT)
 
     def status(self) -> dict[str, Any]:
         body = self.client.status()

@@ -4,19 +4,16 @@
   backoff (reconnect_delay_set: mqtt.reconnect.min_delay .. max_delay). Every
   subscription is made in on_connect, so each reconnect re-subscribes, even
   when the broker lost our session.
-- Receiving: manual_ack. on_message is a thin adapter: it calls the route's
-  handler (plain function: topic, payload -> Handled), stores the handler's
-  messages in the outbox, and only then sends the PUBACK. A handler that says
-  ack=False (e.g. the sample sink failed) gets the message again: the client
-  drops the connection and the broker redelivers unacknowledged messages of
-  the kept session (clean_start: false).
-- Publishing: every message goes through the Outbox (SQLite). A sender
-  thread hands at most `window` messages at a time to paho, in outbox order,
-  and removes each from the outbox when the broker acknowledges it. After a
-  reconnect paho resends what it had in flight; new messages wait until those
-  are acknowledged, so order holds across outages.
+- Receiving (mlrm.mqtt.receiver): manual_ack. on_message is a thin adapter
+  that queues the message; a worker thread calls the route's handler (plain
+  functions: messages -> Handled), stores the answers in the outbox, and only
+  then sends the PUBACKs. A handler that says ack=False (e.g. the sample sink
+  failed) gets the message again: the client drops the connection and the
+  broker redelivers unacknowledged messages of the kept session.
+- Publishing (mlrm.mqtt.sender): everything goes through the Outbox (SQLite)
+  and leaves it, in order, only when the broker acknowledged it.
 
-The training service reuses this class with its own routes (samples.attach).
+The training service reuses this class with its own route (samples.attach).
 """
 
 from __future__ import annotations
@@ -25,7 +22,6 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
@@ -33,8 +29,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from mlrm.mqtt.messages import Handled, Outgoing
-from mlrm.mqtt.outbox import Outbox, OutboxFull
+from mlrm.mqtt.messages import Handled, Inbound, Outgoing
+from mlrm.mqtt.outbox import Outbox
+from mlrm.mqtt.receiver import BatchHandler, Receiver, Route
+from mlrm.mqtt.sender import Sender
 from mlrm.mqtt.settings import MqttSettings
 from mlrm.mqtt.telemetry import Telemetry
 
@@ -43,13 +41,13 @@ log = logging.getLogger("mlrm.mqtt")
 Handler = Callable[[str, bytes], Handled]
 
 
-@dataclass(frozen=True)
-class Route:
-    """Messages matching filter go to handler."""
-
-    filter: str
-    handler: Handler
-    name: str
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """Send small packets at once: paho leaves Nagle on, so an answer written right after the
+    PUBACK of its question waited for the broker's delayed TCP ACK (about 40 ms on Linux)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 class MqttClient:
@@ -62,6 +60,7 @@ class MqttClient:
         outbox: Outbox | None = None,
         telemetry: Telemetry | None = None,
         window: int = 20,
+        max_batch: int = 100,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -73,21 +72,17 @@ class MqttClient:
         )
         self.telemetry = telemetry or Telemetry(settings.service, settings.role)
         self.routes: list[Route] = []
-        self.on_tick = on_tick
         self._lock = threading.Lock()
-        self._handed: dict[int, int] = {}  # paho mid -> outbox seq, not yet acknowledged
-        self._early: set[int] = set()  # mids acknowledged before publish() returned
-        self._done: list[int] = []  # seqs acknowledged, to remove from the outbox
-        self._last_handed = 0
-        self._hold = False
         self._connected = False
         self._refused = False  # the last CONNACK said no: the disconnect that follows is not news
+        self._stopping = False
         self._redeliver_at: float | None = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._sender: threading.Thread | None = None
-
-    # -- setup ---------------------------------------------------------------
+        self.sender = Sender(self._paho, self.outbox, self.telemetry, window=window, on_tick=on_tick)
+        self.sender.tasks.append(self._maybe_redeliver)
+        self.receiver = Receiver(
+            self.outbox, self.telemetry, qos=settings.qos, ack=self._paho.ack,
+            not_stored=self._redeliver_later, stored=self.sender.wake, max_batch=max_batch,
+        )  # fmt: skip
 
     def _make_paho(self) -> mqtt.Client:
         """The paho client, with credentials and TLS (ConfigError if a secret or file is missing)."""
@@ -108,6 +103,7 @@ class MqttClient:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = _no_delay
         user, password = s.secret("username"), s.secret("password")
         if user is not None:
             client.username_pw_set(user, password)
@@ -118,13 +114,21 @@ class MqttClient:
                 client.tls_insecure_set(True)
         return client
 
+    # -- public --------------------------------------------------------------
+
     def route(self, topic_filter: str, handler: Handler, name: str) -> None:
-        """Send messages matching topic_filter to handler (add routes before start)."""
-        self.routes.append(Route(topic_filter, handler, name))
+        """Send each message matching topic_filter to handler(topic, payload) (before start)."""
+        self.route_batch(topic_filter, lambda batch: [handler(m.topic, m.payload) for m in batch], name)
+
+    def route_batch(self, topic_filter: str, handle: BatchHandler, name: str) -> None:
+        """Like route, but handle gets every queued message of the route at once (before start)."""
+        self.routes.append(Route(topic_filter, handle, name))
 
     def start(self) -> None:
-        """Connect in the background (retrying with backoff) and start sending the outbox."""
+        """Connect in the background (retrying with backoff); start receiving and sending."""
         s = self.settings
+        self.receiver.start()
+        self.sender.start()
         if s.protocol == "mqttv5":
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = s.session_expiry
@@ -132,30 +136,23 @@ class MqttClient:
         else:
             self._paho.connect_async(s.host, s.port, s.keepalive)
         self._paho.loop_start()
-        self._sender = threading.Thread(target=self._send_loop, name="mlrm-mqtt-outbox", daemon=True)
-        self._sender.start()
         log.info("%s/%s: connecting to %s as %s", s.service, s.role, s.broker, s.client_id)
 
     def stop(self, drain: float = 2.0) -> None:
-        """Wait up to drain s for in-flight publishes, then disconnect; the outbox keeps the rest."""
+        """Stop taking messages, wait up to drain s for the outbox to empty, disconnect.
+
+        Nothing is lost: unacknowledged input stays with the broker, unsent output in the outbox.
+        """
+        self.receiver.stop()
         deadline = time.monotonic() + drain
-        while self._connected and time.monotonic() < deadline:
-            with self._lock:
-                busy = bool(self._handed) or (len(self.outbox) > len(self._done) and not self._hold)
-            if not busy:
-                break
-            self._wake.set()
+        while self._connected and self.sender.busy() and time.monotonic() < deadline:
+            self.sender.wake()
             time.sleep(0.02)
-        self._stopping.set()
-        self._wake.set()
-        if self._sender is not None:
-            self._sender.join(5)
-        self._flush_done()
+        self._stopping = True
+        self.sender.stop()
         self._paho.disconnect()
         self._paho.loop_stop()
         self.outbox.close()
-
-    # -- public --------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
@@ -164,7 +161,7 @@ class MqttClient:
     def publish(self, messages: list[Outgoing]) -> None:
         """Queue messages for the broker, durably; OutboxFull if full and on_full is reject_new."""
         self.outbox.put(messages, self.settings.qos)
-        self._wake.set()
+        self.sender.wake()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -190,10 +187,27 @@ class MqttClient:
             "subscriptions": [r.filter for r in self.routes],
         })  # fmt: skip
         out["outbox"].update({"max": self.outbox.max_messages, "on_full": self.outbox.on_full,
-                              "path": str(self.outbox.path)})  # fmt: skip
+                              "path": str(self.outbox.path), **self.sender.describe()})  # fmt: skip
         return out
 
-    # -- paho callbacks (paho's thread) ---------------------------------------
+    # -- redelivery of what was not stored ---------------------------------------
+
+    def _redeliver_later(self) -> None:
+        with self._lock:
+            if self._redeliver_at is None:
+                self._redeliver_at = time.monotonic() + self.settings.reconnect_min
+
+    def _maybe_redeliver(self) -> None:
+        with self._lock:
+            due = self._redeliver_at is not None and time.monotonic() >= self._redeliver_at
+            if due:
+                self._redeliver_at = None
+        if due:
+            log.warning("%s/%s: reconnecting so the broker redelivers what was not stored",
+                        self.settings.service, self.settings.role)  # fmt: skip
+            self.drop_connection()
+
+    # -- paho callbacks (paho's thread) -------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         s = self.settings
@@ -205,22 +219,17 @@ class MqttClient:
             self.telemetry.set_connected(False, message)
             return
         self._refused = False
+        self.receiver.new_connection()
         if self.routes:
             if s.protocol == "mqttv5":
                 client.subscribe([(r.filter, SubscribeOptions(qos=s.qos)) for r in self.routes])
             else:
                 client.subscribe([(r.filter, s.qos) for r in self.routes])
-        with self._lock:
-            if s.qos == 0 and self._handed:
-                # paho drops unsent QoS 0 packets on reconnect: send them again from the outbox.
-                self._last_handed = min(self._handed.values()) - 1
-                self._handed.clear()
-            self._hold = bool(self._handed)
-            self._connected = True
+        self._connected = True
+        self.sender.connected(s.qos)
         session = " (session kept)" if getattr(flags, "session_present", False) else ""
         log.info("%s/%s: connected to %s%s", s.service, s.role, s.broker, session)
         self.telemetry.set_connected(True)
-        self._wake.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         message = f"cannot reach the broker at {self.settings.host}:{self.settings.port}"
@@ -228,9 +237,9 @@ class MqttClient:
         self.telemetry.set_connected(False, message)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        with self._lock:
-            self._connected = False
-        lost = not self._stopping.is_set() and not self._refused
+        self._connected = False
+        self.sender.disconnected()
+        lost = not self._stopping and not self._refused
         message = f"connection lost ({reason}); reconnecting" if lost else None
         if lost:
             log.warning("%s/%s: %s", self.settings.service, self.settings.role, message)
@@ -244,106 +253,14 @@ class MqttClient:
                 self.telemetry.error("subscribe", message)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        started = time.perf_counter()
+        received = time.perf_counter()
         topic = message.topic
         route = next((r for r in self.routes if mqtt.topic_matches_sub(r.filter, topic)), None)
-        if route is None:
-            handled = Handled()
-        else:
-            try:
-                handled = route.handler(topic, message.payload)
-            except Exception as exc:  # a bug in a handler must not stop the subscriber
-                log.exception("%s: handler failed on a message on %s", route.name, topic)
-                handled = Handled([], ack=True, error="internal")
-                self.telemetry.error("internal", f"{type(exc).__name__}: {exc}")
-        ack = handled.ack
-        if handled.messages:
-            try:
-                self.outbox.put(handled.messages, self.settings.qos)
-            except OutboxFull as exc:
-                self.telemetry.error("outbox-full", str(exc))
-            except Exception as exc:  # disk full, I/O error: keep the input, the broker has it
-                log.error("cannot store the answer to a message on %s: %s", topic, exc)
-                self.telemetry.error("outbox", f"{type(exc).__name__}: {exc}")
-                ack = False
-        if handled.error and handled.error != "internal":
-            self.telemetry.error(handled.error)
-        self.telemetry.message_in(time.perf_counter() - started)
-        if ack:
+        if route is None:  # e.g. a subscription of an earlier configuration, kept in the session
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
-        elif message.qos > 0:
-            with self._lock:
-                if self._redeliver_at is None:
-                    self._redeliver_at = time.monotonic() + self.settings.reconnect_min
-        self._wake.set()
+            return
+        self.receiver.submit(route, Inbound(topic, message.payload, received), message.mid, message.qos)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        with self._lock:
-            seq = self._handed.pop(mid, None)
-            if seq is None:
-                self._early.add(mid)
-            else:
-                self._done.append(seq)
-            if self._hold and not self._handed:
-                self._hold = False
-        if getattr(reason, "is_failure", False):
-            self.telemetry.error("rejected", f"the broker refused a message (mid {mid}): {reason}")
-        else:
-            self.telemetry.messages_out()
-        self._wake.set()
-
-    # -- sender thread ----------------------------------------------------------
-
-    def _send_loop(self) -> None:
-        next_tick = 0.0
-        while not self._stopping.is_set():
-            self._wake.wait(0.5)
-            self._wake.clear()
-            try:
-                self._flush_done()
-                self._maybe_redeliver()
-                self._hand_over()
-                self.telemetry.outbox(len(self.outbox), self.outbox.dropped)
-                if self.on_tick is not None and time.monotonic() >= next_tick:
-                    next_tick = time.monotonic() + 1.0
-                    self.on_tick()
-            except Exception:  # keep sending whatever happens to one round
-                log.exception("%s/%s: outbox round failed", self.settings.service, self.settings.role)
-                time.sleep(0.5)
-
-    def _flush_done(self) -> None:
-        with self._lock:
-            done, self._done = self._done, []
-        self.outbox.remove(done)
-
-    def _maybe_redeliver(self) -> None:
-        with self._lock:
-            due = self._redeliver_at is not None and time.monotonic() >= self._redeliver_at
-            if due:
-                self._redeliver_at = None
-        if due:
-            log.warning("%s/%s: reconnecting so the broker redelivers a message that was not stored",
-                        self.settings.service, self.settings.role)  # fmt: skip
-            self.drop_connection()
-
-    def _hand_over(self) -> None:
-        with self._lock:
-            room = self.window - len(self._handed)
-            ready = self._connected and not self._hold and room > 0
-            after = self._last_handed
-        if not ready:
-            return
-        for queued in self.outbox.peek(after, room):
-            if not self._connected:
-                return
-            info = self._paho.publish(queued.topic, queued.payload, queued.qos)
-            if queued.qos == 0 and info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return  # not sent and not kept by paho: try again when connected
-            with self._lock:
-                self._last_handed = queued.seq
-                if info.mid in self._early:
-                    self._early.discard(info.mid)
-                    self._done.append(queued.seq)
-                else:
-                    self._handed[info.mid] = queued.seq
+        self.sender.published(mid, str(reason) if getattr(reason, "is_failure", False) else None)

@@ -19,6 +19,15 @@ EXCERPT_BYTES = 200
 
 
 @dataclass(frozen=True)
+class Inbound:
+    """One received message; received is time.perf_counter() when it arrived."""
+
+    topic: str
+    payload: bytes
+    received: float = 0.0
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One message to publish."""
 

@@ -22,16 +22,29 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from mlrm.errors import RequestError
-from mlrm.mqtt.messages import Handled, Outgoing, decode, encode, meta, problem_body, repoint
+from mlrm.mqtt.messages import Handled, Inbound, Outgoing, decode, encode, meta, problem_body, repoint
 from mlrm.mqtt.topics import TopicTemplate
 from mlrm.service import Service
 
 log = logging.getLogger("mlrm.mqtt.predict")
 
 _SINGULAR = {"predictions": "prediction", "probabilities": "probabilities", "scores": "score"}
+
+
+@dataclass
+class _Parsed:
+    """A message whose payload has the right shape; its records are not checked yet."""
+
+    index: int
+    message: Inbound
+    kept: dict[str, str]
+    body: Any
+    instances: Any
+    single: bool
 
 
 class PredictHandler:
@@ -57,35 +70,85 @@ class PredictHandler:
         """The subscription filter of predict_in."""
         return self.predict_in.filter(self.service.name)
 
-    def __call__(self, topic: str, payload: bytes) -> Handled:
-        return self.handle(topic, payload)
-
     def handle(self, topic: str, payload: bytes) -> Handled:
         """Answer one message: a prediction on predict_out, or a problem on errors."""
-        started = self._clock()
-        kept = self.predict_in.match(topic, self.service.name) or {}
-        body: Any = None
-        try:
-            body = decode(payload, self.max_payload)
-            instances, single = self._instances(body)
+        return self.handle_many([Inbound(topic, payload, self._clock())])[0]
+
+    def handle_many(self, messages: list[Inbound]) -> list[Handled]:
+        """Answer several messages, one Handled each, in order.
+
+        Their records go to the model in as few Service.predict calls as limits.max_instances
+        allows (a burst costs about one call); if a call rejects some record, every message is
+        predicted alone, so each problem is reported against its own message.
+        """
+        results: list[Handled | None] = [None] * len(messages)
+        parsed: list[_Parsed] = []
+        for i, message in enumerate(messages):
+            kept = self.predict_in.match(message.topic, self.service.name) or {}
+            body: Any = None
             try:
-                answer = self.service.predict(instances)
+                body = decode(message.payload, self.max_payload)
+                instances, single = self._instances(body)
             except RequestError as exc:
-                raise repoint(exc, "/instances/0", "") if single else exc
-        except RequestError as exc:
-            return self._problem(exc, topic, kept, body, payload)
-        out: dict[str, Any] = {**meta(body), **kept}
+                results[i] = self._problem(exc, message, kept, body)
+                continue
+            parsed.append(_Parsed(i, message, kept, body, instances, single))
+        for group in self._groups(parsed):
+            for item, outcome in zip(group, self._predict(group)):
+                if isinstance(outcome, RequestError):
+                    results[item.index] = self._problem(outcome, item.message, item.kept, item.body)
+                else:
+                    results[item.index] = self._answer(item, outcome)
+        return [r if r is not None else Handled(error="internal") for r in results]
+
+    def _groups(self, parsed: list[_Parsed]) -> list[list[_Parsed]]:
+        limit = int(self.service.config.section("limits")["max_instances"])
+        groups: list[list[_Parsed]] = []
+        size = limit + 1
+        for item in parsed:
+            n = len(item.instances) if isinstance(item.instances, list) else limit + 1
+            if size + n > limit or n > limit:
+                groups.append([])
+                size = 0
+            groups[-1].append(item)
+            size += n
+        return groups
+
+    def _predict(self, group: list[_Parsed]) -> list[dict[str, Any] | RequestError]:
+        if len(group) > 1:
+            try:
+                answer = self.service.predict([row for item in group for row in item.instances])
+            except RequestError:
+                pass  # find out which message is at fault, one by one
+            else:
+                out: list[dict[str, Any] | RequestError] = []
+                offset = 0
+                for item in group:
+                    n = len(item.instances)
+                    out.append({k: v[offset:offset + n] if isinstance(v, list) else v for k, v in answer.items()})
+                    offset += n
+                return out
+        results: list[dict[str, Any] | RequestError] = []
+        for item in group:
+            try:
+                results.append(self.service.predict(item.instances))
+            except RequestError as exc:
+                results.append(repoint(exc, "/instances/0", "") if item.single else exc)
+        return results
+
+    def _answer(self, item: _Parsed, answer: dict[str, Any]) -> Handled:
+        out: dict[str, Any] = {**meta(item.body), **item.kept}
         for key, value in answer.items():
             if key == "model":
                 continue
-            if single and isinstance(value, list):
+            if item.single and isinstance(value, list):
                 out[_SINGULAR.get(key, key)] = value[0]
             else:
                 out[key] = value
         out["model"] = answer["model"]
-        out["took_ms"] = round((self._clock() - started) * 1000, 3)
-        name = self.service.name
-        return Handled([Outgoing(self.predict_out.render(name, kept), encode(out))])
+        out["took_ms"] = round((self._clock() - item.message.received) * 1000, 3)
+        topic = self.predict_out.render(self.service.name, item.kept)
+        return Handled([Outgoing(topic, encode(out))])
 
     @staticmethod
     def _instances(body: Any) -> tuple[list[Any], bool]:
@@ -108,11 +171,11 @@ class PredictHandler:
             raise RequestError("Invalid message", 422, detail="'instances' is empty; send at least one record")
         return instances, False
 
-    def _problem(self, error: RequestError, topic: str, kept: dict[str, str], body: Any, payload: bytes) -> Handled:
-        log.info("%s: rejected a message on %s: %s", self.service.name, topic, error.problem()["detail"])
+    def _problem(self, error: RequestError, message: Inbound, kept: dict[str, str], body: Any) -> Handled:
+        log.info("%s: rejected a message on %s: %s", self.service.name, message.topic, error.problem()["detail"])
         kind = "not-ready" if error.status == 503 else "invalid"
         if self.errors is None:
             return Handled([], error=kind)
-        excerpt = payload if error.kind == "malformed-json" else None
-        message = problem_body(error, topic=topic, kept=kept, echo=meta(body), payload=excerpt)
-        return Handled([Outgoing(self.errors.render(self.service.name, kept), encode(message))], error=kind)
+        excerpt = message.payload if error.kind == "malformed-json" else None
+        problem = problem_body(error, topic=message.topic, kept=kept, echo=meta(body), payload=excerpt)
+        return Handled([Outgoing(self.errors.render(self.service.name, kept), encode(problem))], error=kind)

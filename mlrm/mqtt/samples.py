@@ -83,9 +83,6 @@ class SampleHandler:
     def filter(self) -> str:
         return self.training_in.filter(self.service)
 
-    def __call__(self, topic: str, payload: bytes) -> Handled:
-        return self.handle(topic, payload)
-
     def handle(self, topic: str, payload: bytes) -> Handled:
         """Store one message's records through the sink; ack=False when the sink failed."""
         kept = self.training_in.match(topic, self.service) or {}
@@ -125,5 +122,5 @@ def attach(client: Any, sink: Sink) -> SampleHandler:
     if training_in is None:
         raise ValueError("mqtt.topics.training_in is null: there is no topic to read samples from")
     handler = SampleHandler(s.service, training_in, s.topic("errors"), sink, max_payload=s.max_payload)
-    client.route(handler.filter, handler, "training")
+    client.route(handler.filter, handler.handle, "training")
     return handler

@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.mqtt.messages import Inbound
 from mlrm.mqtt.predict import PredictHandler
 from mlrm.mqtt.topics import parse
 from mlrm.service import Service
@@ -95,3 +96,28 @@ def test_untrained_service_answers_not_ready(tmp_path: Path, pcb_instance: dict[
     handled = _handler(config).handle("plant/l1/in", orjson.dumps(pcb_instance))
     body = orjson.loads(handled.messages[0].payload)
     assert handled.error == "not-ready" and body["status"] == 503 and "mlrm train" in body["detail"]
+
+
+def test_a_burst_costs_one_model_call_and_errors_stay_with_their_message(
+    config: ServiceConfig, pcb_rows: list[dict[str, Any]]
+) -> None:
+    handler = _handler(config)
+    calls: list[int] = []
+    predict = handler.service.predict
+    handler.service.predict = lambda rows: (calls.append(len(rows)), predict(rows))[1]  # type: ignore[method-assign]
+    rows = [{k: v for k, v in r.items() if k != "result"} for r in pcb_rows[:6]]
+    good = [Inbound(f"plant/d{i}/in", orjson.dumps({**row, "id": i}), 0.0) for i, row in enumerate(rows[:4])]
+    good.append(Inbound("plant/d4/in", orjson.dumps({"id": 4, "instances": rows[4:6]}), 0.0))
+    results = handler.handle_many(good)
+    assert calls == [6]
+    alone = Service(config).predict(rows)["predictions"]
+    bodies = [orjson.loads(r.messages[0].payload) for r in results]
+    assert [b["prediction"] for b in bodies[:4]] == alone[:4] and bodies[4]["predictions"] == alone[4:]
+    assert [r.messages[0].topic for r in results] == [f"plant/d{i}/pcb-inspection/out" for i in range(5)]
+
+    calls.clear()
+    mixed = [good[0], Inbound("plant/x/in", orjson.dumps({**rows[1], "volume_pct": -5, "id": "bad"}), 0.0), good[2],
+             Inbound("plant/y/in", b"nope", 0.0)]  # fmt: skip
+    topics = [r.messages[0].topic for r in handler.handle_many(mixed)]
+    assert topics == ["plant/d0/pcb-inspection/out", "plant/x/errors", "plant/d2/pcb-inspection/out", "plant/y/errors"]
+    assert calls == [3, 1, 1, 1]  # the joint call failed, so each message was predicted alone
