@@ -159,7 +159,7 @@ class Probe:
     def burst(self, records: list[dict[str, Any]], run: str) -> float:
         keys = [f"{run}-b{i}" for i in range(len(records))]
         started = time.perf_counter()
-        for key, record in zip(keys, records):
+        for key, record in zip(keys, records, strict=True):
             self.send(key, record)
         self.wait(keys, 120)
         return len(keys) / (max(self.got[k] for k in keys) - started)
@@ -195,6 +195,11 @@ def main() -> int:
     p.add_argument("--repetitions", type=int, default=3)
     p.add_argument("--latency-n", type=int, default=300)
     p.add_argument("--burst-n", type=int, default=1000)
+    p.add_argument(
+        "--broker-nagle",
+        action="store_true",
+        help="keep Mosquitto's default set_tcp_nodelay false (answers then wait ~40 ms for TCP ACKs)",
+    )
     p.add_argument("--echo", nargs=2, metavar=("PORT", "NAME"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.echo:
@@ -210,7 +215,8 @@ def main() -> int:
     port = free_port()
     (tmp / "mosquitto.conf").write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
-        "max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
+        "max_queued_messages 100000\nmax_inflight_messages 100\n"
+        + ("" if args.broker_nagle else "set_tcp_nodelay true\n")
     )
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -227,7 +233,7 @@ def main() -> int:
                 procs.append(start([sys.executable, "-m", "mlrm", "mqtt", str(folder), "--log-level", "warning"],
                                    tmp / f"{name}.log"))  # fmt: skip
         probes = {label: Probe(port, "echo" if kind == "echo" else f"mlrm-{kind}") for label, kind in targets.items()}
-        for label, probe in probes.items():  # warm up (and wait for the bridges to be up), 20 s at most
+        for probe in probes.values():  # warm up, and wait for the bridges to be up (60 s at most)
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -236,10 +242,12 @@ def main() -> int:
                 except TimeoutError:
                     if time.monotonic() > deadline:
                         raise
-        results: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "rate": [], "took": []} for k in targets}
+        results: dict[str, dict[str, list[float]]] = {
+            k: {"p50": [], "p99": [], "rate": [], "took": []} for k in targets
+        }
         order = list(targets)
         for rep in range(args.repetitions):
-            for label in order[rep % len(order):] + order[: rep % len(order)]:
+            for label in order[rep % len(order) :] + order[: rep % len(order)]:
                 probe = probes[label]
                 probe.took.clear()
                 lat = probe.latency([rows[i % len(rows)] for i in range(args.latency_n)], f"r{rep}")
@@ -247,7 +255,9 @@ def main() -> int:
                 results[label]["p99"].append(pct(lat, 0.99))
                 if probe.took:
                     results[label]["took"].append(statistics.median(probe.took))
-                results[label]["rate"].append(probe.burst([rows[i % len(rows)] for i in range(args.burst_n)], f"r{rep}"))
+                results[label]["rate"].append(
+                    probe.burst([rows[i % len(rows)] for i in range(args.burst_n)], f"r{rep}")
+                )
             print(f"repetition {rep + 1}/{args.repetitions} done", file=sys.stderr, flush=True)
         for probe in probes.values():
             probe.close()
@@ -258,7 +268,7 @@ def main() -> int:
 
     print(f"\nMQTT end to end through Mosquitto, single-record messages, QoS 1, {os.cpu_count()} CPUs, "
           f"medians of {args.repetitions} repetition(s); latency over {args.latency_n} sequential messages, "
-          f"throughput over bursts of {args.burst_n}\n")  # fmt: skip
+          f"throughput over bursts of {args.burst_n}; broker set_tcp_nodelay {not args.broker_nagle}\n")  # fmt: skip
     print(f"{'target':<16}{'msgs/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'handler ms':>12}")
     for label, r in results.items():
         took = f"{statistics.median(r['took']):.2f}" if r["took"] else "-"

@@ -14,8 +14,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import ConfigError, ConfigProblem, MlrmError

@@ -7,7 +7,8 @@ mlrm.config can register the hook without an import cycle.
 from __future__ import annotations
 
 import string
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from mlrm.mqtt.topics import TemplateError, TopicTemplate, check_out, parse
@@ -24,9 +25,7 @@ def parse_broker(url: str) -> tuple[bool, str, int]:
     """'mqtts://host:8883' -> (tls, host, port); ValueError says what is wrong."""
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS:
-        raise ValueError(
-            f"'{url}' is not an MQTT broker URL. Write mqtt://host:1883, or mqtts://host:8883 for TLS."
-        )
+        raise ValueError(f"'{url}' is not an MQTT broker URL. Write mqtt://host:1883, or mqtts://host:8883 for TLS.")
     if parts.username or parts.password:
         raise ValueError(
             "do not put a user name or password in the URL (it would be stored in service.yaml). "
@@ -60,7 +59,9 @@ def check_mqtt(raw: dict[str, Any], report: Report) -> None:
         tls = True
     tls_given = any((section.get("tls") or {}).get(k) for k in ("ca_file", "cert_file", "key_file", "insecure"))
     if tls_given and not tls:
-        report((*at, "tls"), "tls settings apply to an mqtts:// broker. Write broker: mqtts://host:8883, or remove tls.")
+        report(
+            (*at, "tls"), "tls settings apply to an mqtts:// broker. Write broker: mqtts://host:8883, or remove tls."
+        )
     tls_section = section.get("tls") or {}
     if tls_section.get("key_file") and not tls_section.get("cert_file"):
         report((*at, "tls", "key_file"), "key_file belongs to a client certificate: add cert_file too.")

@@ -8,8 +8,9 @@ bridge under its own systemd unit.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def cmd_mqtt(args: argparse.Namespace) -> int:

@@ -22,7 +22,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -174,7 +175,7 @@ class MqttClient:
         sock = self._paho.socket()
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined,union-attr]
             except OSError:
                 pass
 
@@ -246,7 +247,7 @@ class MqttClient:
         self.telemetry.set_connected(False, message)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
-        for route, reason in zip(self.routes, reasons):
+        for route, reason in zip(self.routes, reasons, strict=False):
             if reason.is_failure:
                 message = f"the broker refused the subscription to {route.filter}: {reason}"
                 log.error("%s/%s: %s", self.settings.service, self.settings.role, message)
@@ -260,7 +261,7 @@ class MqttClient:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        self.receiver.submit(route, Inbound(topic, message.payload, received), message.mid, message.qos)
+        self.receiver.submit(route, Inbound(topic, bytes(message.payload), received), message.mid, message.qos)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         self.sender.published(mid, str(reason) if getattr(reason, "is_failure", False) else None)

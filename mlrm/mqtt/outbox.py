@@ -20,9 +20,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from mlrm.errors import MlrmError
 from mlrm.mqtt.messages import Outgoing
@@ -114,7 +114,7 @@ class Outbox:
                 else:
                     removed = 0
                 # More new rows than the whole outbox holds: keep the newest.
-                keep = rows[-self.max_messages:]
+                keep = rows[-self.max_messages :]
                 self._db.executemany("INSERT INTO outbox (topic, payload, qos, created) VALUES (?, ?, ?, ?)", keep)
                 self._db.execute("COMMIT")
             except BaseException:

@@ -94,7 +94,7 @@ class PredictHandler:
                 continue
             parsed.append(_Parsed(i, message, kept, body, instances, single))
         for group in self._groups(parsed):
-            for item, outcome in zip(group, self._predict(group)):
+            for item, outcome in zip(group, self._predict(group), strict=True):
                 if isinstance(outcome, RequestError):
                     results[item.index] = self._problem(outcome, item.message, item.kept, item.body)
                 else:
@@ -125,7 +125,7 @@ class PredictHandler:
                 offset = 0
                 for item in group:
                     n = len(item.instances)
-                    out.append({k: v[offset:offset + n] if isinstance(v, list) else v for k, v in answer.items()})
+                    out.append({k: v[offset : offset + n] if isinstance(v, list) else v for k, v in answer.items()})
                     offset += n
                 return out
         results: list[dict[str, Any] | RequestError] = []

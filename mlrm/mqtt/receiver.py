@@ -15,8 +15,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mlrm.mqtt.messages import Handled, Inbound
 from mlrm.mqtt.outbox import Outbox, OutboxFull
@@ -128,7 +128,7 @@ class Receiver:
         if messages:
             self._stored()
         now = time.perf_counter()
-        for pending, result in zip(batch, results):
+        for pending, result in zip(batch, results, strict=True):
             if result.error:
                 self.telemetry.error(result.error)
             self.telemetry.message_in(now - pending.message.received)

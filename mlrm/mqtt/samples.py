@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mlrm.errors import DataError, RequestError
 from mlrm.mqtt.messages import META_KEYS, Handled, Outgoing, decode, encode, meta, problem_body, repoint
@@ -95,7 +96,7 @@ class SampleHandler:
             except DataError as exc:
                 raise RequestError("Invalid samples", 422, detail=str(exc)) from None
             except RequestError as exc:
-                raise repoint(exc, "/records/0", "") if single else exc
+                raise (repoint(exc, "/records/0", "") if single else exc) from None
         except RequestError as exc:
             return self._problem(exc, topic, kept, body, payload)
         except Exception as exc:  # the store failed: not stored, let the broker redeliver

@@ -21,6 +21,7 @@ from mlrm.mqtt.topics import TopicTemplate, parse
 
 PREDICT, TRAINING = "predict", "training"
 
+
 @dataclass(frozen=True)
 class OutboxSettings:
     """Where and how messages wait while the broker is away."""
@@ -56,7 +57,7 @@ class MqttSettings:
     file: Path
 
     @classmethod
-    def from_config(cls, config: ServiceConfig, role: str) -> "MqttSettings":
+    def from_config(cls, config: ServiceConfig, role: str) -> MqttSettings:
         """The settings of role from a loaded config set; ConfigError if it has no mqtt section."""
         file = config.path / "service.yaml"
         raw = config.raw.get("mqtt")

@@ -34,8 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 log = logging.getLogger("mlrm.mqtt.supervisor")
 
@@ -64,7 +64,7 @@ class BridgeProcess:
         self.owner = os.getpid()
 
     @classmethod
-    def start(cls, config_set: Path, log_level: str = "info") -> "BridgeProcess":
+    def start(cls, config_set: Path, log_level: str = "info") -> BridgeProcess:
         runtime = Path(tempfile.mkdtemp(prefix="mlrm-mqtt-"))
         args = [sys.executable, "-m", "mlrm.mqtt.supervisor", str(config_set), "--status", str(runtime / STATUS_FILE),
                 "--parent", str(os.getpid()), "--log-level", log_level]  # fmt: skip

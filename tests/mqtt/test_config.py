@@ -73,7 +73,9 @@ def test_minimal_section_gets_defaults(tmp_path: Path) -> None:
     assert s.client_id.endswith("-pcb-inspection-predict")
     assert s.outbox.path == config.path / "var" / "mqtt-predict-outbox.sqlite"
     assert MqttSettings.from_config(config, "training").outbox.path.name == "mqtt-training-outbox.sqlite"
-    tls = MqttSettings.from_config(load_config_set(_config_with(tmp_path / "b", {"broker": "mqtts://b.local"})), PREDICT)
+    tls = MqttSettings.from_config(
+        load_config_set(_config_with(tmp_path / "b", {"broker": "mqtts://b.local"})), PREDICT
+    )
     assert (tls.port, tls.tls) == (8883, True)
 
 

@@ -33,7 +33,9 @@ def _one(handler: PredictHandler, payload: Any, topic: str = "plant/l1/in") -> t
     return handled.messages[0].topic, orjson.loads(handled.messages[0].payload)
 
 
-def test_single_record_answers_like_rest(config: ServiceConfig, client: FlaskClient, pcb_instance: dict[str, Any]) -> None:
+def test_single_record_answers_like_rest(
+    config: ServiceConfig, client: FlaskClient, pcb_instance: dict[str, Any]
+) -> None:
     topic, body = _one(_handler(config), {**pcb_instance, "id": "m-1", "timestamp": 1714557600})
     rest = client.post("/v1/predict", json={"instances": [pcb_instance]}).get_json()
     assert topic == "plant/l1/pcb-inspection/out"

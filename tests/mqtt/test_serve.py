@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 import pytest
 import requests
 
-from tests.mqtt.conftest import Broker, Collector, need_mosquitto, mqtt_config_set, publish
+from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, need_mosquitto, publish
 from tests.servers import Process, free_port, mlrm_args
 
 pytestmark = pytest.mark.mqtt
