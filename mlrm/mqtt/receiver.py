@@ -89,7 +89,7 @@ class Receiver:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                first = self._queue.get(timeout=0.5)
+                first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
             batch = [first]

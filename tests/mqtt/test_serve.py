@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import requests
 
+from mlrm.versions import VersionStore
 from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, need_mosquitto, publish
 from tests.servers import Process, free_port, mlrm_args
 
@@ -17,7 +21,7 @@ pytestmark = pytest.mark.mqtt
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Broker]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Broker, Path]]:
     """One broker and one `mlrm serve --workers 2` with an mqtt section, shared by this module's tests."""
     need_mosquitto()
     tmp = tmp_path_factory.mktemp("served")
@@ -30,7 +34,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Brok
     try:
         process.wait_http(f"{url}/v2/health/live")
         _wait_connected(url)
-        yield url, broker
+        yield url, broker, folder
     finally:
         process.stop()
         broker.stop()
@@ -49,9 +53,9 @@ def _wait_connected(url: str, timeout: float = 20.0) -> dict[str, Any]:
 
 
 def test_measurement_in_prediction_out_beside_rest(
-    served: tuple[str, Broker], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
 ) -> None:
-    url, broker = served
+    url, broker, _ = served
     status = _wait_connected(url)
     assert status["subscriptions"] == ["plant/+/pcb/measurements"]
     out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
@@ -68,7 +72,7 @@ def test_measurement_in_prediction_out_beside_rest(
     assert one["id"] == "m-1" and one["timestamp"] == "2024-05-01T10:00:00Z" and one["device"] == "line-3"
     assert one["prediction"] == rest["predictions"][0]
     assert one["probabilities"] == pytest.approx(rest["probabilities"][0])
-    assert one["model"] == {"name": "pcb-inspection", "version": 1}
+    assert one["model"] == rest["model"]
     assert one["took_ms"] > 0
     assert many["id"] == "b-1" and many["predictions"] == rest["predictions"] * 2
 
@@ -81,9 +85,9 @@ def test_measurement_in_prediction_out_beside_rest(
 
 
 def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
-    served: tuple[str, Broker], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
 ) -> None:
-    url, broker = served
+    url, broker, _ = served
     out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
     out_of_range = {**pcb_instance, "volume_pct": 999, "id": "m-2"}
     out_of_range.pop("height_um")
@@ -105,3 +109,39 @@ def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
         time.sleep(0.2)
         status = _wait_connected(url)
     assert status["errors"]["invalid"] == 2 and status["messages"]["errors"] == 2 and status["messages"]["in"] >= 3
+
+
+def test_bridge_switches_to_a_new_version_like_rest(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, folder = served
+    store = VersionStore(folder / "learned")
+    record = store.read(store.current() or 1)
+    new = store.write(record.parameters, record.files)  # what `mlrm train` does at its end
+    out = collect(broker.port, ["plant/+/pcb/predictions"])
+    deadline = time.monotonic() + 10
+    version = None
+    while version != new and time.monotonic() < deadline:  # serving.reload_interval: 1 s
+        publish(broker.port, "plant/v/pcb/measurements", [orjson.dumps(pcb_instance)])
+        version = out.count(len(out.messages) + 1)[-1][1]["model"]["version"]
+    assert version == new
+
+
+def test_a_killed_bridge_is_restarted_and_answers_again(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, _ = served
+    pid = _wait_connected(url)["pid"]
+    os.kill(pid, signal.SIGKILL)  # a crash, as far as the bridge knows
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{url}/v1/mqtt", timeout=5)
+        if answer.status_code == 200 and answer.json()["pid"] != pid:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the bridge was not restarted: {answer.json()}")
+    out = collect(broker.port, ["plant/+/pcb/predictions"])
+    publish(broker.port, "plant/k/pcb/measurements", [orjson.dumps({**pcb_instance, "id": "after-crash"})])
+    assert out.count(1)[0][1]["id"] == "after-crash"
+    assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200  # REST never noticed
