@@ -32,7 +32,9 @@ COMMANDS: dict[str, Command] = {}
 # Modules that add subcommands: each has register(add), where
 # add(name, help, example, handler) returns the new subparser. One line per
 # feature here, so features never edit each other's commands.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = [
+    "mlrm.mqtt.cli",
+]
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -165,16 +167,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(f"mlrm: '{config.name}' ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
 
-    serve(
-        lambda: create_app(config),
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        name=config.name,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        on_ready=ready,
-    )
+    bridge = None
+    if "mqtt" in config.raw:
+        # One MQTT bridge process beside gunicorn, whatever --workers is (why: mlrm/mqtt/supervisor.py).
+        from mlrm.mqtt.supervisor import BridgeProcess
+
+        bridge = BridgeProcess.start(config.path, args.log_level)
+    status = bridge.status_path if bridge else None
+    try:
+        serve(
+            lambda: create_app(config, mqtt_status=status),
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            name=config.name,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            on_ready=ready,
+        )
+    finally:
+        if bridge is not None:
+            bridge.stop()
     return 0
 
 

@@ -1,7 +1,12 @@
 """Config sets: the YAML a person writes, checked and resolved."""
 
+from mlrm.config import loader
 from mlrm.config.loader import load_config_set
 from mlrm.config.model import Feature, ServiceConfig, Target
 from mlrm.config.schema import build_schema
+from mlrm.mqtt.checks import check_mqtt
+
+# Semantic checks of optional sections live with their feature.
+loader.EXTRA_CHECKS.append(check_mqtt)
 
 __all__ = ["Feature", "ServiceConfig", "Target", "build_schema", "load_config_set"]

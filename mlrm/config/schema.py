@@ -139,6 +139,117 @@ SERVING = _obj(
     }
 )
 
+_TOPIC = {"type": ["string", "null"]}
+
+# Connection settings (broker, identity, auth, TLS, outbox) are shared by every
+# role that talks MQTT; `topics` holds each role's own topics: predict_* for the
+# ML service, training_in for the training service. Secrets never live here:
+# only the name of an environment variable or a file that holds them.
+MQTT = _obj(
+    {
+        "broker": _str(
+            "Broker URL: mqtt://host[:1883] or mqtts://host[:8883] (TLS).",
+            examples=["mqtt://localhost:1883", "mqtts://broker.plant.local:8883"],
+        ),
+        "client_id": _str(
+            "MQTT client id; {service}, {role} (predict or training) and {hostname} are filled in. "
+            "Must be unique per broker and stable across restarts (the broker keeps the session under it).",
+            default="mlrm-{hostname}-{service}-{role}",
+        ),
+        "protocol": _str("MQTT protocol version.", enum=["mqttv5", "mqttv311"], default="mqttv5"),
+        "keepalive": {"type": "integer", "minimum": 5, "maximum": 65535, "default": 30},
+        "qos": {"type": "integer", "enum": [0, 1, 2], "default": 1, "description": "QoS of subscriptions and publishes."},
+        "clean_start": {
+            "type": "boolean",
+            "default": False,
+            "description": "Start a fresh session on connect. false keeps the session, so the broker holds "
+            "QoS 1/2 messages for us while we are away and redelivers unacknowledged ones.",
+        },
+        "session_expiry": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 86400,
+            "description": "Seconds the broker keeps our session after a disconnect (MQTT 5).",
+        },
+        "reconnect": _obj(
+            {
+                "min_delay": {"type": "number", "exclusiveMinimum": 0, "default": 1},
+                "max_delay": {"type": "number", "exclusiveMinimum": 0, "default": 60},
+            }
+        ),
+        "username_env": _str("Environment variable that holds the user name."),
+        "username_file": _str("File that holds the user name."),
+        "password_env": _str("Environment variable that holds the password."),
+        "password_file": _str("File that holds the password (e.g. a container secret)."),
+        "tls": _obj(
+            {
+                "ca_file": _str("CA certificate(s) that signed the broker's certificate (default: system CAs)."),
+                "cert_file": _str("Client certificate, for brokers that require one."),
+                "key_file": _str("Private key of the client certificate."),
+                "insecure": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Skip the broker host name check (testing only).",
+                },
+            }
+        ),
+        "topics": _obj(
+            {
+                "predict_in": {
+                    **_TOPIC,
+                    "default": "mlrm/{service}/predict",
+                    "description": "Where measurements arrive. {service} is the service name; a level written "
+                    "{name} matches any value (like +) and the value can be used in the out topics; + and a "
+                    "final # match without being kept. null: no predictions over MQTT.",
+                    "examples": ["plant/{device}/pcb/measurements"],
+                },
+                "predict_out": {
+                    **_TOPIC,
+                    "default": "mlrm/{service}/predictions",
+                    "description": "Where predictions go; may use {service} and the {name}s of predict_in.",
+                    "examples": ["plant/{device}/pcb/predictions"],
+                },
+                "errors": {
+                    **_TOPIC,
+                    "default": "mlrm/{service}/errors",
+                    "description": "Where problems with received messages go; may use {service} and the {name}s "
+                    "of every in topic. null: errors are only logged and counted.",
+                },
+                "training_in": {
+                    **_TOPIC,
+                    "default": None,
+                    "description": "Where labelled training samples arrive (read by the training service); "
+                    "same syntax as predict_in. null (default): no samples over MQTT.",
+                    "examples": ["plant/{device}/pcb/samples"],
+                },
+            }
+        ),
+        "outbox": _obj(
+            {
+                "path": _str(
+                    "SQLite file of messages waiting to go out, relative to the config set; {role} and "
+                    "{service} are filled in.",
+                    default="var/mqtt-{role}-outbox.sqlite",
+                ),
+                "max_messages": {"type": "integer", "minimum": 1, "default": 10000},
+                "on_full": _str(
+                    "What a full outbox does with one more message.",
+                    enum=["drop_oldest", "reject_new"],
+                    default="drop_oldest",
+                ),
+                "synchronous": _str(
+                    "full: every stored message survives power loss (an fsync each); normal: survives a "
+                    "crash of mlrm, faster.",
+                    enum=["full", "normal"],
+                    default="full",
+                ),
+            }
+        ),
+    },
+    ["broker"],
+    description="Optional: take part in MQTT (see docs/mqtt.md).",
+)
+
 
 def build_schema() -> dict[str, Any]:
     """The complete JSON Schema (draft 2020-12) of service.yaml."""
@@ -174,6 +285,7 @@ def build_schema() -> dict[str, Any]:
                 "training": TRAINING,
                 "limits": LIMITS,
                 "serving": SERVING,
+                "mqtt": MQTT,
             },
             ["name", "inputs", "algorithm"],
         ),

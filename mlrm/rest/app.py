@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import NotFoundError, RequestError
+from mlrm.mqtt.status import read_status
 from mlrm.rest import inference, openapi
 from mlrm.rest.codec import decode, problem, respond
 from mlrm.rest.metrics import Metrics
@@ -29,8 +30,9 @@ log = logging.getLogger("mlrm.rest")
 class Api:
     """Handlers over one Service."""
 
-    def __init__(self, service: Service, metrics: Metrics) -> None:
+    def __init__(self, service: Service, metrics: Metrics, mqtt_status: Path | None = None) -> None:
         self.service, self.metrics = service, metrics
+        self.mqtt_status = mqtt_status
         self.config = service.config
         self.openapi = openapi.document(self.config)
         self._observe_version()
@@ -84,6 +86,13 @@ class Api:
         result = self.service.reload()
         self._observe_version()
         return respond(result, 200 if result["error"] is None else 500)
+
+    def mqtt(self) -> Response:
+        """State of the MQTT bridge beside this app (another process: it reports through a file)."""
+        if "mqtt" not in self.config.raw:
+            raise NotFoundError("MQTT is not configured: add an mqtt section to service.yaml (see docs/mqtt.md)")
+        body, status = read_status(self.mqtt_status)
+        return respond(body, status)
 
     def openapi_json(self) -> Response:
         return respond(self.openapi)
@@ -139,6 +148,7 @@ ROUTES: list[tuple[str, list[str], str]] = [
     ("/v1/predict", ["POST"], "predict"),
     ("/v1/config", ["GET"], "show_config"),
     ("/v1/admin/reload", ["POST"], "reload"),
+    ("/v1/mqtt", ["GET"], "mqtt"),
     ("/openapi.json", ["GET"], "openapi_json"),
     ("/metrics", ["GET"], "metrics_text"),
     ("/v2", ["GET"], "server_metadata"),
@@ -167,13 +177,18 @@ def handle_error(error: Exception) -> Response:
     return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
 
 
-def create_app(config: ServiceConfig | str | Path, *, service: Service | None = None) -> Flask:
-    """Build the Flask app of one ML service from a config set (or its path)."""
+def create_app(
+    config: ServiceConfig | str | Path, *, service: Service | None = None, mqtt_status: Path | None = None
+) -> Flask:
+    """Build the Flask app of one ML service from a config set (or its path).
+
+    mqtt_status: the status file of the MQTT bridge running beside it (/v1/mqtt).
+    """
     if not isinstance(config, ServiceConfig):
         config = load_config_set(config)
     service = service or Service(config)
     metrics = Metrics()
-    api = Api(service, metrics)
+    api = Api(service, metrics, mqtt_status)
     app = Flask("mlrm")
     app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
     app.extensions["mlrm"] = {"service": service, "metrics": metrics}

@@ -75,7 +75,11 @@ def serve(
         # One gunicorn per service, several per machine: no shared control socket.
         "control_socket_disable": True,
     }
+    master = os.getpid()
     try:
         GunicornServer(factory, options).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        # Workers are forked in run() and unwind through here when they exit: only the
+        # master may remove the directory every process writes its metrics to.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,116 @@
+"""The ML service's MQTT bridge: one process that answers measurements from the broker.
+
+It loads its own Service (so Service.maybe_reload picks up new versions on
+the next message, as REST workers do), routes `topics.predict_in` to a
+PredictHandler and publishes the answers through the outbox. `mlrm serve`
+runs it beside gunicorn under a supervisor (mlrm.mqtt.supervisor);
+`mlrm mqtt CONFIG_SET` runs it alone in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlrm.config import ServiceConfig, load_config_set
+from mlrm.errors import ConfigError, ConfigProblem, MlrmError
+from mlrm.mqtt.client import MqttClient
+from mlrm.mqtt.predict import PredictHandler
+from mlrm.mqtt.settings import PREDICT, MqttSettings
+from mlrm.mqtt.status import write_status
+from mlrm.service import Service
+
+log = logging.getLogger("mlrm.mqtt.bridge")
+
+
+class Bridge:
+    """Service + PredictHandler + MqttClient, wired; start() and stop()."""
+
+    def __init__(self, config: ServiceConfig, *, status_path: Path | None = None, window: int = 20) -> None:
+        self.config = config
+        self.settings = MqttSettings.from_config(config, PREDICT)
+        predict_in, predict_out = self.settings.topic("predict_in"), self.settings.topic("predict_out")
+        if predict_in is None or predict_out is None:
+            raise ConfigError([ConfigProblem(
+                str(self.settings.file), "mqtt.topics.predict_in",
+                "is null, so the ML service has nothing to do over MQTT. Set a topic, e.g. "
+                "predict_in: plant/{device}/measurements, or run only the training service.",
+            )])  # fmt: skip
+        self.service = Service(config)
+        self.handler = PredictHandler(
+            self.service, predict_in, predict_out, self.settings.topic("errors"), max_payload=self.settings.max_payload
+        )
+        self.status_path = status_path
+        self.client = MqttClient(self.settings, window=window, on_tick=self.write_status)
+        self.client.route_batch(self.handler.filter, self.handler.handle_many, PREDICT)
+
+    def status(self) -> dict[str, Any]:
+        body = self.client.status()
+        body["model"] = {"name": self.service.name, "version": self.service.version, "ready": self.service.ready}
+        return body
+
+    def write_status(self) -> None:
+        if self.status_path is None:
+            return
+        try:
+            write_status(self.status_path, self.status())
+        except OSError as exc:  # e.g. the runtime folder is gone while `mlrm serve` stops
+            log.debug("cannot write the status file %s: %s", self.status_path, exc)
+
+    def start(self) -> None:
+        self.client.start()
+
+    def stop(self) -> None:
+        self.client.stop()
+        self.write_status()
+
+
+def run(config: ServiceConfig, status_path: Path | None = None) -> int:
+    """Run the bridge until SIGTERM or SIGINT."""
+    done = threading.Event()
+    bridge = Bridge(config, status_path=status_path)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    bridge.start()
+    h = bridge.handler
+    log.info("'%s': answering %s on %s, errors to %s", config.name, h.predict_in.text, h.predict_out.text,
+             h.errors.text if h.errors else "the log only")  # fmt: skip
+    done.wait()
+    log.info("'%s': stopping the MQTT bridge", config.name)
+    bridge.stop()
+    return 0
+
+
+def configure_logging(level: str = "info") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+        format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s",
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mlrm.mqtt.bridge CONFIG_SET --status FILE` (what the supervisor starts)."""
+    p = argparse.ArgumentParser(prog="mlrm.mqtt.bridge")
+    p.add_argument("config_set")
+    p.add_argument("--status", type=Path)
+    p.add_argument("--log-level", default="info")
+    args = p.parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return run(load_config_set(args.config_set), args.status)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except MlrmError as exc:
+        print(f"mlrm mqtt: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

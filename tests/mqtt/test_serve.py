@@ -1,0 +1,147 @@
+"""End to end through a real Mosquitto and a real `mlrm serve` with an mqtt section."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from mlrm.versions import VersionStore
+from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, need_mosquitto, publish
+from tests.servers import Process, free_port, mlrm_args
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Broker, Path]]:
+    """One broker and one `mlrm serve --workers 2` with an mqtt section, shared by this module's tests."""
+    need_mosquitto()
+    tmp = tmp_path_factory.mktemp("served")
+    broker = Broker(tmp / "broker")
+    broker.start()
+    folder = mqtt_config_set(tmp, broker.url)
+    port = free_port()
+    process = Process(mlrm_args("serve", str(folder), "--port", str(port), "--workers", "2"), tmp / "serve.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_http(f"{url}/v2/health/live")
+        _wait_connected(url)
+        yield url, broker, folder
+    finally:
+        process.stop()
+        broker.stop()
+
+
+def _wait_connected(url: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{url}/v1/mqtt", timeout=5)
+        body = answer.json()
+        if answer.status_code == 200:
+            return body
+        time.sleep(0.1)
+    raise TimeoutError(f"MQTT bridge not connected after {timeout}s: {body}")
+
+
+def test_measurement_in_prediction_out_beside_rest(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, _ = served
+    status = _wait_connected(url)
+    assert status["subscriptions"] == ["plant/+/pcb/measurements"]
+    out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
+
+    single = {**pcb_instance, "id": "m-1", "timestamp": "2024-05-01T10:00:00Z"}
+    batch = {"id": "b-1", "instances": [pcb_instance, pcb_instance]}
+    publish(broker.port, "plant/line-3/pcb/measurements", [orjson.dumps(single), orjson.dumps(batch)])
+    messages = out.count(2)
+    time.sleep(0.3)  # two gunicorn workers, one bridge: nothing answers twice
+    assert len(out.messages) == 2
+    (topic1, one), (topic2, many) = messages
+    assert topic1 == topic2 == "plant/line-3/pcb/predictions"
+    rest = requests.post(f"{url}/v1/predict", json={"instances": [pcb_instance]}, timeout=5).json()
+    assert one["id"] == "m-1" and one["timestamp"] == "2024-05-01T10:00:00Z" and one["device"] == "line-3"
+    assert one["prediction"] == rest["predictions"][0]
+    assert one["probabilities"] == pytest.approx(rest["probabilities"][0])
+    assert one["model"] == rest["model"]
+    assert one["took_ms"] > 0
+    assert many["id"] == "b-1" and many["predictions"] == rest["predictions"] * 2
+
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    labels = '{role="predict",service="pcb-inspection"}'
+    assert f"mlrm_mqtt_connected{labels} 1.0" in metrics
+    received = next(x for x in metrics.splitlines() if x.startswith(f"mlrm_mqtt_messages_in_total{labels}"))
+    assert float(received.split()[-1]) >= 2
+    assert 'mlrm_mqtt_outbox_messages{role="predict",service="pcb-inspection"} 0.0' in metrics
+
+
+def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, _ = served
+    out = collect(broker.port, ["plant/+/pcb/predictions", "plant/+/pcb/errors"])
+    out_of_range = {**pcb_instance, "volume_pct": 999, "id": "m-2"}
+    out_of_range.pop("height_um")
+    payloads = [b"{not json", orjson.dumps(out_of_range), orjson.dumps({**pcb_instance, "id": "m-3"})]
+    publish(broker.port, "plant/line-7/pcb/measurements", payloads)
+    (t1, malformed), (t2, invalid), (t3, good) = out.count(3)
+
+    assert t1 == t2 == "plant/line-7/pcb/errors"
+    assert malformed["status"] == 400 and malformed["title"] == "Malformed JSON"
+    assert malformed["payload"] == "{not json" and malformed["device"] == "line-7"
+    assert invalid["id"] == "m-2" and invalid["status"] == 422
+    assert invalid["topic"] == "plant/line-7/pcb/measurements"
+    assert {e["pointer"] for e in invalid["errors"]} == {"/volume_pct", "/height_um"}
+    assert t3 == "plant/line-7/pcb/predictions" and good["id"] == "m-3"
+
+    deadline = time.monotonic() + 5  # the status file is rewritten every second
+    status = _wait_connected(url)
+    while status["errors"].get("invalid", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = _wait_connected(url)
+    assert status["errors"]["invalid"] == 2 and status["messages"]["errors"] == 2 and status["messages"]["in"] >= 3
+
+
+def test_bridge_switches_to_a_new_version_like_rest(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, folder = served
+    store = VersionStore(folder / "learned")
+    record = store.read(store.current() or 1)
+    new = store.write(record.parameters, record.files)  # what `mlrm train` does at its end
+    out = collect(broker.port, ["plant/+/pcb/predictions"])
+    deadline = time.monotonic() + 10
+    version = None
+    while version != new and time.monotonic() < deadline:  # serving.reload_interval: 1 s
+        publish(broker.port, "plant/v/pcb/measurements", [orjson.dumps(pcb_instance)])
+        version = out.count(len(out.messages) + 1)[-1][1]["model"]["version"]
+    assert version == new
+
+
+def test_a_killed_bridge_is_restarted_and_answers_again(
+    served: tuple[str, Broker, Path], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    url, broker, _ = served
+    pid = _wait_connected(url)["pid"]
+    os.kill(pid, signal.SIGKILL)  # a crash, as far as the bridge knows
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = requests.get(f"{url}/v1/mqtt", timeout=5)
+        if answer.status_code == 200 and answer.json()["pid"] != pid:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the bridge was not restarted: {answer.json()}")
+    out = collect(broker.port, ["plant/+/pcb/predictions"])
+    publish(broker.port, "plant/k/pcb/measurements", [orjson.dumps({**pcb_instance, "id": "after-crash"})])
+    assert out.count(1)[0][1]["id"] == "after-crash"
+    assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200  # REST never noticed
