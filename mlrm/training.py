@@ -31,6 +31,8 @@ class Dataset:
     X: np.ndarray
     y: np.ndarray | None
     rejected: list[FieldError] = field(default_factory=list)
+    # Index into the input records of each kept row (X[j] came from records[rows[j]]).
+    rows: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -64,23 +66,28 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         raise DataError(f"no such data file: {path}") from None
 
 
-def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False) -> Dataset:
-    """Validate and encode labelled records exactly as predict validates inputs."""
+def dataset(
+    config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False, pointer: str = "/rows"
+) -> Dataset:
+    """Validate and encode labelled records exactly as predict validates inputs.
+
+    Problems are reported by JSON pointer under `pointer` (e.g. /rows/3/volume_pct).
+    """
     encoder = RowEncoder(config)
     target = config.target
     features = [{k: v for k, v in r.items() if not target or k != target.name} if isinstance(r, dict) else r for r in records]
-    X, errors, kept = encoder.encode_collect(features, "/rows", strings=strings)
+    X, errors, kept = encoder.encode_collect(features, pointer, strings=strings)
     if target is None:
-        return Dataset(X, None, errors)
+        return Dataset(X, None, errors, kept)
     targets = TargetEncoder(config)
     y = np.empty(len(kept))
     good = np.ones(len(kept), dtype=bool)
     for j, i in enumerate(kept):
         y[j], message = targets.encode_one(records[i].get(target.name))
         if message:
-            errors.append(FieldError(f"/rows/{i}/{target.name}", message))
+            errors.append(FieldError(f"{pointer}/{i}/{target.name}", message))
             good[j] = False
-    return Dataset(X[good], y[good], errors)
+    return Dataset(X[good], y[good], errors, [i for j, i in enumerate(kept) if good[j]])
 
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
