@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import NotFoundError, RequestError
+from mlrm.feedback import Feedback
 from mlrm.rest import inference, openapi
 from mlrm.rest.codec import decode, problem, respond
 from mlrm.rest.metrics import Metrics
@@ -29,8 +30,9 @@ log = logging.getLogger("mlrm.rest")
 class Api:
     """Handlers over one Service."""
 
-    def __init__(self, service: Service, metrics: Metrics) -> None:
+    def __init__(self, service: Service, metrics: Metrics, feedback: Feedback | None = None) -> None:
         self.service, self.metrics = service, metrics
+        self.feedback = feedback or Feedback.from_config(service.config)
         self.config = service.config
         self.openapi = openapi.document(self.config)
         self._observe_version()
@@ -84,6 +86,12 @@ class Api:
         result = self.service.reload()
         self._observe_version()
         return respond(result, 200 if result["error"] is None else 500)
+
+    def feedback_post(self) -> Response:
+        return respond(self.feedback.submit(decode(request)), 202)
+
+    def feedback_status(self) -> Response:
+        return respond(self.feedback.status())
 
     def openapi_json(self) -> Response:
         return respond(self.openapi)
@@ -139,6 +147,8 @@ ROUTES: list[tuple[str, list[str], str]] = [
     ("/v1/predict", ["POST"], "predict"),
     ("/v1/config", ["GET"], "config"),
     ("/v1/admin/reload", ["POST"], "reload"),
+    ("/v1/feedback", ["POST"], "feedback_post"),
+    ("/v1/feedback", ["GET"], "feedback_status"),
     ("/openapi.json", ["GET"], "openapi_json"),
     ("/metrics", ["GET"], "metrics_text"),
     ("/v2", ["GET"], "server_metadata"),
@@ -176,7 +186,7 @@ def create_app(config: ServiceConfig | str | Path, *, service: Service | None = 
     api = Api(service, metrics)
     app = Flask("mlrm")
     app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
-    app.extensions["mlrm"] = {"service": service, "metrics": metrics}
+    app.extensions["mlrm"] = {"service": service, "metrics": metrics, "feedback": api.feedback}
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
     app.register_error_handler(Exception, handle_error)
@@ -184,6 +194,7 @@ def create_app(config: ServiceConfig | str | Path, *, service: Service | None = 
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        api.feedback.ensure_background()
 
     @app.after_request
     def _observe(response: Response) -> Response:
