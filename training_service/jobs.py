@@ -109,9 +109,15 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     config = load_config_set(job.config_path)
     tag = _job_tag(store, job)
     earlier = _already_written(config, tag)
-    if earlier is not None:  # killed after write-back, before the job row was updated
-        progress("save", 1.0, f"version {earlier[0]} was already written by an earlier attempt")
-        return dict(earlier[1]["training_job"]["result"], version=earlier[0], resumed=True)
+    if earlier is not None:  # killed after writing the version, before the job row was updated
+        version, parameters = earlier
+        versions = VersionStore(config.learned_dir)
+        result = parameters["training_job"]["result"]
+        # Killed between the version's rename and current.yaml (and nobody changed current since): finish it.
+        if parameters.get("promoted") and versions.current() == result.get("previous_version"):
+            versions.set_current(version)
+        progress("save", 1.0, f"version {version} was already written by an earlier attempt")
+        return dict(result, version=version, resumed=True)
 
     t = time.perf_counter()
     progress("data", None, f"reading samples up to #{through}")

@@ -73,7 +73,7 @@ class Api:
         self._count(answer)
         return respond(answer)
 
-    def config(self) -> Response:
+    def show_config(self) -> Response:
         service = self.service
         service.maybe_reload()
         learned = None
@@ -145,7 +145,7 @@ class Api:
 ROUTES: list[tuple[str, list[str], str]] = [
     ("/", ["GET"], "index"),
     ("/v1/predict", ["POST"], "predict"),
-    ("/v1/config", ["GET"], "config"),
+    ("/v1/config", ["GET"], "show_config"),
     ("/v1/admin/reload", ["POST"], "reload"),
     ("/v1/feedback", ["POST"], "feedback_post"),
     ("/v1/feedback", ["GET"], "feedback_status"),

@@ -143,7 +143,9 @@ def test_a_job_interrupted_after_write_back_resumes_without_writing_twice(
     post(ts_app, cancer_rows[:200])
     job, _ = core.train(NAME)
     scheduler.tick()
-    # As if the service had been killed between write-back and recording the result:
+    # As if the service had been killed after the version's rename, before current.yaml and the job row:
+    versions = VersionStore(core.services.get(NAME).learned_dir)
+    versions.set_current(1)
     with sqlite3.connect(core.store.path) as db:  # type: ignore[attr-defined]
         db.execute("UPDATE jobs SET state = 'running', result = NULL WHERE id = ?", (job["id"],))
     fresh = Scheduler(core.settings, core.store, core.services, launch=inline)
@@ -153,7 +155,7 @@ def test_a_job_interrupted_after_write_back_resumes_without_writing_twice(
     done = core.job(job["id"])
     assert done["state"] == "succeeded" and done["attempts"] == 2
     assert done["result"]["resumed"] is True and done["result"]["version"] == 2
-    assert VersionStore(core.services.get(NAME).learned_dir).versions() == [1, 2]
+    assert versions.versions() == [1, 2] and versions.current() == 2
 
 
 def test_the_gate_compares_with_the_metric_direction() -> None:
