@@ -2,6 +2,9 @@
 a durable outbox while the training service is down, then delivered in
 order and exactly once (a real `mlrm training-service` process)."""
 
+# The fixtures root, cancer_rows and training_service come from the training service's tests.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import sqlite3
