@@ -78,7 +78,7 @@ def dataset(
     features = [{k: v for k, v in r.items() if not target or k != target.name} if isinstance(r, dict) else r for r in records]
     X, errors, kept = encoder.encode_collect(features, pointer, strings=strings)
     if target is None:
-        return Dataset(X, None, errors, kept)
+        return Dataset(X, None, errors, rows=kept)
     targets = TargetEncoder(config)
     y = np.empty(len(kept))
     good = np.ones(len(kept), dtype=bool)
@@ -87,7 +87,7 @@ def dataset(
         if message:
             errors.append(FieldError(f"{pointer}/{i}/{target.name}", message))
             good[j] = False
-    return Dataset(X[good], y[good], errors, [i for j, i in enumerate(kept) if good[j]])
+    return Dataset(X[good], y[good], errors, rows=[i for j, i in enumerate(kept) if good[j]])
 
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
