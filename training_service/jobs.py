@@ -15,12 +15,15 @@ import time
 import traceback
 from typing import Any
 
+import numpy as np
+
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import ConfigError, DataError, MlrmError, StateError
 from mlrm.model import Model
-from mlrm.training import dataset, evaluate, fit, save, split
+from mlrm.training import dataset, evaluate, fit, save
 from mlrm.versions import VersionStore
 from training_service import gate
+from training_service.holdout import stable_split
 from training_service.store import Job, Store
 
 log = logging.getLogger("training_service.jobs")
@@ -121,14 +124,14 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
 
     t = time.perf_counter()
     progress("data", None, f"reading samples up to #{through}")
-    records = store.records(job.service, through)
+    ids, records = store.identified(job.service, through)
     data = dataset(config, records, strings=True)
     minimum = int(config.section("training")["min_rows"])
     if len(data) < minimum:
         raise DataError(
             f"only {len(data)} usable samples ({len(data.rejected)} rejected); training.min_rows is {minimum}"
         )
-    train_part, holdout = split(config, data)
+    train_part, holdout, how = stable_split(config, data, np.asarray(ids, dtype=np.int64)[data.rows])
     timings["load_s"] = round(time.perf_counter() - t, 4)
     progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {len(data.rejected)} rejected")
 
@@ -156,6 +159,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
         "rows": len(data),
         "train_rows": len(train_part),
         "holdout_rows": len(holdout),
+        "holdout": how,
         "rejected": len(data.rejected),
         "first_rejected": [e.as_dict() for e in data.rejected[:5]],
         "samples_through": through,

@@ -214,10 +214,15 @@ class SQLiteStore:
         return int(row[0])
 
     def records(self, service: str, through: int) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT record FROM samples WHERE service = ? AND id <= ? ORDER BY id", (service, through)
+        return self.identified(service, through)[1]
+
+    def identified(self, service: str, through: int) -> tuple[list[int], list[dict[str, Any]]]:
+        rows = (
+            self._conn()
+            .execute("SELECT id, record FROM samples WHERE service = ? AND id <= ? ORDER BY id", (service, through))
+            .fetchall()
         )
-        return [orjson.loads(r[0]) for r in rows]
+        return [int(r[0]) for r in rows], [orjson.loads(r[1]) for r in rows]
 
     def sample_stats(self, service: str, after_id: int) -> dict[str, Any]:
         conn = self._conn()

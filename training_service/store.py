@@ -119,6 +119,9 @@ class Store(Protocol):
     def records(self, service: str, through: int) -> list[dict[str, Any]]:
         """Every stored record of the service with id <= through, in order."""
 
+    def identified(self, service: str, through: int) -> tuple[list[int], list[dict[str, Any]]]:
+        """Like records(), with the sample ids beside them."""
+
     def sample_stats(self, service: str, after_id: int) -> dict[str, Any]: ...
 
     def create_job(self, service: str, config_path: str, trigger: str) -> tuple[Job, bool]:

@@ -13,7 +13,9 @@ from tests.training_service.conftest import NAME
 SAMPLES = f"/v1/services/{NAME}/samples"
 
 
-def test_json_records_are_checked_row_by_row_and_stored(ts_client: FlaskClient, cancer_rows: list[dict[str, Any]]) -> None:
+def test_json_records_are_checked_row_by_row_and_stored(
+    ts_client: FlaskClient, cancer_rows: list[dict[str, Any]]
+) -> None:
     bad_value = {**cancer_rows[1], "mean_radius": "12.5"}  # a string where predict wants a number
     bad_label = {**cancer_rows[2], "diagnosis": "maybe"}
     unknown = {**cancer_rows[3], "mean_radus": 1.0}
@@ -23,7 +25,9 @@ def test_json_records_are_checked_row_by_row_and_stored(ts_client: FlaskClient, 
     assert (body["accepted"], body["rejected"]) == (2, 3)
     assert [r["status"] for r in body["rows"]] == ["accepted", "rejected", "rejected", "rejected", "accepted"]
     assert body["rows"][0]["id"] == body["first_id"] and body["rows"][4]["id"] == body["last_id"]
-    assert body["rows"][1]["errors"] == [{"pointer": "/records/1/mean_radius", "detail": "expected a number, got string '12.5'"}]
+    assert body["rows"][1]["errors"] == [
+        {"pointer": "/records/1/mean_radius", "detail": "expected a number, got string '12.5'"}
+    ]
     assert body["rows"][2]["errors"][0]["pointer"] == "/records/2/diagnosis"
     assert "unknown label 'maybe'" in body["rows"][2]["errors"][0]["detail"]
     assert body["rows"][3]["errors"][0]["pointer"] == "/records/3/mean_radus"
@@ -59,7 +63,9 @@ def test_nothing_usable_is_422_and_stores_nothing(ts_client: FlaskClient) -> Non
     assert ts_client.get(f"{SAMPLES}/stats").get_json()["total"] == 0
 
 
-def test_retry_with_the_same_idempotency_key_counts_once(ts_client: FlaskClient, cancer_rows: list[dict[str, Any]]) -> None:
+def test_retry_with_the_same_idempotency_key_counts_once(
+    ts_client: FlaskClient, cancer_rows: list[dict[str, Any]]
+) -> None:
     batch = {"records": cancer_rows[:10]}
     first = ts_client.post(SAMPLES, json=batch, headers={"Idempotency-Key": "batch-1"})
     again = ts_client.post(SAMPLES, json=batch, headers={"Idempotency-Key": "batch-1"})

@@ -201,3 +201,22 @@ def test_store_urls_are_checked(tmp_path: Any) -> None:
     store.migrate()
     assert store.url.endswith("?synchronous=normal")
     assert yaml.safe_load("a: 1") == {"a": 1}
+
+
+def test_the_holdout_is_stable_as_data_grows(ts_app: Flask, cancer_rows: list[dict[str, Any]]) -> None:
+    import numpy as np
+
+    from mlrm.training import dataset
+    from training_service.holdout import stable_split
+
+    config = ts_app.extensions["training_service"].services.get(NAME)
+
+    def held(n: int) -> set[float]:
+        data = dataset(config, cancer_rows[:n])
+        _, holdout, how = stable_split(config, data, np.arange(1, n + 1))
+        assert how == "stable by sample id"
+        return {float(x) for x in holdout.X[:, 0] * 1e6 + holdout.X[:, 1]}
+
+    small, large = held(200), held(560)
+    assert small <= large  # a sample held out once stays held out
+    assert 0.15 < len(large) / 560 < 0.35  # about training.holdout (0.25 here)
