@@ -28,6 +28,8 @@ class TrainingService:
         self.services = services or ConfigRoot(settings.config_root)
         self.store = store or open_store(settings.store_url)
         self.store.migrate()
+        # Built in gunicorn's master before it forks: no connection may cross fork(); each worker opens its own.
+        self.store.close()
 
     # Samples
 
