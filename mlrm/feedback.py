@@ -133,7 +133,11 @@ class Outbox:
             ).fetchone()
         finally:
             conn.close()
-        return {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0), "last_error": row[0] if row else None}
+        return {
+            "pending": counts.get("pending", 0),
+            "dead": counts.get("dead", 0),
+            "last_error": row[0] if row else None,
+        }
 
 
 class Feedback:
@@ -176,15 +180,20 @@ class Feedback:
             )  # fmt: skip
         records = self._validate(body)
         seq, key = self.outbox.put(orjson.dumps({"records": records}))
-        delivered = seq in self.deliver()
+        # Bounded: a long backlog after an outage is the retry thread's work, not this request's.
+        delivered = seq in self.deliver(budget=2 * self.timeout)
         return {"accepted": len(records), "id": key, "delivered": delivered, **self.outbox.counts()}
 
     def _validate(self, body: Any) -> list[Any]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise RequestError("Invalid request", 422, errors=[FieldError("", 'expected {"records": [{...features, target}]}')])
+            raise RequestError(
+                "Invalid request", 422, errors=[FieldError("", 'expected {"records": [{...features, target}]}')]
+            )
         unknown = sorted(k for k in body if k != "records")
         if unknown:
-            raise RequestError("Invalid request", 422, errors=[FieldError(f"/{unknown[0]}", "unknown key; only 'records'")])
+            raise RequestError(
+                "Invalid request", 422, errors=[FieldError(f"/{unknown[0]}", "unknown key; only 'records'")]
+            )
         records = body["records"]
         if not records:
             raise RequestError("Invalid request", 422, errors=[FieldError(POINTER, "expected at least one record")])
@@ -200,9 +209,10 @@ class Feedback:
             raise RequestError("Invalid feedback", 422, errors=data.rejected[:20])
         return records
 
-    def deliver(self) -> list[int]:
-        """Forward pending entries oldest first until one fails; the sequence numbers delivered."""
+    def deliver(self, budget: float | None = None) -> list[int]:
+        """Forward pending entries oldest first until one fails (or budget seconds pass); those delivered."""
         done: list[int] = []
+        deadline = None if budget is None else time.monotonic() + budget
         if not self.url or not self.outbox.path.exists():
             return done
         with open(self.outbox.path.with_name(self.outbox.path.name + ".lock"), "a+") as lock:
@@ -211,6 +221,8 @@ class Feedback:
             except BlockingIOError:
                 return done  # another worker or thread is delivering; it takes ours too
             while (entry := self.outbox.head()) is not None:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
                 try:
                     answer = requests.post(
                         self.target, data=entry.body, timeout=self.timeout,

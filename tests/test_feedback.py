@@ -34,7 +34,9 @@ from training_service.store import open_store
 def ml_client(root: Path) -> Iterator[tuple[FlaskClient, Feedback, int]]:
     """The ML service of breast-cancer in-process, sending feedback to a port nothing listens on yet."""
     port = free_port()
-    configure(root / NAME, feedback={"training_service": f"http://127.0.0.1:{port}", "retry_interval": 0.2, "timeout": 2})
+    configure(
+        root / NAME, feedback={"training_service": f"http://127.0.0.1:{port}", "retry_interval": 0.2, "timeout": 2}
+    )
     app = create_app(load_config_set(root / NAME))
     feedback: Feedback = app.extensions["mlrm"]["feedback"]
     yield app.test_client(), feedback, port

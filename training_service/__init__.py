@@ -3,8 +3,10 @@ durably, retrains when a trigger fires, gates the candidate and writes the
 new learned state back into the config set, where running ML services pick
 it up live.
 
-Layout: `store` (durable samples and jobs), `ingest` (validate and commit
-samples), `triggers` and `gate` (pure decisions), `jobs` (one training run, in
-its own process), `scheduler` (the one process that starts jobs), `core` (the
-transport-free service), `api` (thin Flask layer), `cli` and `client`.
+Layout: `store` (the Store interface; `sqlite_store` the embedded one),
+`ingest` (validate a posted batch), `triggers`, `gate` and `holdout` (pure
+decisions), `jobs` (one training run, in its own process), `scheduler` (the
+one process that starts jobs), `services` (the config sets under the root),
+`settings`, `core` (the transport-free service), `api` (thin Flask layer),
+`cli` and `client`.
 """
