@@ -113,14 +113,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     tag = _job_tag(store, job)
     earlier = _already_written(config, tag)
     if earlier is not None:  # killed after writing the version, before the job row was updated
-        version, parameters = earlier
-        versions = VersionStore(config.learned_dir)
-        result = parameters["training_job"]["result"]
-        # Killed between the version's rename and current.yaml (and nobody changed current since): finish it.
-        if parameters.get("promoted") and versions.current() == result.get("previous_version"):
-            versions.set_current(version)
-        progress("save", 1.0, f"version {version} was already written by an earlier attempt")
-        return dict(result, version=version, resumed=True)
+        return _finish_earlier(config, *earlier, progress)
 
     t = time.perf_counter()
     progress("data", None, f"reading samples up to #{through}")
@@ -179,6 +172,19 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     timings["save_s"] = round(time.perf_counter() - t, 4)
     progress("save", 1.0, f"version {version} {'is current' if decision.promote else 'kept, not current'}")
     return result
+
+
+def _finish_earlier(
+    config: ServiceConfig, version: int, parameters: dict[str, Any], progress: Reporter
+) -> dict[str, Any]:
+    """The result of an attempt that wrote its version, completing its promotion if it was cut off."""
+    result: dict[str, Any] = parameters["training_job"]["result"]
+    versions = VersionStore(config.learned_dir)
+    # Killed between the version's rename and current.yaml (and nobody changed current since): finish it.
+    if parameters.get("promoted") and versions.current() == result.get("previous_version"):
+        versions.set_current(version)
+    progress("save", 1.0, f"version {version} was already written by an earlier attempt")
+    return dict(result, version=version, resumed=True)
 
 
 def _score_current(config: ServiceConfig, holdout: Any) -> tuple[int | None, dict[str, float] | None, str | None]:
