@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import signal
 import sys
 import tempfile
+import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     from mlrm.rest.server import serve
     from training_service.api import create_app
 
-    # The scheduler is its own process so that triggers are checked once, however many API workers run.
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "training_service.scheduler", *settings.scheduler_args(), "--exit-with-parent"]
-    )
+    scheduler = _start_scheduler(settings)
     url = f"http://{settings.host}:{settings.port}"
 
     def ready() -> None:
@@ -54,12 +53,48 @@ def cmd_training_service(args: argparse.Namespace) -> int:
             log_level=args.log_level, access_log=args.access_log, on_ready=ready,
         )  # fmt: skip
     finally:
-        scheduler.terminate()
-        try:
-            scheduler.wait(15)
-        except subprocess.TimeoutExpired:
-            scheduler.kill()
+        _stop_scheduler(scheduler)
     return 0
+
+
+def _start_scheduler(settings: Settings) -> int:
+    """Fork the scheduler: its own process, so triggers are checked once however many API workers run.
+
+    Forked, not exec'd: this process is single-threaded here and has scikit-learn imported (as gunicorn's
+    preload has), so the scheduler is ready at once instead of importing it all again.
+    """
+    from training_service.scheduler import main as scheduler_main
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = scheduler_main([*settings.scheduler_args(), "--exit-with-parent"])
+        except BaseException:  # noqa: BLE001 (the child must never return into the CLI)
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _stop_scheduler(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the scheduler and wait, unless it is gone already (gunicorn reaps any child that exits)."""
+    deadline = time.monotonic() + timeout
+    signalled = False
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # already reaped: the pid may belong to someone else now, so never signal it
+        if done:
+            return
+        if not signalled:
+            os.kill(pid, signal.SIGTERM)
+            signalled = True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
 
 
 def register(add: Callable[..., Any]) -> None:

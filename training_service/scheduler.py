@@ -1,9 +1,9 @@
 """The one process that decides when to train and starts the jobs.
 
-`mlrm training-service` starts it beside gunicorn (`python -m
-training_service.scheduler`), so the API may run in several workers while
-triggers are checked exactly once. A lock in the store makes a second
-scheduler on the same store stand by instead of doubling jobs.
+`mlrm training-service` forks it before gunicorn starts (it also runs alone
+as `python -m training_service.scheduler`), so the API may run in several
+workers while triggers are checked exactly once. A lock in the store makes a
+second scheduler on the same store stand by instead of doubling jobs.
 
 Each tick, per service: reap a finished job process (a process that died
 with its job still running puts the job back in the queue: that is how a
