@@ -113,6 +113,14 @@ class Outbox:
         finally:
             conn.close()
 
+    def holds(self, seq: int) -> bool:
+        """Whether the entry is still in the outbox (pending or set aside)."""
+        conn = self._connect()
+        try:
+            return conn.execute("SELECT 1 FROM outbox WHERE seq = ?", (seq,)).fetchone() is not None
+        finally:
+            conn.close()
+
     def delivered(self, seq: int) -> None:
         self._run("DELETE FROM outbox WHERE seq = ?", (seq,))
 
@@ -181,7 +189,9 @@ class Feedback:
         records = self._validate(body)
         seq, key = self.outbox.put(orjson.dumps({"records": records}))
         # Bounded: a long backlog after an outage is the retry thread's work, not this request's.
-        delivered = seq in self.deliver(budget=2 * self.timeout)
+        self.deliver(budget=2 * self.timeout)
+        # Whoever delivered it (this request or a deliverer in another worker), it left the outbox.
+        delivered = not self.outbox.holds(seq)
         return {"accepted": len(records), "id": key, "delivered": delivered, **self.outbox.counts()}
 
     def _validate(self, body: Any) -> list[Any]:
@@ -210,16 +220,24 @@ class Feedback:
         return records
 
     def deliver(self, budget: float | None = None) -> list[int]:
-        """Forward pending entries oldest first until one fails (or budget seconds pass); those delivered."""
+        """Forward pending entries oldest first until one fails (or budget seconds pass); those delivered.
+
+        Without a budget (the retry thread) it gives way at once to a delivery under way elsewhere;
+        with one (a request) it waits for it within the budget, as that one delivers in order anyway.
+        """
         done: list[int] = []
         deadline = None if budget is None else time.monotonic() + budget
         if not self.url or not self.outbox.path.exists():
             return done
         with open(self.outbox.path.with_name(self.outbox.path.name + ".lock"), "a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return done  # another worker or thread is delivering; it takes ours too
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is None or time.monotonic() > deadline:
+                        return done
+                    time.sleep(0.01)
             while (entry := self.outbox.head()) is not None:
                 if deadline is not None and time.monotonic() > deadline:
                     break

@@ -139,6 +139,7 @@ def test_sigkill_during_write_back_leaves_old_or_new_version_and_restart_resumes
     url, _ = training_service(root, port=port)
     done = wait_job(url, job["id"], lambda j: j["state"] in ("succeeded", "failed"))
     assert done["state"] == "succeeded", done["error"]
-    assert done["result"]["promoted"] and done["result"]["version"] == 2 and done["attempts"] == 3
+    assert done["result"]["promoted"] and done["result"]["version"] == 2
+    assert done["attempts"] in (2, 3)  # 2 if the second attempt finished before the kill landed
     assert assert_loads(folder, {2}) == 2
     assert VersionStore(folder / "learned").versions() == [1, 2]
