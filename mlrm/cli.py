@@ -34,6 +34,7 @@ COMMANDS: dict[str, Command] = {}
 # feature here, so features never edit each other's commands.
 EXTENSIONS: list[str] = [
     "mlrm.mqtt.cli",
+    "training_service.cli",
 ]
 
 
@@ -100,6 +101,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
     from mlrm.progress import ProgressPrinter
 
+    if args.remote:
+        from training_service.client import train_remote
+
+        return train_remote(args)
+    if not args.data:
+        raise DataError("--data FILE.csv is required (or --remote URL to train on a training service)")
     config = load_config_set(args.config_set)
     records = training.read_csv(args.data)
     with ProgressPrinter() as progress:
@@ -225,8 +232,10 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("train", "Train on a CSV file, evaluate on a holdout, save a new version atomically.",
             "mlrm train configs/pcb-inspection --data pcb.csv")  # fmt: skip
-    s.add_argument("config_set", metavar="CONFIG_SET")
-    s.add_argument("--data", required=True, metavar="FILE.csv", help="CSV with a header: the inputs and the target")
+    s.add_argument("config_set", metavar="CONFIG_SET", help="config set folder (with --remote: or a service name)")
+    s.add_argument("--data", metavar="FILE.csv", help="CSV with a header: the inputs and the target")
+    s.add_argument("--remote", metavar="URL",
+                   help="train on this training service instead (posts --data first, if given), and follow the job")  # fmt: skip
     s.add_argument("--dry-run", action="store_true", help="train and evaluate, but save nothing")
 
     s = add("versions", "List the stored versions of a config set's learned state (* = current).",

@@ -111,3 +111,15 @@ class StateError(MlrmError):
 
 class DataError(MlrmError):
     """Training data that cannot be used (bad file, too few rows, bad rows)."""
+
+
+class StoreError(MlrmError):
+    """A training-service store that cannot be opened or used (bad URL, unsupported backend)."""
+
+
+class RemoteError(MlrmError):
+    """Another mlrm service could not be reached (status None) or answered with a problem."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -32,6 +32,8 @@ class Dataset:
     y: np.ndarray | None
     rejected: list[FieldError] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    # Index into the input records of each kept row (X[j] came from records[rows[j]]).
+    rows: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -65,9 +67,12 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         raise DataError(f"no such data file: {path}") from None
 
 
-def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False) -> Dataset:
+def dataset(
+    config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False, pointer: str = "/rows"
+) -> Dataset:
     """Validate and encode labelled records exactly as predict validates inputs.
 
+    Problems are reported by JSON pointer under `pointer` (e.g. /rows/3/volume_pct).
     With strings=True (CSV files) columns that are neither an input nor the
     target are ignored and listed in Dataset.ignored; in JSON records they are
     rejected like an unknown feature in a predict request.
@@ -82,18 +87,18 @@ def dataset(config: ServiceConfig, records: list[dict[str, Any]], *, strings: bo
         if isinstance(r, dict) else r
         for r in records
     ]  # fmt: skip
-    X, errors, kept = encoder.encode_collect(features, "/rows", strings=strings)
+    X, errors, kept = encoder.encode_collect(features, pointer, strings=strings)
     if target is None:
-        return Dataset(X, None, errors, ignored)
+        return Dataset(X, None, errors, ignored, rows=kept)
     targets = TargetEncoder(config)
     y = np.empty(len(kept))
     good = np.ones(len(kept), dtype=bool)
     for j, i in enumerate(kept):
         y[j], message = targets.encode_one(records[i].get(target.name))
         if message:
-            errors.append(FieldError(f"/rows/{i}/{target.name}", message))
+            errors.append(FieldError(f"{pointer}/{i}/{target.name}", message))
             good[j] = False
-    return Dataset(X[good], y[good], errors, ignored)
+    return Dataset(X[good], y[good], errors, ignored, rows=[i for j, i in enumerate(kept) if good[j]])
 
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:

@@ -102,7 +102,10 @@ TRAINING = _obj(
                     "type": ["integer", "null"],
                     "minimum": 1,
                     "default": None,
-                    "description": "Retrain when this many samples arrived since the current version.",
+                    "description": (
+                        "Retrain when this many samples arrived since the last training run "
+                        "(promoted or refused; since the current version before the first run)."
+                    ),
                 },
                 "interval": {
                     "type": ["integer", "null"],
@@ -250,6 +253,38 @@ MQTT = _obj(
     description="Optional: take part in MQTT (see docs/mqtt.md).",
 )
 
+FEEDBACK = _obj(
+    {
+        "training_service": {
+            "type": ["string", "null"],
+            "pattern": "^https?://",
+            "default": None,
+            "description": (
+                "Base URL of the training service that POST /v1/feedback forwards labelled samples to, "
+                "e.g. http://127.0.0.1:8100. The environment variable MLRM_TRAINING_SERVICE overrides it. "
+                "With neither, POST /v1/feedback answers 503."
+            ),
+        },
+        "outbox": _str(
+            "SQLite file that keeps feedback until the training service has acknowledged it "
+            "(relative to the config set folder).",
+            default="feedback-outbox.sqlite",
+        ),
+        "timeout": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 2.0,
+            "description": "Seconds one delivery attempt may take before the feedback waits in the outbox.",
+        },
+        "retry_interval": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 5.0,
+            "description": "Seconds between delivery attempts while the training service is unreachable.",
+        },
+    }
+)
+
 
 def build_schema() -> dict[str, Any]:
     """The complete JSON Schema (draft 2020-12) of service.yaml."""
@@ -286,6 +321,7 @@ def build_schema() -> dict[str, Any]:
                 "limits": LIMITS,
                 "serving": SERVING,
                 "mqtt": MQTT,
+                "feedback": FEEDBACK,
             },
             ["name", "inputs", "algorithm"],
         ),

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import NotFoundError, RequestError
+from mlrm.feedback import Feedback
 from mlrm.mqtt.status import read_status
 from mlrm.rest import inference, openapi
 from mlrm.rest.codec import decode, problem, respond
@@ -30,9 +31,12 @@ log = logging.getLogger("mlrm.rest")
 class Api:
     """Handlers over one Service."""
 
-    def __init__(self, service: Service, metrics: Metrics, mqtt_status: Path | None = None) -> None:
+    def __init__(
+        self, service: Service, metrics: Metrics, mqtt_status: Path | None = None, feedback: Feedback | None = None
+    ) -> None:
         self.service, self.metrics = service, metrics
         self.mqtt_status = mqtt_status
+        self.feedback = feedback or Feedback.from_config(service.config)
         self.config = service.config
         self.openapi = openapi.document(self.config)
         self._observe_version()
@@ -93,6 +97,11 @@ class Api:
             raise NotFoundError("MQTT is not configured: add an mqtt section to service.yaml (see docs/mqtt.md)")
         body, status = read_status(self.mqtt_status)
         return respond(body, status)
+    def feedback_post(self) -> Response:
+        return respond(self.feedback.submit(decode(request)), 202)
+
+    def feedback_status(self) -> Response:
+        return respond(self.feedback.status())
 
     def openapi_json(self) -> Response:
         return respond(self.openapi)
@@ -149,6 +158,8 @@ ROUTES: list[tuple[str, list[str], str]] = [
     ("/v1/config", ["GET"], "show_config"),
     ("/v1/admin/reload", ["POST"], "reload"),
     ("/v1/mqtt", ["GET"], "mqtt"),
+    ("/v1/feedback", ["POST"], "feedback_post"),
+    ("/v1/feedback", ["GET"], "feedback_status"),
     ("/openapi.json", ["GET"], "openapi_json"),
     ("/metrics", ["GET"], "metrics_text"),
     ("/v2", ["GET"], "server_metadata"),
@@ -191,7 +202,7 @@ def create_app(
     api = Api(service, metrics, mqtt_status)
     app = Flask("mlrm")
     app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
-    app.extensions["mlrm"] = {"service": service, "metrics": metrics}
+    app.extensions["mlrm"] = {"service": service, "metrics": metrics, "feedback": api.feedback}
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
     app.register_error_handler(Exception, handle_error)
@@ -199,6 +210,7 @@ def create_app(
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        api.feedback.ensure_background()
 
     @app.after_request
     def _observe(response: Response) -> Response:

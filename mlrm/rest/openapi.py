@@ -62,6 +62,12 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v1/config": {"get": {"summary": "Resolved config and learned-state metadata", "responses": simple}},
             "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
             "/v1/mqtt": {"get": {"summary": "MQTT bridge state (200 connected, 503 not)", "responses": simple}},
+            "/v1/feedback": {
+                "post": {"summary": "Send true labels ({records: [...]}) on to the training service",
+                         "responses": {"202": {"description": "Stored in the outbox"}, "413": problem, "422": problem,
+                                       "503": problem}},
+                "get": {"summary": "Feedback outbox: pending and set-aside entries", "responses": simple},
+            },
             "/v2": {"get": {"summary": "Server metadata (Open Inference Protocol)", "responses": simple}},
             "/v2/health/live": {"get": {"summary": "Liveness", "responses": simple}},
             "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**simple, "503": problem}}},

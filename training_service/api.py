@@ -1,0 +1,110 @@
+"""The HTTP API of the training service: `create_app(settings)`, no globals.
+
+Every handler decodes, calls one TrainingService method and encodes; one
+error handler turns every failure into an application/problem+json body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from mlrm.errors import RequestError
+from mlrm.rest.codec import decode, problem, respond
+from training_service.core import TrainingService
+from training_service.settings import Settings
+
+log = logging.getLogger("training_service.api")
+
+
+class Api:
+    """Handlers over one TrainingService."""
+
+    def __init__(self, service: TrainingService) -> None:
+        self.service = service
+
+    def index(self) -> Response:
+        return respond(self.service.index())
+
+    def health(self) -> Response:
+        return respond(self.service.health())
+
+    def describe(self, name: str) -> Response:
+        return respond(self.service.describe(name))
+
+    def samples(self, name: str) -> Response:
+        body, replayed = self.service.add_samples(
+            name, request.mimetype or "", request.get_data(cache=False), request.headers.get("Idempotency-Key")
+        )
+        response = respond(body, 202)
+        if replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    def stats(self, name: str) -> Response:
+        return respond(self.service.stats(name))
+
+    def train(self, name: str) -> Response:
+        job, created = self.service.train(name)
+        response = respond({"created": created, "job": job}, 202 if created else 200)
+        response.headers["Location"] = f"/v1/jobs/{job['id']}"
+        return response
+
+    def jobs(self, name: str) -> Response:
+        return respond(self.service.jobs(name, min(max(request.args.get("limit", 20, type=int), 1), 200)))
+
+    def job(self, job_id: int) -> Response:
+        return respond(self.service.job(job_id))
+
+    def versions(self, name: str) -> Response:
+        return respond(self.service.versions(name))
+
+    def rollback(self, name: str) -> Response:
+        return respond(self.service.rollback(name, decode(request)))
+
+
+# (rule, methods, handler name): the whole HTTP surface in one place.
+ROUTES: list[tuple[str, list[str], str]] = [
+    ("/", ["GET"], "index"),
+    ("/v1/health", ["GET"], "health"),
+    ("/v1/services", ["GET"], "index"),
+    ("/v1/services/<name>", ["GET"], "describe"),
+    ("/v1/services/<name>/samples", ["POST"], "samples"),
+    ("/v1/services/<name>/samples/stats", ["GET"], "stats"),
+    ("/v1/services/<name>/train", ["POST"], "train"),
+    ("/v1/services/<name>/jobs", ["GET"], "jobs"),
+    ("/v1/services/<name>/versions", ["GET"], "versions"),
+    ("/v1/services/<name>/rollback", ["POST"], "rollback"),
+    ("/v1/jobs/<int:job_id>", ["GET"], "job"),
+]
+
+
+def create_app(settings: Settings, *, service: TrainingService | None = None) -> Flask:
+    """Build the Flask app of a training service."""
+    service = service or TrainingService(settings)
+    api = Api(service)
+    app = Flask("training_service")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["training_service"] = service
+    for rule, methods, name in ROUTES:
+        app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
+
+    def handle_error(error: Exception) -> Response:
+        if isinstance(error, RequestError):
+            return problem(error)
+        if isinstance(error, HTTPException):
+            code = error.code or 500
+            detail = error.description or error.name
+            if code == 413:
+                detail = (
+                    f"request body too large: the limit is {settings.max_body_bytes} bytes "
+                    "(training-service --max-body-bytes). Split the batch."
+                )
+            return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
+
+    app.register_error_handler(Exception, handle_error)
+    return app

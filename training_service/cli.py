@@ -1,0 +1,121 @@
+"""`mlrm training-service`: the API under gunicorn plus the scheduler process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training_service.settings import DEFAULT_PORT, STORE_FILE, Settings
+
+
+def cmd_training_service(args: argparse.Namespace) -> int:
+    """Check every config set and the store, start the scheduler, then serve the API."""
+    from training_service.services import ConfigRoot
+    from training_service.store import open_store
+
+    settings = Settings(
+        config_root=Path(args.config_root), store_url=args.store, host=args.host, port=args.port,
+        workers=args.workers, max_body_bytes=args.max_body_bytes, max_records=args.max_records,
+        poll_interval=args.poll_interval, log_level=args.log_level,
+    )  # fmt: skip
+    services = ConfigRoot(settings.config_root)  # fail fast, before anything starts
+    store = open_store(settings.store_url)
+    store.migrate()
+    store.close()
+    # Set before prometheus_client is first imported (gunicorn's child_exit hook uses it).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
+    from mlrm.rest.server import serve
+    from training_service.api import create_app
+
+    scheduler = _start_scheduler(settings)
+    url = f"http://{settings.host}:{settings.port}"
+
+    def ready() -> None:
+        names = ", ".join(services.names())
+        print(
+            f"mlrm: training service for {names} ready at {url} (store {settings.store_url})",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        serve(
+            lambda: create_app(settings),
+            host=settings.host, port=settings.port, workers=settings.workers, name="training-service",
+            log_level=args.log_level, access_log=args.access_log, on_ready=ready,
+        )  # fmt: skip
+    finally:
+        _stop_scheduler(scheduler)
+    return 0
+
+
+def _start_scheduler(settings: Settings) -> int:
+    """Fork the scheduler: its own process, so triggers are checked once however many API workers run.
+
+    Forked, not exec'd: this process is single-threaded here and has scikit-learn imported (as gunicorn's
+    preload has), so the scheduler is ready at once instead of importing it all again.
+    """
+    from training_service.scheduler import main as scheduler_main
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = scheduler_main([*settings.scheduler_args(), "--exit-with-parent"])
+        except BaseException:  # noqa: BLE001 (the child must never return into the CLI)
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _stop_scheduler(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the scheduler and wait, unless it is gone already (gunicorn reaps any child that exits)."""
+    deadline = time.monotonic() + timeout
+    signalled = False
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # already reaped: the pid may belong to someone else now, so never signal it
+        if done:
+            return
+        if not signalled:
+            os.kill(pid, signal.SIGTERM)
+            signalled = True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
+def register(add: Callable[..., Any]) -> None:
+    """Add `mlrm training-service` to the CLI."""
+    s = add(
+        "training-service",
+        "Run the training service: store posted samples, retrain on triggers, write better versions back.",
+        "mlrm training-service --config-root configs/ --port 8100",
+        cmd_training_service,
+    )
+    s.add_argument("--config-root", required=True, metavar="DIR", help="folder whose sub-folders are config sets")
+    s.add_argument("--store", default="", metavar="URL",
+                   help=f"sqlite:///path/to/file.sqlite (default: DIR/{STORE_FILE}, WAL, synchronous=FULL)")  # fmt: skip
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT)
+    s.add_argument("--workers", type=int, default=2, help="gunicorn sync workers for the API (default 2)")
+    s.add_argument(
+        "--max-body-bytes", type=int, default=Settings.max_body_bytes, help="largest accepted post (413 above)"
+    )
+    s.add_argument("--max-records", type=int, default=Settings.max_records, help="most records in one post (413 above)")
+    s.add_argument("--poll-interval", type=float, default=Settings.poll_interval,
+                   help="seconds between the scheduler's trigger checks (default 0.5)")  # fmt: skip
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--access-log", action="store_true", help="log every request to stderr")

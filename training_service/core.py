@@ -1,0 +1,186 @@
+"""The transport-free training service: what every endpoint does.
+
+The Flask layer (api.py) decodes a request, calls one method here and
+encodes the answer; a CLI or another transport could call the same methods.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
+from mlrm.versions import VersionStore
+from training_service import ingest, jobs, triggers
+from training_service.scheduler import HEARTBEAT
+from training_service.services import ConfigRoot
+from training_service.settings import Settings
+from training_service.store import Job, Store, iso, open_store
+
+MAX_KEY_LENGTH = 255
+
+
+class TrainingService:
+    """Samples, jobs, versions and rollback for every config set under one root."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, services: ConfigRoot | None = None) -> None:
+        self.settings = settings
+        self.services = services or ConfigRoot(settings.config_root)
+        self.store = store or open_store(settings.store_url)
+        self.store.migrate()
+        # Built in gunicorn's master before it forks: no connection may cross fork(); each worker opens its own.
+        self.store.close()
+
+    # Samples
+
+    def add_samples(self, name: str, mimetype: str, body: bytes, key: str | None) -> tuple[dict[str, Any], bool]:
+        """Validate and durably store a batch; (the 202 body, whether it is a replay of an earlier post)."""
+        config = self.services.get(name)
+        if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and key.isprintable()):
+            raise RequestError(
+                "Invalid Idempotency-Key", 400, kind="invalid-idempotency-key",
+                detail=f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+            )  # fmt: skip
+        fingerprint = ingest.fingerprint(mimetype, body)
+        if key is not None:
+            earlier = self.store.find_batch(name, key)
+            if earlier is not None:
+                return self._replay(key, fingerprint, *earlier), True
+        batch = ingest.decode(mimetype, body, self.settings.max_records)
+        checked = ingest.check(config, batch)
+        if not checked.samples:
+            raise ingest.nothing_accepted(checked)
+        response, replayed = self.store.add_batch(
+            name, checked.samples, key, fingerprint, lambda ids, batch_id: ingest.report(name, checked, ids, batch_id)
+        )
+        if replayed:  # a concurrent retry with the same key committed first
+            return self._replay(key or "", fingerprint, fingerprint, response), True
+        return response, False
+
+    @staticmethod
+    def _replay(key: str, fingerprint: str, stored: str, response: dict[str, Any]) -> dict[str, Any]:
+        if stored != fingerprint:
+            raise RequestError(
+                "Idempotency-Key reused", 422, kind="idempotency-key-reused",
+                detail=f"Idempotency-Key {key!r} was already used for a different body; use a new key for new data",
+            )  # fmt: skip
+        return response
+
+    def stats(self, name: str) -> dict[str, Any]:
+        """Counts, new since the current version and since the last training run, label balance, time range."""
+        config = self.services.get(name)
+        version, through = jobs.current_watermark(config)
+        numbers = self.store.sample_stats(name, through)
+        last = self.store.last_training(name)
+        since_training = through if last is None or last.samples_through is None else last.samples_through
+        new_since_training = self.store.count_since(name, since_training)
+        wanted = config.section("training").get("triggers") or {}
+        elapsed = time.time() - last.created_at if last else 0.0
+        out: dict[str, Any] = {
+            "service": name,
+            "total": numbers["total"],
+            "new_since_current": numbers["new"],
+            "new_since_last_training": new_since_training,
+            "current_version": version,
+            "batches": numbers["batches"],
+            "last_id": numbers["last_id"],
+            "first_received_at": numbers["first_received_at"],
+            "last_received_at": numbers["last_received_at"],
+            "triggers": {**wanted, "due": triggers.due(wanted, new_since_training, elapsed) if last else None},
+            "last_training_job": last.id if last else None,
+        }
+        if config.task == "classification":
+            counts = {str(label): numbers["labels"].get(str(label), 0) for label in config.labels}
+            total = max(1, numbers["total"])
+            out["labels"] = counts
+            out["label_share"] = {k: round(v / total, 4) for k, v in counts.items()}
+        elif config.task == "regression":
+            out["target"] = numbers["target"]
+        return out
+
+    # Jobs
+
+    def train(self, name: str, trigger: str = "on_demand") -> tuple[dict[str, Any], bool]:
+        """Queue a training run (the scheduler starts it); joins the active one if there is one."""
+        config = self.services.get(name)
+        job, created = self.store.create_job(name, str(config.path), trigger)
+        return job.as_dict(), created
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self._job(job_id).as_dict()
+
+    def _job(self, job_id: int) -> Job:
+        job = self.store.job(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id}")
+        return job
+
+    def jobs(self, name: str, limit: int = 20) -> dict[str, Any]:
+        self.services.get(name)
+        return {"service": name, "jobs": [j.as_dict() for j in self.store.jobs(name, limit)]}
+
+    # Versions
+
+    def versions(self, name: str) -> dict[str, Any]:
+        """Every stored version with its metric, whether the gate promoted it, and why."""
+        config = self.services.get(name)
+        store = VersionStore(config.learned_dir)
+        current = store.current()
+        out = []
+        for v in store.versions():
+            try:
+                p = store.parameters(v)
+            except StateError as exc:
+                out.append({"version": v, "error": str(exc)})
+                continue
+            gate = p.get("gate") or {}
+            out.append({
+                "version": v, "current": v == current, "created_at": p.get("created_at"),
+                "metric": p.get("metric"), "score": (p.get("metrics") or {}).get(config.metric),
+                "metrics": p.get("metrics"), "rows": (p.get("data") or {}).get("rows"),
+                "promoted": p.get("promoted", True), "reason": gate.get("reason"),
+                "job": (p.get("training_job") or {}).get("id"),
+            })  # fmt: skip
+        return {"service": name, "current": current, "versions": out}
+
+    def rollback(self, name: str, body: Any) -> dict[str, Any]:
+        """Make a stored version current (atomically); running ML services switch to it."""
+        config = self.services.get(name)
+        if not isinstance(body, dict) or set(body) != {"version"}:
+            raise RequestError("Invalid request", 422, errors=[FieldError("", 'expected {"version": N}')])
+        version = body["version"]
+        if type(version) is not int or version < 1:
+            raise RequestError(
+                "Invalid request", 422, errors=[FieldError("/version", "expected a version number >= 1")]
+            )
+        store = VersionStore(config.learned_dir)
+        if version not in store.versions():
+            raise NotFoundError(f"'{name}' has no version {version}; stored: {store.versions()}")
+        before = store.current()
+        try:
+            store.set_current(version)
+        except StateError as exc:
+            raise RequestError("Version unusable", 409, detail=str(exc), kind="version-unusable") from None
+        return {"service": name, "version": version, "previous": before}
+
+    # Overview
+
+    def describe(self, name: str) -> dict[str, Any]:
+        config = self.services.get(name)
+        section = config.section("training")
+        version, _ = jobs.current_watermark(config)
+        active = self.store.active_job(name)
+        return {
+            "name": name, "path": str(config.path), "algorithm": config.algorithm, "task": config.task,
+            "metric": config.metric, "current_version": version, "triggers": section.get("triggers"),
+            "gate": section.get("gate"), "active_job": active.as_dict() if active else None,
+        }  # fmt: skip
+
+    def index(self) -> dict[str, Any]:
+        return {"services": [self.describe(n) for n in self.services.names()], "store": self.store.url}
+
+    def health(self) -> dict[str, Any]:
+        beat = self.store.heartbeat(HEARTBEAT)
+        age = None if beat is None else round(time.time() - beat, 3)
+        alive = age is not None and age < max(5.0, self.settings.poll_interval * 10)
+        return {"live": True, "scheduler": {"alive": alive, "last_seen": iso(beat), "age_s": age}}

@@ -1,0 +1,64 @@
+"""The promotion gate: does a candidate replace the current model?
+
+Both are scored on the same holdout with the config set's metric.
+training.gate.min_score is an absolute floor; training.gate.max_drop is how
+much worse than the current model the candidate may be (0 = never worse).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mlrm.config.schema import LOWER_IS_BETTER
+from mlrm.training import better
+
+# Scores equal up to float noise count as equal.
+EPSILON = 1e-12
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict, kept with the candidate whether it was promoted or not."""
+
+    promote: bool
+    reason: str
+    metric: str
+    candidate: float
+    current: float | None
+    min_score: float | None
+    max_drop: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    metric: str, gate: dict[str, Any], candidate: dict[str, float], current: dict[str, float] | None
+) -> Decision:
+    """Apply training.gate to the candidate's and the current model's metrics on one holdout."""
+    score = float(candidate[metric])
+    min_score = gate.get("min_score")
+    max_drop = float(gate.get("max_drop", 0.0))
+    now = None if current is None else float(current[metric])
+    lower = metric in LOWER_IS_BETTER
+
+    def verdict(promote: bool, reason: str) -> Decision:
+        return Decision(promote, reason, metric, score, now, min_score, max_drop)
+
+    if min_score is not None and better(metric, score, float(min_score)) < -EPSILON:
+        bound = "above" if lower else "below"
+        return verdict(False, f"{metric} {score:.4f} is {bound} training.gate.min_score {min_score}")
+    if now is None:
+        return verdict(True, f"no current model to compare with; {metric} {score:.4f} passes the gate")
+    gain = better(metric, score, now)
+    if gain < -max_drop - EPSILON:
+        return verdict(False, (
+            f"{metric} would drop by {-gain:.4f} ({now:.4f} -> {score:.4f} on the same holdout); "
+            f"training.gate.max_drop is {max_drop}"
+        ))  # fmt: skip
+    if gain > EPSILON:
+        return verdict(True, f"{metric} improves by {gain:.4f} ({now:.4f} -> {score:.4f} on the same holdout)")
+    return verdict(
+        True, f"{metric} {score:.4f} vs {now:.4f} on the same holdout: within training.gate.max_drop {max_drop}"
+    )

@@ -1,0 +1,217 @@
+"""One training run of one service: read the stored samples, fit a candidate,
+score it and the current model on the same holdout, let the gate decide, and
+write the candidate back into the config set (current only if promoted).
+
+Runs in its own process (started by the scheduler), so ingest never waits
+for a fit. Every step is recorded on the job row: progress, timings, result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from mlrm.config import ServiceConfig, load_config_set
+from mlrm.errors import ConfigError, DataError, MlrmError, StateError
+from mlrm.model import Model
+from mlrm.training import dataset, evaluate, fit, save
+from mlrm.versions import VersionStore
+from training_service import gate
+from training_service.holdout import stable_split
+from training_service.store import Job, Store
+
+log = logging.getLogger("training_service.jobs")
+
+# Progress rows are commits (fsync): at most this many per second.
+PROGRESS_PER_SECOND = 4
+
+
+def current_watermark(config: ServiceConfig) -> tuple[int | None, int]:
+    """(current version, the last sample id it was trained on; 0 if not trained by this service)."""
+    versions = VersionStore(config.learned_dir)
+    try:
+        version = versions.current()
+        if version is None:
+            return None, 0
+        through = (versions.parameters(version).get("data") or {}).get("samples_through")
+    except StateError:
+        return None, 0
+    return version, int(through) if isinstance(through, int) else 0
+
+
+def _job_tag(store: Store, job: Job) -> dict[str, Any]:
+    return {"id": job.id, "store": store.url, "trigger": job.trigger}
+
+
+def _already_written(config: ServiceConfig, tag: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """The version a previous attempt of this job wrote before it was killed, if any."""
+    versions = VersionStore(config.learned_dir)
+    for v in reversed(versions.versions()):
+        try:
+            parameters = versions.parameters(v)
+        except StateError:
+            continue
+        found = parameters.get("training_job") or {}
+        if found.get("id") == tag["id"] and found.get("store") == tag["store"]:
+            return v, parameters
+    return None
+
+
+class Reporter:
+    """The progress callback of mlrm.training, writing to the job row (throttled)."""
+
+    def __init__(self, store: Store, job_id: int) -> None:
+        self.store, self.job_id = store, job_id
+        self.last = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, fraction: float | None, message: str) -> None:
+        now = time.monotonic()
+        if stage == self.stage and fraction not in (0.0, 1.0) and now - self.last < 1 / PROGRESS_PER_SECOND:
+            return
+        self.stage, self.last = stage, now
+        self.store.set_progress(
+            self.job_id, {"stage": stage, "fraction": fraction, "message": message, "at": time.time()}
+        )
+
+
+def run(store: Store, job_id: int) -> None:
+    """Run one job to its end, recording success or failure on its row."""
+    job = store.job(job_id)
+    if job is None:
+        raise StateError(f"job {job_id} does not exist")
+    started = time.perf_counter()
+    timings: dict[str, Any] = {"queued_s": round(time.time() - job.created_at, 4)}
+    try:
+        result = _train(store, job, timings, Reporter(store, job_id))
+    except (DataError, ConfigError, StateError, MlrmError) as exc:
+        timings["total_s"] = round(time.perf_counter() - started, 4)
+        store.finish_job(job_id, "failed", result=None, error=str(exc), timings=timings)
+        log.error("job %s (%s) failed: %s", job_id, job.service, exc)
+        return
+    except Exception as exc:  # a bug or a broken algorithm: keep the job record honest
+        timings["total_s"] = round(time.perf_counter() - started, 4)
+        store.finish_job(job_id, "failed", result=None, error=f"{type(exc).__name__}: {exc}", timings=timings)
+        log.error("job %s (%s) crashed:\n%s", job_id, job.service, traceback.format_exc())
+        return
+    timings["total_s"] = round(time.perf_counter() - started, 4)
+    store.finish_job(job_id, "succeeded", result=result, error=None, timings=timings)
+    log.info("job %s (%s): %s", job_id, job.service, result["reason"])
+
+
+def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) -> dict[str, Any]:
+    # The watermark goes first, so even a failed run counts as "trained on these".
+    through = job.samples_through if job.samples_through is not None else store.last_sample_id(job.service)
+    store.set_through(job.id, through)
+    config = load_config_set(job.config_path)
+    tag = _job_tag(store, job)
+    earlier = _already_written(config, tag)
+    if earlier is not None:  # killed after writing the version, before the job row was updated
+        return _finish_earlier(config, *earlier, progress)
+
+    t = time.perf_counter()
+    progress("data", None, f"reading samples up to #{through}")
+    ids, records = store.identified(job.service, through)
+    data = dataset(config, records, strings=True)
+    minimum = int(config.section("training")["min_rows"])
+    if len(data) < minimum:
+        raise DataError(
+            f"only {len(data)} usable samples ({len(data.rejected)} rejected); training.min_rows is {minimum}"
+        )
+    train_part, holdout, how = stable_split(config, data, np.asarray(ids, dtype=np.int64)[data.rows])
+    timings["load_s"] = round(time.perf_counter() - t, 4)
+    progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {len(data.rejected)} rejected")
+
+    t = time.perf_counter()
+    model = fit(config, train_part, progress)
+    timings["fit_s"] = round(time.perf_counter() - t, 4)
+
+    t = time.perf_counter()
+    progress("evaluate", None, f"scoring candidate and current model on {len(holdout)} held-out rows")
+    metrics = evaluate(config, model, holdout)
+    previous, current_metrics, current_error = _score_current(config, holdout)
+    decision = gate.decide(config.metric, config.section("training")["gate"], metrics, current_metrics)
+    timings["evaluate_s"] = round(time.perf_counter() - t, 4)
+
+    result: dict[str, Any] = {
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "version": None,
+        "previous_version": previous,
+        "metric": config.metric,
+        "candidate_metrics": metrics,
+        "current_metrics": current_metrics,
+        "current_error": current_error,
+        "gate": decision.as_dict(),
+        "rows": len(data),
+        "train_rows": len(train_part),
+        "holdout_rows": len(holdout),
+        "holdout": how,
+        "rejected": len(data.rejected),
+        "first_rejected": [e.as_dict() for e in data.rejected[:5]],
+        "samples_through": through,
+    }
+    progress("save", None, "writing the new version" if decision.promote else "keeping the refused candidate on record")
+    t = time.perf_counter()
+    info = {
+        "rows": len(data), "train_rows": len(train_part), "holdout_rows": len(holdout),
+        "rejected": len(data.rejected), "fingerprint": data.fingerprint(), "samples_through": through,
+    }  # fmt: skip
+    # The version number is only known once written: store the result without it, then report it.
+    version = save(
+        config, model, metrics, data=info, timings=dict(timings), make_current=decision.promote,
+        extra={"promoted": decision.promote, "gate": decision.as_dict(), "training_job": {**tag, "result": result}},
+    )  # fmt: skip
+    result["version"] = version
+    timings["save_s"] = round(time.perf_counter() - t, 4)
+    progress("save", 1.0, f"version {version} {'is current' if decision.promote else 'kept, not current'}")
+    return result
+
+
+def _finish_earlier(
+    config: ServiceConfig, version: int, parameters: dict[str, Any], progress: Reporter
+) -> dict[str, Any]:
+    """The result of an attempt that wrote its version, completing its promotion if it was cut off."""
+    result: dict[str, Any] = parameters["training_job"]["result"]
+    versions = VersionStore(config.learned_dir)
+    # Killed between the version's rename and current.yaml (and nobody changed current since): finish it.
+    if parameters.get("promoted") and versions.current() == result.get("previous_version"):
+        versions.set_current(version)
+    progress("save", 1.0, f"version {version} was already written by an earlier attempt")
+    return dict(result, version=version, resumed=True)
+
+
+def _score_current(config: ServiceConfig, holdout: Any) -> tuple[int | None, dict[str, float] | None, str | None]:
+    """(current version, its metrics on the holdout, why it could not be scored)."""
+    versions = VersionStore(config.learned_dir)
+    try:
+        version = versions.current()
+        if version is None:
+            return None, None, None
+        model = Model.from_record(config, versions.read(version))
+        return version, evaluate(config, model, holdout), None
+    except (StateError, OSError, ValueError, KeyError) as exc:
+        return None, None, f"the current version could not be scored: {exc}"
+
+
+def process_main(store_url: str, job_id: int, service: str) -> None:
+    """Entry point of a job process (forked by the scheduler)."""
+    from training_service.store import open_store
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    store = open_store(store_url)  # never the parent's connection: it must not cross fork()
+    lock = store.try_lock(f"job-{service}")
+    if lock is None:
+        log.error("job %s: another job of %s is still running; leaving it queued", job_id, service)
+        os._exit(75)
+    store.start_job(job_id, os.getpid())
+    run(store, job_id)
+    store.close()
+    lock.release()

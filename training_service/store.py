@@ -1,0 +1,184 @@
+"""Durable samples and jobs of the training service, behind a small interface.
+
+`Store` is what the rest of the service uses; `SQLiteStore` (sqlite_store.py) is the embedded
+default (one file beside the config sets). A PostgreSQL backend implements the
+same methods (advisory locks instead of lock files).
+
+Durability: the database runs in WAL mode with synchronous=FULL, so every
+COMMIT fsyncs the write-ahead log before it returns. A batch of samples is
+acknowledged only after that COMMIT, so neither a killed process nor a power
+cut loses an acknowledged sample. (synchronous=NORMAL would survive a killed
+process but may lose the last commits on power loss, so it is opt-in:
+`sqlite:///path?synchronous=normal`.) The Idempotency-Key of a batch is
+written in the same transaction as its samples: either both are stored or
+neither is, so a retried post counts exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from mlrm.errors import StoreError
+
+ACTIVE = ("queued", "running")
+FINAL = ("succeeded", "failed")
+
+
+@dataclass
+class Sample:
+    """One validated sample: the record as received, plus its target for stats."""
+
+    record: dict[str, Any]
+    label: str | None = None  # classification label (canonical text)
+    value: float | None = None  # regression target
+
+
+@dataclass
+class Job:
+    """One training run of one service."""
+
+    id: int
+    service: str
+    config_path: str
+    state: str
+    trigger: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    pid: int | None = None
+    samples_through: int | None = None
+    progress: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of GET /v1/jobs/{id}."""
+        return {
+            "id": self.id,
+            "service": self.service,
+            "state": self.state,
+            "trigger": self.trigger,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "progress": self.progress,
+            "timings": self.timings,
+            "samples_through": self.samples_through,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+def iso(t: float | None) -> str | None:
+    """Unix time -> ISO 8601 in UTC (ms), or None."""
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+class Lock(Protocol):
+    def release(self) -> None: ...
+
+
+class Store(Protocol):
+    """What the training service needs from durable storage."""
+
+    url: str
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema."""
+
+    def find_batch(self, service: str, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, stored response) of an earlier batch with this Idempotency-Key."""
+
+    def add_batch(
+        self,
+        service: str,
+        samples: list[Sample],
+        key: str | None,
+        fingerprint: str,
+        respond: Callable[[list[int], int], dict[str, Any]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Commit samples and the key in one transaction; (response, replayed).
+
+        respond(sample ids, batch id) builds the response that is stored with
+        the key, so a replay answers exactly what the first post answered.
+        """
+
+    def last_sample_id(self, service: str) -> int: ...
+
+    def count_since(self, service: str, after_id: int) -> int: ...
+
+    def records(self, service: str, through: int) -> list[dict[str, Any]]:
+        """Every stored record of the service with id <= through, in order."""
+
+    def identified(self, service: str, through: int) -> tuple[list[int], list[dict[str, Any]]]:
+        """Like records(), with the sample ids beside them."""
+
+    def sample_stats(self, service: str, after_id: int) -> dict[str, Any]: ...
+
+    def create_job(self, service: str, config_path: str, trigger: str) -> tuple[Job, bool]:
+        """A new queued job, or (the active job, False) if one is queued or running."""
+
+    def job(self, job_id: int) -> Job | None: ...
+
+    def jobs(self, service: str, limit: int = 20) -> list[Job]: ...
+
+    def active_job(self, service: str) -> Job | None: ...
+
+    def last_training(self, service: str) -> Job | None:
+        """The newest job that read data (its samples_through is set)."""
+
+    def start_job(self, job_id: int, pid: int) -> None: ...
+
+    def set_through(self, job_id: int, through: int) -> None: ...
+
+    def set_progress(self, job_id: int, progress: dict[str, Any]) -> None: ...
+
+    def finish_job(
+        self, job_id: int, state: str, *, result: dict[str, Any] | None, error: str | None, timings: dict[str, Any]
+    ) -> None: ...
+
+    def requeue_job(self, job_id: int, reason: str, max_attempts: int) -> str:
+        """Put an interrupted running job back in the queue (or fail it after max_attempts); the new state."""
+
+    def beat(self, name: str) -> None:
+        """Record that a named process (the scheduler) is alive now."""
+
+    def heartbeat(self, name: str) -> float | None: ...
+
+    def try_lock(self, name: str) -> Lock | None:
+        """An exclusive lock across processes, released when the holder dies."""
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """The store a URL names: sqlite:///relative/path, sqlite:////absolute/path, or a plain file path."""
+    from training_service.sqlite_store import SQLiteStore
+
+    if "://" not in url:
+        return SQLiteStore(url)
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        if not path:
+            raise StoreError(f"{url}: no file named; use sqlite:///path/to/training.sqlite")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise StoreError(f"{url}: unknown option {sorted(unknown)[0]!r}; only 'synchronous' is accepted")
+        return SQLiteStore(path, synchronous=options.get("synchronous", "FULL"))
+    if parts.scheme in ("postgres", "postgresql"):
+        raise StoreError(
+            f"{parts.scheme}:// stores are not available yet: implement training_service.store.Store for PostgreSQL. "
+            "Use the embedded default, sqlite:///path/to/training.sqlite"
+        )
+    raise StoreError(f"{url}: unknown store scheme {parts.scheme!r}; use sqlite:///path/to/training.sqlite")
