@@ -202,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("data", "Write sample data as CSV (synthetic PCB readings, or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
-    s.add_argument("name", choices=["pcb-inspection", "breast-cancer"])
+    s.add_argument("name", choices=["pcb-inspection", "breast-cancer", "worker-activity"])
     s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--output", "-o", help="write to this file instead of stdout")

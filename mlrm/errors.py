@@ -108,3 +108,7 @@ class StateError(MlrmError):
 
 class DataError(MlrmError):
     """Training data that cannot be used (bad file, too few rows, bad rows)."""
+
+
+class TrainingError(MlrmError):
+    """A fit that cannot go on: the loss diverged, or the asked-for device is missing."""

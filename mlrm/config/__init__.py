@@ -1,7 +1,11 @@
 """Config sets: the YAML a person writes, checked and resolved."""
 
+from mlrm.config import loader
 from mlrm.config.loader import load_config_set
 from mlrm.config.model import Feature, ServiceConfig, Target
 from mlrm.config.schema import build_schema
+from mlrm.config.sequence_checks import check_sequence
+
+loader.EXTRA_CHECKS.append(check_sequence)
 
 __all__ = ["Feature", "ServiceConfig", "Target", "build_schema", "load_config_set"]
