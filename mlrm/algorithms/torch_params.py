@@ -59,7 +59,8 @@ TRAINING: list[Hyperparameter] = [
         "0 to 0.5 (0: no validation, needs patience: null).", type="number", minimum=0, maximum=0.5),
     _hp("device", "auto", "Where to train: auto (a CUDA GPU if torch sees one, else the CPU), cpu or cuda. "
         "Predictions always run on the CPU.", enum=DEVICES),
-    _hp("threads", None, "CPU threads torch may use while training, an integer of 1 or more; null: torch's default.",
+    _hp("threads", 1, "CPU threads torch may use while training, an integer of 1 or more; null: torch's default "
+        "(one per core). 1 suits small networks best, and a CPU shared with other work.",
         type=["integer", "null"], minimum=1, maximum=1024),
 ]  # fmt: skip
 

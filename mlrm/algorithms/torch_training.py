@@ -41,7 +41,7 @@ class Settings:
     patience: int | None = 10
     validation_fraction: float = 0.1
     device: str = "auto"
-    threads: int | None = None
+    threads: int | None = 1
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "Settings":
