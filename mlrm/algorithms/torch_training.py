@@ -210,10 +210,26 @@ def train(
     return history
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Predict on the calling thread only. A small network answers a request
+    no faster with more threads, and gunicorn forks its workers after the
+    model's smoke prediction: a child whose parent had started torch's
+    OpenMP thread pool hangs in its first parallel region."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
 def forward(module: nn.Module, X: np.ndarray) -> np.ndarray:
-    """Run the network on the CPU over X in batches; float64 outputs."""
+    """Run the network on the CPU, single-threaded, over X in batches; float64 outputs."""
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), one_thread():
         for start in range(0, max(len(X), 1), PREDICT_BATCH):
             chunk = np.ascontiguousarray(X[start : start + PREDICT_BATCH], dtype=np.float32)
             outputs.append(module(torch.from_numpy(chunk)).numpy())
