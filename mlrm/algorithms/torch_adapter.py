@@ -26,6 +26,10 @@ WEIGHTS, NETWORK = "model.pt", "network.yaml"
 FORMAT = 1
 
 
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits, dim=1)
+
+
 class TorchAlgorithm:
     """Base of the torch adapters. Subclasses set name, task, specs and build()."""
 
@@ -139,11 +143,10 @@ class TorchAlgorithm:
         if self.task == "anomaly":
             scores = self._reconstruction_error(X)
             return Prediction(values=(scores > self.network["threshold"]).astype(np.int64), scores=scores)
-        out = forward(module, X)
         if self.task == "classification":
-            exp = np.exp(out - out.max(axis=1, keepdims=True))
-            probabilities = exp / exp.sum(axis=1, keepdims=True)
-            return Prediction(values=np.argmax(out, axis=1).astype(np.int64), probabilities=probabilities)
+            probabilities = forward(module, X, _softmax)
+            return Prediction(values=np.argmax(probabilities, axis=1), probabilities=probabilities)
+        out = forward(module, X)
         values = out * np.asarray(self.network["target_std"]) + np.asarray(self.network["target_mean"])
         return Prediction(values=values[:, 0] if self.network["target_flat"] else values)
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+import torch.utils.deterministic
 from torch import nn
 
 from mlrm.algorithms.base import Progress, no_progress
@@ -86,10 +87,14 @@ def reproducible(seed: int, device: torch.device, threads: int | None) -> Iterat
     threads_before = torch.get_num_threads()
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     cudnn_before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+        # Filling every new buffer with NaN only guards against kernels that read memory
+        # they never wrote; it made LSTM training about 10% slower (benchmarks/torch_overhead.py).
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         if threads:
             torch.set_num_threads(threads)
@@ -98,6 +103,7 @@ def reproducible(seed: int, device: torch.device, threads: int | None) -> Iterat
         finally:
             torch.set_num_threads(threads_before)
             torch.use_deterministic_algorithms(deterministic_before)
+            torch.utils.deterministic.fill_uninitialized_memory = fill_before  # type: ignore[attr-defined]
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_before
 
 
@@ -226,13 +232,18 @@ def one_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def forward(module: nn.Module, X: np.ndarray) -> np.ndarray:
-    """Run the network on the CPU, single-threaded, over X in batches; float64 outputs."""
-    outputs = []
+def forward(
+    module: nn.Module, X: np.ndarray, head: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> np.ndarray:
+    """Run the network (then head, e.g. softmax) on the CPU, single-threaded, over X in batches; float64 out."""
     with torch.inference_mode(), one_thread():
-        for start in range(0, max(len(X), 1), PREDICT_BATCH):
-            chunk = np.ascontiguousarray(X[start : start + PREDICT_BATCH], dtype=np.float32)
-            outputs.append(module(torch.from_numpy(chunk)).numpy())
+        if len(X) <= PREDICT_BATCH:  # one request: no batching, no copies beyond the float32 cast
+            out = module(torch.from_numpy(np.asarray(X, dtype=np.float32)))
+            return (head(out) if head else out).numpy().astype(np.float64)
+        outputs = []
+        for start in range(0, len(X), PREDICT_BATCH):
+            out = module(torch.from_numpy(np.asarray(X[start : start + PREDICT_BATCH], dtype=np.float32)))
+            outputs.append((head(out) if head else out).numpy())
     return np.concatenate(outputs).astype(np.float64)
 
 

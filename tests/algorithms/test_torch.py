@@ -104,6 +104,7 @@ def test_fit_leaves_the_callers_torch_settings_alone() -> None:
     fitted("mlp_classifier", threads=1)
     assert torch.equal(torch.rand(3), expected)
     assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory
 
 
 def test_training_reports_epochs_losses_and_early_stopping() -> None:
