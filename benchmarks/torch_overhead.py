@@ -55,7 +55,9 @@ def plain_mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, N_CLASSES))
 
 
-def plain_fit(build: Callable[[], nn.Module], X: np.ndarray, y: np.ndarray, epochs: int, batch: int, seed: int) -> nn.Module:
+def plain_fit(
+    build: Callable[[], nn.Module], X: np.ndarray, y: np.ndarray, epochs: int, batch: int, seed: int
+) -> nn.Module:
     """The training loop a person writes by hand."""
     torch.manual_seed(seed)
     model = build()
@@ -125,7 +127,9 @@ def compare(name: str, mlrm_name: str, params: dict[str, Any], build: Callable[[
 
     def row(what: str, times: Times, unit: str, scale: float) -> None:
         ours, theirs = statistics.median(times[0]), statistics.median(times[1])
-        print(f"  {what:<34} {ours * scale:>10.3f} {theirs * scale:>10.3f} {unit:<4} {100 * (ours / theirs - 1):>+7.1f}%")
+        print(
+            f"  {what:<34} {ours * scale:>10.3f} {theirs * scale:>10.3f} {unit:<4} {100 * (ours / theirs - 1):>+7.1f}%"
+        )
 
     print(f"{name}: {X.shape[0]} {'windows' if X.ndim == 3 else 'rows'} of shape {X.shape[1:]}, {epochs} epochs, "
           f"batch {batch}, {threads} thread(s), {reps} repetitions")  # fmt: skip
@@ -136,8 +140,10 @@ def compare(name: str, mlrm_name: str, params: dict[str, Any], build: Callable[[
     row("predict 1 row, CPU time", one_cpu, "ms", 1e3)
     row("predict 1000 rows, wall time", many_wall, "ms", 1e3)
     row("predict 1000 rows, CPU time", many_cpu, "ms", 1e3)
-    print(f"  training accuracy: mlrm {ours_acc:.3f}, torch {theirs_acc:.3f}; training wall times "
-          f"mlrm {[round(t, 2) for t in fit_wall[0]]} torch {[round(t, 2) for t in fit_wall[1]]}")
+    print(
+        f"  training accuracy: mlrm {ours_acc:.3f}, torch {theirs_acc:.3f}; training wall times "
+        f"mlrm {[round(t, 2) for t in fit_wall[0]]} torch {[round(t, 2) for t in fit_wall[1]]}"
+    )
 
 
 def main() -> None:

@@ -105,7 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(result.rejected) > 10:
         print(f"... and {len(result.rejected) - 10} more rejected values", file=sys.stderr)
     metric = config.metric
-    _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} rows in {result.timings['total_s']:.2f}s")
+    unit = "windows" if "sequence" in config.raw else "rows"
+    _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} {unit} in {result.timings['total_s']:.2f}s")
     for key, value in result.metrics.items():
         _say(f"  {key:<18} {value:.4f}{'   <- training.metric' if key == metric else ''}")
     if result.version is not None:

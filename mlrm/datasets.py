@@ -151,8 +151,10 @@ def worker_activity(rows: int = 2000, seed: int = 7) -> list[dict[str, Any]]:
         strength, tempo = rng.uniform(0.75, 1.25), rng.uniform(0.85, 1.15)
         acc_bias, gyro_bias = rng.normal(0, 0.03, 3), rng.normal(0, 2.0, 3)
         mount = _rotation(rng.normal(0, 0.25, 3))  # how the strap sits on this wrist
-        samples, labels, previous = [], [], ""
-        while sum(len(s) for s in samples) < n_worker:
+        samples: list[np.ndarray] = []
+        labels: list[str] = []
+        previous = ""
+        while len(labels) < n_worker:
             kind = str(rng.choice([a for a in ACTIVITIES if a != previous]))
             length = int(rng.uniform(4, 20) * IMU_RATE_HZ)
             samples.append(_activity(kind, length, rng, strength, tempo))

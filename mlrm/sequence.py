@@ -42,7 +42,7 @@ class SequenceSpec:
     buffer: dict[str, Any]
 
     @classmethod
-    def of(cls, config: ServiceConfig) -> "SequenceSpec | None":
+    def of(cls, config: ServiceConfig) -> SequenceSpec | None:
         """The spec of a config set, or None when it has no sequence section."""
         seq = config.raw.get("sequence")
         if not seq:
@@ -102,7 +102,7 @@ class WindowEncoder:
         self.scaled = [self.rows.scaled[c] for c in self.columns]
 
     @classmethod
-    def of(cls, config: ServiceConfig, rows: RowEncoder | None = None) -> "WindowEncoder | None":
+    def of(cls, config: ServiceConfig, rows: RowEncoder | None = None) -> WindowEncoder | None:
         spec = SequenceSpec.of(config)
         return cls(config, spec, rows) if spec else None
 
@@ -247,7 +247,8 @@ class WindowEncoder:
 
 def _segments(ordered: list[int], row_of: np.ndarray) -> list[np.ndarray]:
     """Runs of usable records: a rejected record cuts the stream, so no window spans it."""
-    out, run = [], []
+    out: list[np.ndarray] = []
+    run: list[int] = []
     for i in ordered:
         if row_of[i] < 0:
             if run:

@@ -76,7 +76,7 @@ class SequenceInput:
             raise request_error(errors)
         entries: list[dict[str, Any]] = [{"stream": None, "pending": False, "needed": 0} for _ in instances]
         if records:
-            for (i, _), pushed in zip(records, self.buffer(windows).push([r for _, r in records])):
+            for (i, _), pushed in zip(records, self.buffer(windows).push([r for _, r in records]), strict=True):
                 entries[i] = {"stream": pushed.stream if self.spec.stream else None,
                               "pending": pushed.window is None, "needed": pushed.needed}  # fmt: skip
                 if pushed.window is not None:
@@ -88,7 +88,7 @@ class SequenceInput:
             for key, values in outputs.items():
                 if isinstance(values, list):
                     column = body.setdefault(key, [None] * len(instances))
-                    for i, value in zip(order, values):
+                    for i, value in zip(order, values, strict=True):
                         column[i] = value
         body["windows"] = entries
         return body

@@ -100,7 +100,7 @@ def test_holdout_is_the_end_of_each_stream_and_shares_no_record_with_training(tm
     starts = {g: [] for g in (0, 1)}  # type: dict[int, list[float]]
     for part, name in ((train, "train"), (hold, "hold")):
         assert part.groups is not None
-        for window, g in zip(part.X, part.groups):
+        for window, g in zip(part.X, part.groups, strict=True):
             starts[g].append((window[0, 0], name))  # type: ignore[arg-type]
     for g, seen in starts.items():
         last_train = max(s for s, name in seen if name == "train")
@@ -129,7 +129,9 @@ def test_holdout_is_the_end_of_each_stream_and_shares_no_record_with_training(tm
          "horizon-for-classification", "window-too-short", "unknown-label-rule", "horizon-0-leaks-target",
          "time-is-the-stream"],
 )  # fmt: skip
-def test_broken_sequence_sections_name_the_key_and_the_fix(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
+def test_broken_sequence_sections_name_the_key_and_the_fix(
+    tmp_path: Path, changes: dict[str, Any], expected: str
+) -> None:
     assert expected in problems(tmp_path, **changes)
 
 

@@ -19,7 +19,16 @@ from torch.nn import functional as F
 
 from mlrm.algorithms import torch_params
 from mlrm.algorithms.base import Hyperparameter, Prediction, Progress, Task, no_progress
-from mlrm.algorithms.torch_training import Settings, forward, load_state, reproducible, resolve_device, state_bytes, train
+from mlrm.algorithms.torch_training import (
+    Loss,
+    Settings,
+    forward,
+    load_state,
+    reproducible,
+    resolve_device,
+    state_bytes,
+    train,
+)
 from mlrm.errors import StateError
 
 WEIGHTS, NETWORK = "model.pt", "network.yaml"
@@ -79,7 +88,7 @@ class TorchAlgorithm:
         n_classes: int | None = None,
         progress: Progress = no_progress,
         seed: int = 0,
-    ) -> "TorchAlgorithm":
+    ) -> TorchAlgorithm:
         s = Settings.from_params(self.params)
         device = resolve_device(s.device)
         inputs, window = self._shape(X)
@@ -89,7 +98,7 @@ class TorchAlgorithm:
             assert y is not None
             outputs = int(n_classes or int(np.max(y)) + 1)
             target = torch.as_tensor(np.asarray(y, dtype=np.int64), device=device)
-            loss = F.cross_entropy
+            loss: Loss = F.cross_entropy
         elif self.task == "regression":
             assert y is not None
             y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
@@ -162,8 +171,10 @@ class TorchAlgorithm:
             raise StateError(f"{self.name}: the learned state lacks {', '.join(missing)}. Retrain it.")
         network = yaml.safe_load(files[NETWORK].decode("utf-8"))
         ints = ("inputs", "outputs")
-        if not isinstance(network, dict) or network.get("format") != FORMAT or not all(
-            isinstance(network.get(k), int) and network[k] > 0 for k in ints
+        if (
+            not isinstance(network, dict)
+            or network.get("format") != FORMAT
+            or not all(isinstance(network.get(k), int) and network[k] > 0 for k in ints)
         ):
             raise StateError(f"{self.name}: {NETWORK} is not a network description this mlrm can read. Retrain it.")
         with torch.random.fork_rng(devices=[]):  # initial weights are overwritten: leave the caller's RNG alone

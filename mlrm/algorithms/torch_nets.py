@@ -91,10 +91,13 @@ class MLPClassifier(TorchAlgorithm):
         return mlp(inputs, outputs, self.params)
 
 
-class MLPRegressor(MLPClassifier):
+class MLPRegressor(TorchAlgorithm):
     """`mlp_regressor`: a feed-forward network over rows predicting a number."""
 
-    name, task = "mlp_regressor", "regression"
+    name, task, specs = "mlp_regressor", "regression", torch_params.MLP
+
+    def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
+        return mlp(inputs, outputs, self.params)
 
 
 class Autoencoder(TorchAlgorithm):

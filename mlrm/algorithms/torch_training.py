@@ -45,7 +45,7 @@ class Settings:
     threads: int | None = 1
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "Settings":
+    def from_params(cls, params: dict[str, Any]) -> Settings:
         return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
 
 
@@ -87,7 +87,7 @@ def reproducible(seed: int, device: torch.device, threads: int | None) -> Iterat
     threads_before = torch.get_num_threads()
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     cudnn_before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    fill_before = torch.utils.deterministic.fill_uninitialized_memory
+    fill_before = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
@@ -232,9 +232,7 @@ def one_thread() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def forward(
-    module: nn.Module, X: np.ndarray, head: Callable[[torch.Tensor], torch.Tensor] | None = None
-) -> np.ndarray:
+def forward(module: nn.Module, X: np.ndarray, head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """Run the network (then head, e.g. softmax) on the CPU, single-threaded, over X in batches; float64 out."""
     with torch.inference_mode(), one_thread():
         if len(X) <= PREDICT_BATCH:  # one request: no batching, no copies beyond the float32 cast

@@ -47,9 +47,7 @@ def test_every_promised_network_is_registered_lazily() -> None:
         "mlp_classifier", "mlp_regressor", "lstm_classifier", "gru_classifier", "lstm_forecaster",
         "gru_forecaster", "cnn1d_classifier", "dbn_classifier", "autoencoder",
     }  # fmt: skip
-    assert {n for n in TORCH if algorithms.takes_windows(n)} == {
-        n for n in TORCH if algorithms.get(n).sequence
-    }
+    assert {n for n in TORCH if algorithms.takes_windows(n)} == {n for n in TORCH if algorithms.get(n).sequence}
 
 
 @pytest.mark.parametrize("name", TORCH)
@@ -135,10 +133,14 @@ def test_classifier_and_regressor_learn() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4))
     y = (X[:, 0] > 0).astype(np.int64)
-    clf = algorithms.get("mlp_classifier")(layers=[16], epochs=30, patience=None, validation_fraction=0, learning_rate=0.01)
+    clf = algorithms.get("mlp_classifier")(
+        layers=[16], epochs=30, patience=None, validation_fraction=0, learning_rate=0.01
+    )
     assert (clf.fit(X, y, n_classes=2).predict(X).values == y).mean() > 0.95
     target = 1000 * X[:, 1] + 5000  # in watts: the adapter scales it for training
-    reg = algorithms.get("mlp_regressor")(layers=[16], epochs=60, learning_rate=0.01, patience=None, validation_fraction=0)
+    reg = algorithms.get("mlp_regressor")(
+        layers=[16], epochs=60, learning_rate=0.01, patience=None, validation_fraction=0
+    )
     error = reg.fit(X, target).predict(X).values - target
     assert np.sqrt(np.mean(error**2)) < 100
 
