@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import requests
 import pytest
 import yaml
 
@@ -223,3 +224,16 @@ def test_spec_defaults(tmp_path: Path) -> None:
     assert spec is not None
     assert (spec.step, spec.order_by, spec.stream, spec.label, spec.horizon) == (1, None, None, "last", 0)
     assert spec.inputs == ("force", "speed")
+
+
+def test_buffered_records_survive_a_killed_server(tmp_path: Path, serve: Any) -> None:
+    config = config_set(tmp_path)
+    training.train(config, records(60, "p1"))
+    rows = strip(records(4, "p5"))
+    url, process = serve(config.path)
+    answer = requests.post(f"{url}/v1/predict", json={"instances": rows[:2]}, timeout=10).json()
+    assert answer["windows"][-1] == {"stream": "p5", "pending": True, "needed": 2}
+    process.kill()  # SIGKILL: no chance to flush anything
+    url, _ = serve(config.path)
+    answer = requests.post(f"{url}/v1/predict", json={"instances": rows[2:]}, timeout=10).json()
+    assert [w["needed"] for w in answer["windows"]] == [1, 0] and answer["predictions"][1] in ("ok", "jam")

@@ -48,6 +48,10 @@ class TorchAlgorithm:
     # True: X is windows, shape (n, window, features); False: rows (n, features).
     sequence: ClassVar[bool] = False
     specs: ClassVar[dict[str, Hyperparameter]]
+    # Hyperparameters mlrm sets itself: name -> the fix to tell the user.
+    reserved: ClassVar[dict[str, str]] = {
+        key: "mlrm sets it from training.seed; set `training.seed` instead" for key in ("seed", "random_state")
+    }
 
     def __init__(self, **params: Any) -> None:
         self.params = {**{k: s.default for k, s in self.specs.items()}, **params}
@@ -60,6 +64,9 @@ class TorchAlgorithm:
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> list[tuple[str, str]]:
+        reserved = [(k, f"'{k}' is not set here: {cls.reserved[k]}") for k in params if k in cls.reserved]
+        if reserved:
+            return reserved
         problems = torch_params.check(cls.specs, params)
         if not problems and params.get("device") == "cuda" and not torch.cuda.is_available():
             problems.append(("device", "device: cuda, but torch sees no CUDA GPU on this machine. "
@@ -169,7 +176,10 @@ class TorchAlgorithm:
         missing = [f for f in (WEIGHTS, NETWORK) if f not in files]
         if missing:
             raise StateError(f"{self.name}: the learned state lacks {', '.join(missing)}. Retrain it.")
-        network = yaml.safe_load(files[NETWORK].decode("utf-8"))
+        try:
+            network = yaml.safe_load(files[NETWORK].decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            network = None
         ints = ("inputs", "outputs")
         if (
             not isinstance(network, dict)

@@ -184,6 +184,8 @@ def test_checks_name_key_and_fix() -> None:
     assert mlp.check({"momentum": 0.9, "optimizer": "sgd"}) == []
     assert "one of adam, adamw, sgd" in mlp.check({"optimizer": "rmsprop"})[0][1]
     assert mlp.check({"dropout": 1.0})[0][0] == "dropout"
+    assert mlp.check({"seed": 1}) == [("seed", "'seed' is not set here: mlrm sets it from training.seed; "
+                                               "set `training.seed` instead")]  # fmt: skip
     if not torch.cuda.is_available():
         assert "Set device: auto" in mlp.check({"device": "cuda"})[0][1]
 
@@ -205,6 +207,8 @@ def test_load_refuses_weights_that_do_not_fit_or_carry_code(capsys: pytest.Captu
     assert "code ran" not in capsys.readouterr().out
     with pytest.raises(StateError, match="network.yaml"):
         algorithms.get("mlp_classifier")(**FAST).load({**files, "network.yaml": b"inputs: -1\n"})
+    with pytest.raises(StateError, match="network.yaml"):
+        algorithms.get("mlp_classifier")(**FAST).load({**files, "network.yaml": b"inputs: [1\n"})
     with pytest.raises(StateError, match="lacks network.yaml"):
         algorithms.get("mlp_classifier")(**FAST).load({"model.pt": files["model.pt"]})
 
