@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import requests
 import pytest
+import requests
 import yaml
 
 from mlrm import training
