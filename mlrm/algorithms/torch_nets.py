@@ -48,12 +48,14 @@ class RecurrentNet(nn.Module):
         for units in layers:
             self.layers.append(kind(width, units, batch_first=True))
             width = units
-        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout else None
         self.head = nn.Linear(width, outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = self.dropout(layer(x)[0])
+            x = layer(x)[0]
+            if self.dropout is not None:
+                x = self.dropout(x)
         return self.head(x[:, -1])  # type: ignore[no-any-return]
 
 
