@@ -116,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(result.rejected) > 10:
         print(f"... and {len(result.rejected) - 10} more rejected values", file=sys.stderr)
     metric = config.metric
-    _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} rows in {result.timings['total_s']:.2f}s")
+    unit = "windows" if "sequence" in config.raw else "rows"
+    _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} {unit} in {result.timings['total_s']:.2f}s")
     for key, value in result.metrics.items():
         _say(f"  {key:<18} {value:.4f}{'   <- training.metric' if key == metric else ''}")
     if result.version is not None:
@@ -225,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("data", "Write sample data as CSV (synthetic PCB readings, or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
-    s.add_argument("name", choices=["pcb-inspection", "breast-cancer"])
+    s.add_argument("name", choices=["pcb-inspection", "breast-cancer", "worker-activity"])
     s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--output", "-o", help="write to this file instead of stdout")

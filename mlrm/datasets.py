@@ -1,5 +1,6 @@
-"""Data for demos and tests: a realistic PCB solder-paste generator and real
-data that scikit-learn ships (no download at run time)."""
+"""Data for demos and tests: realistic generators (PCB solder-paste
+inspection, wrist-IMU worker activity) and real data that scikit-learn ships
+(no download at run time)."""
 
 from __future__ import annotations
 
@@ -72,9 +73,115 @@ def breast_cancer(rows: int | None = None, seed: int = 0) -> list[dict[str, Any]
     return out[:rows] if rows else out
 
 
+IMU_RATE_HZ = 50
+ACTIVITIES = ["hammering", "screwing", "sawing", "idle"]
+IMU_CHANNELS = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+
+
+def _activity(kind: str, n: int, rng: np.random.Generator, strength: float, tempo: float) -> np.ndarray:
+    """n samples (n x 6: acc in g, gyro in deg/s) of one activity in the sensor frame
+    (x along the forearm, y across the wrist, z out of the back of the hand)."""
+    t = np.arange(n) / IMU_RATE_HZ
+    pitch0, roll0 = rng.normal(0.3, 0.15), rng.normal(0, 0.2)  # forearm pose, radians
+    pitch, roll = np.full(n, pitch0), np.full(n, roll0)
+    linear = np.zeros((n, 3))
+    if kind == "hammering":
+        f = rng.uniform(1.7, 2.3) * tempo
+        phase = (f * t + rng.random()) % 1.0
+        # Slow lift, fast strike, stop dead on the nail.
+        swing = np.where(phase < 0.7, phase / 0.7, 1 - (phase - 0.7) / 0.3)
+        pitch = pitch0 + strength * 0.9 * (swing - 0.5)
+        hit = (np.diff(np.floor(f * t + 1e-9), prepend=0) > 0).astype(float)
+        impulse = np.convolve(hit, np.exp(-np.arange(6) / 1.2), mode="full")[:n]
+        linear[:, 0] += -strength * rng.uniform(3, 5) * impulse
+        linear[:, 2] += strength * rng.uniform(1.5, 3) * impulse * np.sign(rng.normal(size=n))
+    elif kind == "screwing":
+        f = rng.uniform(0.9, 1.6) * tempo
+        phase = (f * t + rng.random()) % 1.0
+        # Turn slowly, let go and turn back fast (regrip).
+        turn = np.where(phase < 0.75, phase / 0.75, 1 - (phase - 0.75) / 0.25)
+        roll = roll0 + strength * 1.1 * (turn - 0.5)
+        pitch = pitch0 + 0.05 * np.sin(2 * np.pi * f * t)
+        linear += rng.normal(0, 0.04, (n, 3))
+    elif kind == "sawing":
+        f = rng.uniform(0.9, 1.5) * tempo
+        stroke = strength * rng.uniform(0.2, 0.3)  # metres
+        w = 2 * np.pi * f
+        phase = w * t + rng.uniform(0, 2 * np.pi)
+        linear[:, 0] = -(w**2) * stroke / 2 * np.cos(phase) / 9.81
+        # Teeth bite on the push stroke only: a buzz along the blade.
+        pushing = np.sin(phase) > 0
+        linear[:, 0] += pushing * 0.12 * strength * np.sin(2 * np.pi * rng.uniform(12, 18) * t)
+        linear[:, 2] += pushing * rng.normal(0, 0.08, n)
+        pitch = pitch0 + 0.15 * strength * np.sin(phase + 0.4)
+    else:  # idle: resting, now and then reaching for something (a short, irregular movement)
+        pitch = pitch0 + np.cumsum(rng.normal(0, 0.002, n))
+        roll = roll0 + np.cumsum(rng.normal(0, 0.002, n))
+        reach = np.convolve(rng.random(n) < 0.008, np.hanning(40), mode="same")
+        pitch += 0.4 * reach * rng.normal()
+        roll += 0.6 * reach * rng.normal()
+        linear += reach[:, None] * rng.normal(0, 0.25, (n, 3))
+    fatigue = 1 + 0.15 * np.sin(2 * np.pi * t / rng.uniform(5, 15) + rng.uniform(0, 6.3))
+    pitch, roll = pitch0 + (pitch - pitch0) * fatigue, roll0 + (roll - roll0) * fatigue
+    gravity = np.stack([-np.sin(pitch), np.cos(pitch) * np.sin(roll), np.cos(pitch) * np.cos(roll)], axis=1)
+    gyro = np.stack(
+        [np.gradient(roll) * IMU_RATE_HZ, np.gradient(pitch) * IMU_RATE_HZ, rng.normal(0, 0.05, n)], axis=1
+    )
+    return np.concatenate([gravity + linear, np.degrees(gyro)], axis=1)
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrix for small angles (radians) about x, y and z."""
+    a, b, c = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx  # type: ignore[no-any-return]
+
+
+def worker_activity(rows: int = 2000, seed: int = 7) -> list[dict[str, Any]]:
+    """Wrist IMU records at 50 Hz (acceleration in g, rotation rate in deg/s) of
+    workers hammering, screwing, sawing or idle, in segments of 4 to 20 s.
+    Each worker is a stream with its own strength, tempo, sensor fit and bias;
+    `t` is seconds since the worker's session started."""
+    rng = np.random.default_rng(seed)
+    workers = max(1, min(12, rows // 4000))
+    out: list[dict[str, Any]] = []
+    for w in range(workers):
+        n_worker = rows // workers + (1 if w < rows % workers else 0)
+        strength, tempo = rng.uniform(0.75, 1.25), rng.uniform(0.85, 1.15)
+        acc_bias, gyro_bias = rng.normal(0, 0.03, 3), rng.normal(0, 2.0, 3)
+        mount = _rotation(rng.normal(0, 0.25, 3))  # how the strap sits on this wrist
+        samples: list[np.ndarray] = []
+        labels: list[str] = []
+        previous = ""
+        while len(labels) < n_worker:
+            kind = str(rng.choice([a for a in ACTIVITIES if a != previous]))
+            length = int(rng.uniform(4, 20) * IMU_RATE_HZ)
+            samples.append(_activity(kind, length, rng, strength, tempo))
+            # Labels come from a person watching a video: each change is marked up to 0.4 s off.
+            late = int(rng.integers(-20, 21)) if labels else 0
+            labels = labels[: len(labels) + late] if late < 0 else labels + [previous] * late
+            labels += [kind] * (length - late)
+            previous = kind
+        data = np.concatenate(samples)[:n_worker]
+        data[:, :3], data[:, 3:] = data[:, :3] @ mount.T, data[:, 3:] @ mount.T
+        data[:, :3] += acc_bias + rng.normal(0, 0.02, (n_worker, 3))
+        data[:, 3:] += gyro_bias + rng.normal(0, 1.5, (n_worker, 3))
+        data[:, :3] = np.clip(data[:, :3], -16, 16)
+        data[:, 3:] = np.clip(data[:, 3:], -2000, 2000)
+        for i in range(n_worker):
+            row: dict[str, Any] = {"worker": f"worker-{w + 1}", "t": round(i / IMU_RATE_HZ, 3)}
+            row.update({c: round(float(v), 4) for c, v in zip(IMU_CHANNELS, data[i])})
+            row["activity"] = labels[i]
+            out.append(row)
+    return out
+
+
 GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "pcb-inspection": pcb_inspection,
     "breast-cancer": breast_cancer,
+    "worker-activity": worker_activity,
 }
 
 

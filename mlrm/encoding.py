@@ -134,6 +134,10 @@ class RowEncoder:
         self.width = len(self.columns)
         self._blank = [0.0] * self.width
 
+    def span(self, name: str) -> range:
+        """The matrix columns of one input (several for a one-hot category)."""
+        return self._spans[name]
+
     def encode(self, rows: Any, pointer: str = "/instances") -> np.ndarray:
         """Rows (list of mappings) -> n x width matrix; any bad value raises RequestError."""
         return self._encode(rows, pointer, strings=False, collect=False)[0]

@@ -123,3 +123,7 @@ class RemoteError(MlrmError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TrainingError(MlrmError):
+    """A fit that cannot go on: the loss diverged, or the asked-for device is missing."""

@@ -11,6 +11,7 @@ from mlrm.algorithms import Algorithm, Prediction
 from mlrm.config.model import ServiceConfig
 from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.errors import StateError
+from mlrm.sequence import WindowEncoder
 from mlrm.versions import VersionRecord
 
 
@@ -38,6 +39,9 @@ class Model:
         self.version = version
         self.parameters = parameters or {}
         self.labels = list(config.labels)
+        # Windows of records for a config set with a sequence section, else None.
+        self.windows = WindowEncoder.of(config, self.encoder)
+        self.shape: tuple[int, ...] = self.windows.shape if self.windows else (self.encoder.width,)
 
     @classmethod
     def from_record(cls, config: ServiceConfig, record: VersionRecord) -> Model:
@@ -54,9 +58,17 @@ class Model:
         preprocessor = Preprocessor.from_dict(record.parameters["preprocessing"])
         return cls(config, preprocessor, algorithm, record.version, record.parameters)
 
+    def features(self, raw: np.ndarray) -> np.ndarray:
+        """Encoded rows (or windows) -> what the algorithm reads. Windows are
+        flattened for algorithms that read rows (a random forest over windows)."""
+        X = self.preprocessor.transform(raw)
+        if X.ndim == 3 and not algorithms.takes_windows(self.config.algorithm):
+            X = X.reshape(len(X), -1)
+        return X
+
     def predict_matrix(self, raw: np.ndarray) -> Prediction:
-        """Predict from encoded (not yet preprocessed) rows."""
-        return self.algorithm.predict(self.preprocessor.transform(raw))
+        """Predict from encoded (not yet preprocessed) rows or windows."""
+        return self.algorithm.predict(self.features(raw))
 
     def outputs(self, prediction: Prediction) -> dict[str, Any]:
         """The JSON-ready body parts for a prediction (no model info)."""

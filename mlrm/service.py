@@ -18,6 +18,8 @@ import numpy as np
 from mlrm.config.model import ServiceConfig
 from mlrm.errors import NotReadyError, RequestError, StateError
 from mlrm.model import Model
+from mlrm.sequence import SequenceSpec
+from mlrm.sequence_input import SequenceInput
 from mlrm.versions import VersionStore
 
 log = logging.getLogger("mlrm.service")
@@ -36,6 +38,8 @@ class Service:
         self._checked = -float("inf")
         self._stamp: Any = None
         self.listeners: list[Callable[[Model], None]] = []
+        # Windows and the per-stream buffer, for config sets with a sequence section.
+        self.sequence = SequenceInput(config) if SequenceSpec.of(config) else None
         self.reload()
 
     @property
@@ -83,8 +87,7 @@ class Service:
 
     def _smoke(self, model: Model) -> None:
         """One prediction on a neutral row before a model may serve."""
-        row = np.zeros((1, model.encoder.width))
-        model.predict_matrix(row)
+        model.predict_matrix(np.zeros((1, *model.shape)))
 
     def require_model(self) -> Model:
         self.maybe_reload()
@@ -107,7 +110,7 @@ class Service:
                 detail=f"{len(instances)} instances in one request; the limit is {limit} (limits.max_instances)",
                 kind="too-many-instances",
             )
-        body = model.predict(instances)
+        body = self.sequence.predict(model, instances) if self.sequence else model.predict(instances)
         body["model"] = {"name": self.name, "version": model.version}
         return body
 

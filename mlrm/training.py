@@ -21,12 +21,17 @@ from mlrm.config.schema import LOWER_IS_BETTER
 from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.errors import DataError, FieldError
 from mlrm.model import Model, make_algorithm
+from mlrm.sequence import WindowEncoder, split_indices
 from mlrm.versions import VersionStore
 
 
 @dataclass
 class Dataset:
-    """Encoded training rows: X (with NaN for missing), y (codes or floats)."""
+    """Encoded training rows: X (with NaN for missing), y (codes or floats).
+
+    For a sequence config set X holds windows (n, window, features) and
+    groups the stream of each window, in time order within a stream.
+    """
 
     X: np.ndarray
     y: np.ndarray | None
@@ -34,6 +39,7 @@ class Dataset:
     ignored: list[str] = field(default_factory=list)
     # Index into the input records of each kept row (X[j] came from records[rows[j]]).
     rows: list[int] = field(default_factory=list)
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -45,7 +51,8 @@ class Dataset:
         return "sha256:" + digest.hexdigest()
 
     def take(self, index: np.ndarray) -> Dataset:
-        return Dataset(self.X[index], None if self.y is None else self.y[index])
+        groups = None if self.groups is None else self.groups[index]
+        return Dataset(self.X[index], None if self.y is None else self.y[index], groups=groups)
 
 
 @dataclass
@@ -77,6 +84,10 @@ def dataset(
     target are ignored and listed in Dataset.ignored; in JSON records they are
     rejected like an unknown feature in a predict request.
     """
+    windows = WindowEncoder.of(config)
+    if windows is not None:
+        X, y, rejected, groups = windows.training_windows(records, strings=strings)
+        return Dataset(X, y, rejected, groups=groups)
     encoder = RowEncoder(config)
     target = config.target
     keep = encoder.names if strings else None
@@ -103,6 +114,9 @@ def dataset(
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
     """Holdout split by training.holdout and training.seed (stratified when it can be)."""
+    if data.groups is not None:
+        train_index, hold_index = split_indices(config, data.groups)
+        return data.take(train_index), data.take(hold_index)
     section = config.section("training")
     rng = np.random.default_rng(int(section["seed"]))
     n = len(data)
@@ -123,15 +137,17 @@ def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
 def fit(config: ServiceConfig, data: Dataset, progress: Progress = no_progress) -> Model:
     """Fit preprocessing and the algorithm on data; an unsaved Model."""
     encoder = RowEncoder(config)
+    windows = WindowEncoder.of(config, encoder)
     section = config.section("preprocessing")
-    pre = Preprocessor.fit(data.X, encoder.scaled, section["missing"], section["scaling"])
-    algorithm = make_algorithm(config)
+    rows = data.X.reshape(-1, data.X.shape[-1])  # records of windows, for per-feature statistics
+    pre = Preprocessor.fit(rows, windows.scaled if windows else encoder.scaled, section["missing"], section["scaling"])
+    model = Model(config, pre, make_algorithm(config))
     n_classes = len(config.labels) if config.task == "classification" else None
     y = data.y.astype(np.int64) if (data.y is not None and config.task == "classification") else data.y
-    algorithm.fit(
-        pre.transform(data.X), y, n_classes=n_classes, progress=progress, seed=int(config.section("training")["seed"])
+    model.algorithm.fit(
+        model.features(data.X), y, n_classes=n_classes, progress=progress, seed=int(config.section("training")["seed"])
     )
-    return Model(config, pre, algorithm)
+    return model
 
 
 def evaluate(config: ServiceConfig, model: Model, data: Dataset) -> dict[str, float]:
@@ -214,7 +230,7 @@ def train(
     minimum = int(config.section("training")["min_rows"])
     if len(data) < minimum:
         raise DataError(
-            f"only {len(data)} usable rows ({len(data.rejected)} rejected); training.min_rows is {minimum}. "
+            f"only {len(data)} usable {'windows' if data.groups is not None else 'rows'} ({len(data.rejected)} rejected); training.min_rows is {minimum}. "
             + (f"First problem: {data.rejected[0].pointer}: {data.rejected[0].detail}" if data.rejected else "")
         )
     train_part, holdout = split(config, data)

@@ -12,12 +12,26 @@ import importlib
 from mlrm.algorithms.base import Algorithm, Hyperparameter, Prediction, Progress, Task, no_progress
 from mlrm.algorithms.sklearn import SKLEARN_ALGORITHMS
 
-__all__ = ["Algorithm", "Hyperparameter", "Prediction", "Progress", "Task", "no_progress", "names", "get", "task_of"]
+__all__ = ["Algorithm", "Hyperparameter", "Prediction", "Progress", "Task", "no_progress", "names", "get", "task_of", "takes_windows"]
 
 _EAGER: dict[str, type[Algorithm]] = {klass.name: klass for klass in SKLEARN_ALGORITHMS}
 
 # name -> (module, class, task, extra): imported lazily, only when used.
-_LAZY: dict[str, tuple[str, str, Task, str]] = {}
+_NETS, _DBN = "mlrm.algorithms.torch_nets", "mlrm.algorithms.dbn"
+_LAZY: dict[str, tuple[str, str, Task, str]] = {
+    "mlp_classifier": (_NETS, "MLPClassifier", "classification", "torch"),
+    "mlp_regressor": (_NETS, "MLPRegressor", "regression", "torch"),
+    "lstm_classifier": (_NETS, "LSTMClassifier", "classification", "torch"),
+    "gru_classifier": (_NETS, "GRUClassifier", "classification", "torch"),
+    "lstm_forecaster": (_NETS, "LSTMForecaster", "regression", "torch"),
+    "gru_forecaster": (_NETS, "GRUForecaster", "regression", "torch"),
+    "cnn1d_classifier": (_NETS, "CNN1DClassifier", "classification", "torch"),
+    "dbn_classifier": (_DBN, "DBNClassifier", "classification", "torch"),
+    "autoencoder": (_NETS, "Autoencoder", "anomaly", "torch"),
+}
+# Adapters that take windows of records (n, window, features) rather than rows;
+# known here so config checks need not import torch.
+WINDOWED = frozenset({"lstm_classifier", "gru_classifier", "lstm_forecaster", "gru_forecaster", "cnn1d_classifier"})
 
 
 def names() -> list[str]:
@@ -35,6 +49,11 @@ def task_of(name: str) -> Task:
 def requirement_of(name: str) -> str | None:
     """The optional extra an algorithm needs ("torch"), or None."""
     return _LAZY[name][3] if name in _LAZY else None
+
+
+def takes_windows(name: str) -> bool:
+    """Whether an algorithm reads windows of records (needs a `sequence` section)."""
+    return name in WINDOWED
 
 
 def get(name: str) -> type[Algorithm]:

@@ -8,5 +8,8 @@ from mlrm.mqtt.checks import check_mqtt
 
 # Semantic checks of optional sections live with their feature.
 loader.EXTRA_CHECKS.append(check_mqtt)
+from mlrm.config.sequence_checks import check_sequence
+
+loader.EXTRA_CHECKS.append(check_sequence)
 
 __all__ = ["Feature", "ServiceConfig", "Target", "build_schema", "load_config_set"]

@@ -212,7 +212,9 @@ def _check_meaning(raw: dict[str, Any], report: _Report) -> str:
             report(("target",), "a classification target needs 'labels', e.g. labels: [OK, error].")
         if target["kind"] == "regression" and "labels" in target:
             report(("target", "labels"), "a regression target has no labels. Remove 'labels'.")
-        if target["name"] in raw["inputs"]:
+        # Forecasting a series from its own past is the exception (sequence checks guard the leak).
+        forecast = "sequence" in raw and target["kind"] == "regression"
+        if target["name"] in raw["inputs"] and not forecast:
             report(("target", "name"), f"'{target['name']}' is also an input. The target must not be an input.")
     raw["training"].setdefault("metric", default_metric(task))
     _check_algorithm(raw, task, report)

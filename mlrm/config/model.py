@@ -79,12 +79,14 @@ class ServiceConfig:
     def signature(self) -> dict[str, Any]:
         """The parts learned state depends on: a change here needs retraining."""
         raw = self.raw
+        sequence = raw.get("sequence")
         return {
             "inputs": raw["inputs"],
             "target": raw.get("target"),
             "algorithm": raw["algorithm"]["name"],
             "preprocessing": raw.get("preprocessing"),
-            "sequence": raw.get("sequence"),
+            # The buffer is serving only: changing it needs no retraining.
+            "sequence": {k: v for k, v in sequence.items() if k != "buffer"} if sequence else None,
         }
 
 

@@ -285,6 +285,66 @@ FEEDBACK = _obj(
     }
 )
 
+SEQUENCE = _obj(
+    {
+        "window": {"type": "integer", "minimum": 2, "maximum": 100000, "description": "Records per window."},
+        "step": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100000,
+            "default": 1,
+            "description": "Records from one window's start to the next: in training data, and between answers "
+            "to buffered single records.",
+        },
+        "inputs": {
+            "type": "array",
+            "items": NAME,
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Inputs that feed the window, in this order (default: every input).",
+        },
+        "order_by": {
+            **NAME,
+            "default": "arrival",
+            "description": "Record field holding each record's time (a number, or an ISO 8601 string), "
+            "or 'arrival': the order records come in.",
+        },
+        "stream": {
+            **NAME,
+            "description": "Record field naming the stream (device, machine, worker) a record belongs to; "
+            "a window never mixes streams. Leave it out for a single stream.",
+        },
+        "label": _str(
+            "Classification: a window's label is its last record's (last) or its most frequent one (majority).",
+            enum=["last", "majority"],
+        ),
+        "horizon": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 10000,
+            "description": "Forecasting (regression): predict the target for the next this many records after "
+            "the window (default 1); 0 predicts it at the window's last record.",
+        },
+        "buffer": _obj(
+            {
+                "file": _str(
+                    "SQLite file buffering single records per stream, relative to the config set.",
+                    default="var/sequence-buffer.sqlite",
+                ),
+                "max_streams": {"type": "integer", "minimum": 1, "default": 1000},
+                "idle_seconds": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 300,
+                    "description": "A stream silent this long starts a fresh window (and may make room for others).",
+                },
+            }
+        ),
+    },
+    ["window"],
+    description="Windows of ordered records, for algorithms that read sequences (and tabular ones, flattened).",
+)
+
 
 def build_schema() -> dict[str, Any]:
     """The complete JSON Schema (draft 2020-12) of service.yaml."""
@@ -318,6 +378,7 @@ def build_schema() -> dict[str, Any]:
                 "algorithm": algorithm,
                 "preprocessing": PREPROCESSING,
                 "training": TRAINING,
+                "sequence": SEQUENCE,
                 "limits": LIMITS,
                 "serving": SERVING,
                 "mqtt": MQTT,

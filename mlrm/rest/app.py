@@ -50,7 +50,8 @@ class Api:
 
     def _count(self, answer: dict[str, Any]) -> None:
         name = self.service.name
-        predictions = answer["predictions"]
+        # A buffered record still waiting for its window is answered with null.
+        predictions = [p for p in answer["predictions"] if p is not None]
         self.metrics.rows.labels(name).inc(len(predictions))
         if self.config.task != "regression":
             counts: dict[str, int] = {}

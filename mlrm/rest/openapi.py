@@ -7,6 +7,7 @@ from typing import Any
 
 from mlrm import __version__
 from mlrm.config.model import Feature, ServiceConfig
+from mlrm.sequence import SequenceSpec
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 
@@ -26,12 +27,32 @@ def feature_schema(f: Feature) -> dict[str, Any]:
 
 
 def instance_schema(config: ServiceConfig) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "type": "object",
         "properties": {f.name: feature_schema(f) for f in config.inputs},
         "required": [f.name for f in config.inputs if f.required],
         "additionalProperties": False,
     }
+    spec = SequenceSpec.of(config)
+    return record if spec is None else sequence_instance_schema(spec, record)
+
+
+def sequence_instance_schema(spec: SequenceSpec, record: dict[str, Any]) -> dict[str, Any]:
+    """A ready window of records, or one record (with its stream id and time) to buffer."""
+    fields: dict[str, Any] = {}
+    if spec.stream:
+        fields[spec.stream] = {"type": ["string", "integer"], "description": "Stream id (sequence.stream)"}
+    if spec.order_by:
+        fields[spec.order_by] = {"type": ["number", "string"], "description": "Record time: seconds or ISO 8601"}
+    with_fields = {**record, "properties": {**record["properties"], **fields}}
+    window = {
+        "type": "object",
+        "required": ["window"],
+        "additionalProperties": False,
+        "properties": {"window": {"type": "array", "minItems": spec.window, "maxItems": spec.window,
+                                  "items": with_fields}},
+    }  # fmt: skip
+    return {"oneOf": [window, {**with_fields, "required": [*record["required"], *fields]}]}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
