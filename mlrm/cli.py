@@ -178,6 +178,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generators() -> list[str]:
+    from mlrm.datasets import GENERATORS
+
+    return list(GENERATORS)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlrm",
@@ -203,9 +209,9 @@ def parser() -> argparse.ArgumentParser:
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
     s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")
 
-    s = add("data", "Write sample data as CSV (synthetic PCB readings, or real data a package ships).",
+    s = add("data", "Write sample data as CSV (synthetic PCB readings, rooms' air, a pump motor; or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
-    s.add_argument("name", choices=["pcb-inspection", "breast-cancer"])
+    s.add_argument("name", choices=_generators())
     s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--output", "-o", help="write to this file instead of stdout")

@@ -1,5 +1,6 @@
-"""Data for demos and tests: a realistic PCB solder-paste generator and real
-data that scikit-learn ships (no download at run time)."""
+"""Data for demos and tests: realistic synthetic generators (PCB solder
+paste, rooms' air, a pump motor) and real data that scikit-learn ships (no
+download at run time). `mlrm data NAME` writes any of GENERATORS as CSV."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from mlrm.simulation.machines import machine_condition, machine_sensor, machine_temperature, machine_windows
+from mlrm.simulation.rooms import air_quality
 
 PCB_FEATURES = [
     "volume_pct", "area_pct", "height_um", "offset_x_um", "offset_y_um", "bridge_gap_um",
@@ -75,6 +79,11 @@ def breast_cancer(rows: int | None = None, seed: int = 0) -> list[dict[str, Any]
 GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "pcb-inspection": pcb_inspection,
     "breast-cancer": breast_cancer,
+    "air-quality": air_quality,
+    "machine-sensor": machine_sensor,
+    "machine-condition": machine_condition,
+    "machine-temperature": machine_temperature,
+    "machine-windows": machine_windows,
 }
 
 
