@@ -32,7 +32,7 @@ COMMANDS: dict[str, Command] = {}
 # Modules that add subcommands: each has register(add), where
 # add(name, help, example, handler) returns the new subparser. One line per
 # feature here, so features never edit each other's commands.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["mlrm.gateway.cli"]
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -50,9 +50,19 @@ def _say(text: str) -> None:
 @command("schema")
 def cmd_schema(args: argparse.Namespace) -> int:
     from mlrm.config import build_schema
-    from mlrm.config.reference import markdown
+    from mlrm.config.reference import HEADER, markdown
 
-    text = markdown() if args.markdown else json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+    schema = build_schema()
+    if args.gateway:
+        from mlrm.gateway.manifest import REFERENCE_HEADER
+        from mlrm.gateway.manifest import build_schema as gateway_schema
+
+        schema = gateway_schema()
+    text = (
+        markdown(schema, REFERENCE_HEADER if args.gateway else HEADER)
+        if args.markdown
+        else json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    )
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         _say(f"wrote {args.output}")
@@ -205,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
     s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
     s.add_argument("--markdown", action="store_true", help="print the config reference as Markdown instead")
+    s.add_argument("--gateway", action="store_true", help="the gateway manifest's schema (services/*.yaml) instead")
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
     s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")

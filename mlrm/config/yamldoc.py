@@ -78,7 +78,7 @@ def describe(value: Any) -> str:
     return f"{kind} {shown}" if kind not in ("list", "mapping", "null") else kind
 
 
-def schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
+def schema_problem(error: jsonschema.ValidationError, schema_command: str = "mlrm schema") -> tuple[KeyPath, str]:
     """A JSON Schema error as (key path, message naming the fix)."""
     path = tuple(error.absolute_path)
     value, schema = error.instance, error.schema
@@ -91,7 +91,7 @@ def schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
         )
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return path, f"missing required key '{missing}'. Add it: see `mlrm schema` for what it takes."
+        return path, f"missing required key '{missing}'. Add it: see `{schema_command}` for what it takes."
     if error.validator == "enum":
         choices = [str(c) for c in error.validator_value]
         return path, (
@@ -121,8 +121,8 @@ class Report:
         self.problems.append(ConfigProblem(str(self.file), dotted(path), message, line))
 
 
-def check_schema(schema: dict[str, Any], data: Any, report: Report) -> None:
-    """Report every JSON Schema error of data, in key order."""
+def check_schema(schema: dict[str, Any], data: Any, report: Report, schema_command: str = "mlrm schema") -> None:
+    """Report every JSON Schema error of data, in key order; schema_command prints the schema."""
     validator = jsonschema.Draft202012Validator(schema)
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        report(*schema_problem(error))
+        report(*schema_problem(error, schema_command))

@@ -72,7 +72,9 @@ class Machine:
         return row
 
 
-def machine_sensor(rows: int = 2000, seed: int = 7, anomaly_rate: float = 0.02, labelled: bool = False) -> list[dict[str, Any]]:
+def machine_sensor(
+    rows: int = 2000, seed: int = 7, anomaly_rate: float = 0.02, labelled: bool = False
+) -> list[dict[str, Any]]:
     """A stream of readings, mostly healthy, with `anomaly_rate` faults and
     sensor glitches mixed in (no target: isolation forest learns what is usual).
     labelled=True adds `anomaly` (true/false), for measuring a detector."""
