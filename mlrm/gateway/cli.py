@@ -50,7 +50,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from mlrm.gateway.manifest import load_manifest
     from mlrm.gateway.supervisor import Supervisor
 
-    manifest = load_manifest(args.manifest)
+    # Where the lock is needs the manifest, not its config sets: a second
+    # `mlrm up` is refused before the slower checks.
+    manifest = load_manifest(args.manifest, config_sets=args.check)
     if args.check:
         steps = plan(manifest, check_ports=False)
         _say(f"ok: {args.manifest}: gateway '{manifest.name}', {len(steps.launches)} process(es) to start:")
@@ -68,6 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    manifest = load_manifest(args.manifest)
     steps = plan(manifest)
     signals: list[int] = []
 
@@ -102,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _running(manifest_path: str) -> tuple[str, dict[str, Any] | None]:
     from mlrm.gateway.manifest import load_manifest
 
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, config_sets=False)
     found = gateway_state.read(manifest.state_file)
     if found is None or not gateway_state.alive(found.get("pid")):
         return manifest.name, None

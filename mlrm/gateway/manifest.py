@@ -232,7 +232,7 @@ class Manifest:
         return [s for s in self.services if s.enabled]
 
 
-def _check(raw: dict[str, Any], root: Path, report: Report) -> None:
+def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -> None:
     ports: dict[int, tuple[str, ...]] = {}
     training = raw["training"]
     if training["mode"] == "local" and training["port"]:
@@ -256,7 +256,7 @@ def _check(raw: dict[str, Any], root: Path, report: Report) -> None:
                 (*at, "mqtt"), "mqtt: true needs a broker: add mqtt: {broker: mqtt://127.0.0.1:1883} to the manifest."
             )
         folder = root / spec["config_set"]
-        if not spec["enabled"]:
+        if not spec["enabled"] or not config_sets:
             continue
         try:
             load_config_set(folder)
@@ -269,8 +269,11 @@ def _resolve(root: Path, value: str) -> Path:
     return Path(os.path.normpath(root / os.path.expanduser(value)))
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Load, validate and resolve a gateway manifest (ConfigError if unusable)."""
+def load_manifest(path: str | Path, *, config_sets: bool = True) -> Manifest:
+    """Load, validate and resolve a gateway manifest (ConfigError if unusable).
+
+    config_sets=False skips loading every config set it names (a second
+    or so of imports), for commands that only read where things are."""
     file = Path(path)
     if not file.is_file():
         hint = "Pass a gateway manifest such as services/demo.yaml."
@@ -288,7 +291,7 @@ def load_manifest(path: str | Path) -> Manifest:
     for spec in data["services"].values():
         fill_defaults(SERVICE, spec)
     root = _resolve(file.resolve().parent, data["root"])
-    _check(data, root, report)
+    _check(data, root, report, config_sets)
     if report.problems:
         raise ConfigError(report.problems)
     return _build(file, root, data, report, lines)
