@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ COMMANDS: dict[str, Command] = {}
 # Modules that add subcommands: each has register(add), where
 # add(name, help, example, handler) returns the new subparser. One line per
 # feature here, so features never edit each other's commands.
-EXTENSIONS: list[str] = ["mlrm.gateway.cli"]
+EXTENSIONS: list[str] = ["mlrm.gateway.cli", "mlrm.scaffold"]
 
 
 def command(name: str) -> Callable[[Command], Command]:
@@ -188,10 +188,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generators() -> list[str]:
-    from mlrm.datasets import GENERATORS
+class _Generators:
+    """The names `mlrm data` takes, read from mlrm.datasets (and so numpy)
+    only when `mlrm data` runs or prints help, not on every command."""
 
-    return list(GENERATORS)
+    def _names(self) -> list[str]:
+        from mlrm.datasets import GENERATORS
+
+        return list(GENERATORS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
 
 def parser() -> argparse.ArgumentParser:
@@ -222,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("data", "Write sample data as CSV (synthetic PCB readings, rooms' air, a pump motor; or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
-    s.add_argument("name", choices=_generators())
+    s.add_argument("name", choices=_Generators(), metavar="NAME", help="one of: %(choices)s")  # type: ignore[arg-type]
     s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--output", "-o", help="write to this file instead of stdout")

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from mlrm.versions import write_atomic
 
 HEADERS = ("SERVICE", "URL", "VERSION", "READY", "RESTARTS", "PID")
 
 
 def http_get(url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
     """(status, JSON body or None) of a GET; status None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http URLs we built)
             status, raw = response.status, response.read()
@@ -105,6 +104,8 @@ def table(table_rows: list[Row]) -> str:
 
 def write(path: Path, state: dict[str, Any]) -> None:
     """Replace the state file atomically (a reader never sees half of it)."""
+    from mlrm.versions import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(state, indent=2) + "\n").encode("utf-8"))
 
