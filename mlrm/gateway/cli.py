@@ -6,13 +6,18 @@ import argparse
 import fcntl
 import json
 import os
+import pickle
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlrm.errors import ConfigError, MlrmError
 from mlrm.gateway import state as gateway_state
+
+if TYPE_CHECKING:
+    from mlrm.gateway.commands import Plan
 
 NOT_RUNNING = 3  # as `systemctl status`: the program is not running
 
@@ -41,6 +46,42 @@ def _lock(data_dir: Path) -> int | None:
     return fd
 
 
+def _plan_in_child(manifest_path: str) -> Plan:
+    """Check the manifest with every config set and plan the launches in a
+    forked child, which sends the plan (or the problems) back through a pipe.
+
+    Checking config sets imports scikit-learn and friends (~90 MB); the
+    supervisor runs for months, so that memory must not stay in it.
+    """
+    from mlrm.gateway.commands import plan
+    from mlrm.gateway.manifest import load_manifest
+
+    read, write = os.pipe()
+    pid = os.fork()  # no threads yet: forking here is safe
+    if pid == 0:
+        os.close(read)
+        result: Any
+        try:
+            result = plan(load_manifest(manifest_path))
+        except ConfigError as exc:
+            result = exc.problems
+        except BaseException as exc:  # noqa: BLE001 (reported by the parent)
+            result = f"{type(exc).__name__}: {exc}"
+        with os.fdopen(write, "wb") as fh:
+            pickle.dump(result, fh)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    result = pickle.loads(data) if data else "the checking process died"
+    if isinstance(result, list):
+        raise ConfigError(result)
+    if isinstance(result, str):
+        raise MlrmError(result)
+    return result  # type: ignore[no-any-return]
+
+
 def _print_table(state: dict[str, Any], live: bool = True) -> None:
     _say(gateway_state.table(gateway_state.rows(state, live=live)))
 
@@ -57,7 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         steps = plan(manifest, check_ports=False)
         _say(f"ok: {args.manifest}: gateway '{manifest.name}', {len(steps.launches)} process(es) to start:")
         for launch in steps.launches:
-            _say(f"  {launch.name:<20} {launch.url:<24} {' '.join(launch.argv[launch.argv.index('--') + 1 :])}")
+            _say(f"  {launch.name:<20} {launch.url:<24} {' '.join(launch.argv)}")
         for name, reason in steps.skipped.items():
             _say(f"  {name:<20} skipped: {reason}")
         return 0
@@ -70,8 +111,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    manifest = load_manifest(args.manifest)
-    steps = plan(manifest)
+    steps = _plan_in_child(args.manifest)
     signals: list[int] = []
 
     def on_signal(number: int, frame: Any) -> None:

@@ -106,7 +106,8 @@ def child_env() -> dict[str, str]:
 
 
 def guarded(argv: list[str]) -> list[str]:
-    """argv run through the launcher, which makes the process stop when `mlrm up` dies."""
+    """argv run through the launcher, which makes the process stop when this
+    process (the supervisor: call it there, at start time) dies."""
     return [sys.executable, "-m", "mlrm.gateway.launcher", str(os.getpid()), "--", *argv]
 
 
@@ -117,7 +118,7 @@ def _from_root(manifest: Manifest, path: Path | None) -> str:
 
 
 def _mlrm(*args: str) -> list[str]:
-    return guarded([sys.executable, "-m", "mlrm", *args])
+    return [sys.executable, "-m", "mlrm", *args]
 
 
 def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int) -> Launch:

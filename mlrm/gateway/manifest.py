@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlrm.config.loader import load_config_set
 from mlrm.config.schema import NAME, _obj, _str
 from mlrm.config.yamldoc import KeyPath, Report, check_schema, describe, fill_defaults, read_yaml
 from mlrm.errors import ConfigError, ConfigProblem
@@ -258,6 +257,8 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
         folder = root / spec["config_set"]
         if not spec["enabled"] or not config_sets:
             continue
+        from mlrm.config.loader import load_config_set  # here: only commands that check config sets pay for it
+
         try:
             load_config_set(folder)
         except ConfigError as exc:

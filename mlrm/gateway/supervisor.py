@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlrm.gateway import state as gateway_state
-from mlrm.gateway.commands import Launch, Plan
+from mlrm.gateway.commands import Launch, Plan, guarded
 from mlrm.gateway.manifest import Manifest
 
 Say = Callable[[str], None]
@@ -88,7 +88,7 @@ class Child:
     def start(self, clock: float) -> None:
         self.log.write(f"mlrm up: starting: {' '.join(self.launch.argv)}")
         self.proc = subprocess.Popen(
-            self.launch.argv,
+            guarded(self.launch.argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

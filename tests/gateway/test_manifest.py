@@ -46,7 +46,7 @@ def test_demo_runs_three_services_and_the_training_service_on_embedded_defaults(
         assert steps.skipped == {"training-service": "not installed"}
     assert names[-3:] == ["pcb-inspection", "breast-cancer", "air-quality"]
     serve = steps.launches[-3].argv
-    assert serve[serve.index("--") + 1 :][3:] == [
+    assert serve[3:] == [
         "serve", "configs/pcb-inspection", "--host", "127.0.0.1", "--port", "8001", "--workers", "2",
     ]  # fmt: skip
 

@@ -125,3 +125,7 @@ def test_check_validates_and_shows_the_plan_without_starting(tmp_path: Path) -> 
     result = mlrm("up", str(broken), "--check")
     assert result.returncode == 2 and "services.a.prot: unknown key 'prot'. Did you mean 'port'?" in result.stderr
     assert "Traceback" not in result.stderr
+    missing = write(tmp_path, "name: gw2\nservices:\n  a: {config_set: configs/nope, port: 0}\n")
+    result = mlrm("up", str(missing))  # config sets are checked in a forked child: same errors, same exit status
+    assert result.returncode == 2 and "configs/nope/service.yaml: no service.yaml here." in result.stderr
+    assert "services.a.config_set: the config set" in result.stderr and "Traceback" not in result.stderr
