@@ -77,6 +77,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     failed = 0
     for path in args.paths:
+        if Path(path).suffix in (".yaml", ".yml") and Path(path).name != "service.yaml":
+            from mlrm.gateway.manifest import load_manifest  # a gateway manifest (services/*.yaml)
+
+            try:
+                manifest = load_manifest(path)
+            except ConfigError as exc:
+                print(exc, file=sys.stderr)
+                failed += 1
+                continue
+            _say(f"ok: {path}: gateway '{manifest.name}', {len(manifest.enabled())} services, training {manifest.training.mode}")
+            continue
         try:
             config = load_config_set(path)
         except ConfigError as exc:
@@ -228,7 +239,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--gateway", action="store_true", help="the gateway manifest's schema (services/*.yaml) instead")
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
-    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")
+    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s), or gateway manifests (services/*.yaml)")
 
     s = add("data", "Write sample data as CSV (synthetic PCB readings, rooms' air, a pump motor; or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
