@@ -17,7 +17,7 @@ from tests.servers import ROOT, env, free_port
 README = (ROOT / "README.md").read_text()
 
 
-def tested_blocks(text: str) -> list[str]:
+def runnable_blocks(text: str) -> list[str]:
     """The ```sh blocks right after a `<!-- tested -->` line."""
     return re.findall(r"<!-- tested -->\n```sh\n(.*?)```", text, re.S)
 
@@ -30,7 +30,7 @@ def run_blocks(blocks: list[str], cwd: Path, timeout: float = 180) -> subprocess
     return subprocess.run(["bash", "-c", script], cwd=cwd, env=run_env, capture_output=True, text=True, timeout=timeout)
 
 
-BLOCKS = tested_blocks(README)
+BLOCKS = runnable_blocks(README)
 
 
 def test_readme_has_tested_examples() -> None:
@@ -47,7 +47,7 @@ def test_readme_examples_run(tmp_path: Path) -> None:
 
 
 def test_tutorial_runs_from_a_template_to_a_retrained_model_live(tmp_path: Path) -> None:
-    blocks = tested_blocks((ROOT / "docs" / "tutorial.md").read_text())
+    blocks = runnable_blocks((ROOT / "docs" / "tutorial.md").read_text())
     assert len(blocks) >= 8
     result = run_blocks(blocks, tmp_path)
     out = result.stdout
