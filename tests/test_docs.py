@@ -70,8 +70,6 @@ def test_config_reference_is_generated_from_the_schema() -> None:
 def test_demo_command_serves_and_predicts() -> None:
     run_env = env()
     run_env.update(PORT=str(free_port()), MLRM_DEMO_ONCE="1")
-    result = subprocess.run(
-        ["scripts/demo"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run(["scripts/demo"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"predictions": [' in result.stdout and "Ctrl-C stops it" in result.stdout

@@ -58,9 +58,11 @@ def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str]:
     ready, _ = http_get(url + probes["ready"], timeout)
     version = "-"
     if entry["kind"] == "ml":
-        status, body = http_get(url + "/", timeout)
-        if status == 200 and isinstance(body, dict) and body.get("version") is not None:
-            version = str(body["version"])
+        # /v1/config looks for a new current version before it answers; GET / does not.
+        status, body = http_get(url + "/v1/config", timeout)
+        current = (body.get("status") or {}).get("version") if status == 200 and isinstance(body, dict) else None
+        if current is not None:
+            version = str(current)
     return version, "yes" if ready == 200 else "not yet"
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from mlrm.gateway.commands import TRAINING_COMMAND, has_command
 from tests.conftest import copy_config_set
@@ -102,5 +104,14 @@ def test_air_quality_consumer_retrains_when_its_forecasts_drift(
     )
     assert figures["training"] == "reachable" and figures["samples_sent"] >= 96
     assert len(figures["retrains"]) >= 1 and figures["retrains"][0]["mae"] > 60, figures
-    assert figures["versions_seen"][0] == 1 and len(figures["versions_seen"]) >= 2, figures
-    assert "now answers" in figures["stdout"]
+    assert figures["versions_seen"][0] == 1, figures
+
+    # The service polls for new versions every second and a real training
+    # service trains in a job: the consumer may finish before the switch.
+    def serving() -> int:  # /v1/config checks for a new version first (GET / does not)
+        return int(requests.get(url + "/v1/config", timeout=5).json()["status"]["version"])
+
+    deadline = time.monotonic() + 30
+    while serving() == 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert serving() >= 2, figures["stdout"][-2500:]

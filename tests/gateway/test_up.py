@@ -15,7 +15,11 @@ from typing import Any
 
 import requests
 
+from mlrm import training
+from mlrm.config import load_config_set
+from mlrm.datasets import breast_cancer
 from mlrm.gateway.state import alive
+from tests.conftest import copy_config_set
 from tests.gateway.test_manifest import write
 from tests.servers import ROOT, Process, env, mlrm_args
 
@@ -57,15 +61,16 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Callable[..., Process]) -> None:
-    manifest = write(
-        tmp_path,
-        """
-        name: test-gateway
-        services:
-          breast-cancer: {config_set: configs/breast-cancer, port: 0}
-          machine-anomaly: {config_set: configs/machine-anomaly, port: 0, workers: 2}
-        supervision: {backoff_initial: 0.2, stop_timeout: 10}
-        """,
+    for name in ("breast-cancer", "machine-anomaly"):
+        copy_config_set(name, tmp_path / "configs")
+    manifest = tmp_path / "services" / "gw.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "name: test-gateway\n"
+        "services:\n"
+        "  breast-cancer: {config_set: configs/breast-cancer, port: 0}\n"
+        "  machine-anomaly: {config_set: configs/machine-anomaly, port: 0, workers: 2}\n"
+        "supervision: {backoff_initial: 0.2, stop_timeout: 10}\n"
     )
     up = spawn(mlrm_args("up", str(manifest)), name="up")
     up.wait_until(lambda: "stop: Ctrl-C" in up.output(), timeout=60, what="printing the status table")
@@ -84,6 +89,10 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Call
                "vibration_peak_mm_s": 2.7, "bearing_temp_c": 49}  # fmt: skip
     answer = requests.post(anomaly["url"] + "/v1/predict", json={"instances": [reading]}, timeout=10).json()
     assert answer["predictions"] == [False] and answer["model"]["version"] == 1
+
+    # A new version trained while the gateway runs goes live, and the table says so.
+    training.train(load_config_set(tmp_path / "configs" / "breast-cancer"), breast_cancer())
+    wait_for(lambda: status(manifest)["breast-cancer"]["version"] == "2", timeout=20, what="version 2 live")
 
     victim = anomaly["pid"]
     old_workers = descendants(victim)
@@ -112,7 +121,7 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Call
     assert not left, f"processes left after mlrm up stopped: {left}"
     gone = mlrm("status", str(manifest))
     assert gone.returncode == 3 and "is not running" in gone.stdout
-    logs = tmp_path / "var" / "logs"
+    logs = tmp_path / "var" / "test-gateway" / "logs"  # the default: var/<name> under root
     assert {p.name for p in logs.iterdir()} == {"gateway.log", "breast-cancer.log", "machine-anomaly.log"}
     assert "Listening at: http://127.0.0.1:" in (logs / "machine-anomaly.log").read_text()
 
