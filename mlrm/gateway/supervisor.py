@@ -320,7 +320,8 @@ class Supervisor:
                 time.sleep(0.05)
             for child in group:
                 if child.poll() is None and child.proc is not None:
-                    self.event(f"{child.name}: still running after {limit:g}s; SIGKILL")
+                    why = "asked twice to stop" if force() else f"still running after {limit:g}s"
+                    self.event(f"{child.name}: {why}; SIGKILL")
                 child.kill_group()
                 child.reap()
                 if child.state != "stopped":
