@@ -80,7 +80,8 @@ def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
             )
         )
     for name, reason in state.get("skipped", {}).items():
-        out.append(Row(name, "-", "-", reason, "-", "-"))
+        row = Row(name, "-", "-", reason, "-", "-")
+        out.insert(0, row) if name == "training-service" else out.append(row)  # it starts first, so it is listed first
     remote = state.get("remote_training")
     if remote:
         status, _ = http_get(remote["url"] + remote["probes"]["ready"]) if live else (None, None)
