@@ -139,6 +139,18 @@ def build_schema() -> dict[str, Any]:
                 "host": _str("Address every service binds.", default="127.0.0.1"),
                 "data_dir": _str("Where state and the training store go (relative to root; default var/<name>)."),
                 "log_dir": _str("One log file per service goes here (default: <data_dir>/logs)."),
+                "log_max_mb": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 10,
+                    "description": "A log file is rotated (x.log -> x.log.1 ...) when it reaches this size.",
+                },
+                "log_keep": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "default": 3,
+                    "description": "Rotated files kept per log.",
+                },
                 "services": {
                     "type": "object",
                     "minProperties": 1,
@@ -209,6 +221,8 @@ class Manifest:
     root: Path
     data_dir: Path
     log_dir: Path
+    log_max_bytes: int
+    log_keep: int
     services: tuple[ServiceSpec, ...]
     training: TrainingSpec
     mqtt_broker: str | None
@@ -353,6 +367,8 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         root=root,
         data_dir=data_dir,
         log_dir=log_dir,
+        log_max_bytes=int(float(data["log_max_mb"]) * 1024 * 1024),
+        log_keep=int(data["log_keep"]),
         services=services,
         training=training,
         mqtt_broker=(data.get("mqtt") or {}).get("broker"),

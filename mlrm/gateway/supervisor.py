@@ -39,18 +39,42 @@ def _http_status(url: str) -> int | None:
 
 
 class LogFile:
-    """One service's log: every line stamped with the local time, appended."""
+    """One service's log: every line stamped with the local time, appended;
+    rotated at max_bytes (x.log -> x.log.1 -> ... x.log.<keep>), so a gateway
+    that runs for months does not fill its disk."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 10 * 1024 * 1024, keep: int = 3) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
         self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
+        self._size = self._fh.tell()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        for n in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.keep > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink(missing_ok=True)
+        self._open()
 
     def write(self, line: str | bytes) -> None:
         text = line if isinstance(line, bytes) else line.encode("utf-8")
+        data = now_iso().encode("ascii") + b" " + text.rstrip(b"\r\n") + b"\n"
         with self._lock:
-            self._fh.write(now_iso().encode("ascii") + b" " + text.rstrip(b"\r\n") + b"\n")
+            if self._fh.closed:
+                return  # a late line after stop: nowhere to write it
+            if self._size + len(data) > self.max_bytes and self._size > 0:
+                self._rotate()
+            self._fh.write(data)
+            self._size += len(data)
 
     def pump(self, stream: IO[bytes]) -> None:
         """Copy a process's output line by line until it closes."""
@@ -173,8 +197,12 @@ class Supervisor:
         self.manifest, self.plan = manifest, plan
         self.say, self.probe, self.clock, self.tick = say, probe, clock, tick
         self.should_stop = should_stop
-        self.gateway_log = LogFile(manifest.log_dir / "gateway.log")
-        self.children = [Child(launch, LogFile(manifest.log_dir / f"{launch.name}.log")) for launch in plan.launches]
+
+        def log(name: str) -> LogFile:
+            return LogFile(manifest.log_dir / f"{name}.log", manifest.log_max_bytes, manifest.log_keep)
+
+        self.gateway_log = log("gateway")
+        self.children = [Child(launch, log(launch.name)) for launch in plan.launches]
         self.started_at = now_iso()
 
     # -- reporting ---------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mlrm.gateway.commands import Launch, Plan, child_env
 from mlrm.gateway.manifest import Probes, load_manifest
-from mlrm.gateway.supervisor import Supervisor
+from mlrm.gateway.supervisor import LogFile, Supervisor
 from tests.gateway.test_manifest import write
 from tests.servers import free_port
 
@@ -90,3 +90,16 @@ def test_a_service_that_stops_on_sigterm_is_not_killed(tmp_path: Path) -> None:
     sup.stop(timeout=5)
     assert sup.children[0].poll() == -signal.SIGTERM
     assert not any("SIGKILL" in e for e in events)
+
+
+def test_logs_rotate_at_their_size_limit_and_keep_the_newest_files(tmp_path: Path) -> None:
+    log = LogFile(tmp_path / "svc.log", max_bytes=400, keep=2)
+    for i in range(40):
+        log.write(f"line {i:02d} " + "x" * 20)
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["svc.log", "svc.log.1", "svc.log.2"]
+    assert all(p.stat().st_size <= 400 for p in tmp_path.iterdir())
+    assert "line 39" in (tmp_path / "svc.log").read_text()
+    newest_rotated = (tmp_path / "svc.log.1").read_text().splitlines()
+    assert int((tmp_path / "svc.log").read_text().split()[2]) == int(newest_rotated[-1].split()[2]) + 1
