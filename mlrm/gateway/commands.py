@@ -26,6 +26,12 @@ TRAINING_COMMAND = "training-service"
 # from a broker is not settled; this option name is the guess to adjust.
 MQTT_OPTION = "--mqtt-broker"
 
+# Why a service is left out (the short reason shows in the status table).
+SKIPPED_BECAUSE = {
+    "not installed": f"this mlrm has no `mlrm {TRAINING_COMMAND}` command",
+    "disabled": "enabled: false in the manifest",
+}
+
 
 @dataclass(frozen=True)
 class Launch:

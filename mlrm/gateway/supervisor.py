@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mlrm.gateway import state as gateway_state
-from mlrm.gateway.commands import Launch, Plan, guarded
+from mlrm.gateway.commands import SKIPPED_BECAUSE, Launch, Plan, guarded
 from mlrm.gateway.manifest import Manifest
 
 Say = Callable[[str], None]
@@ -239,12 +239,8 @@ class Supervisor:
 
     def start(self) -> None:
         """Start the training service, wait until it is live, then every ML service."""
-        why = {
-            "not installed": "this mlrm has no `mlrm training-service` command",
-            "disabled": "enabled: false in the manifest",
-        }
         for name, reason in self.plan.skipped.items():
-            self.event(f"{name}: skipped: {reason} ({why.get(reason, '')})")
+            self.event(f"{name}: skipped: {reason} ({SKIPPED_BECAUSE.get(reason, '')})")
         first = [c for c in self.children if c.launch.kind == "training"]
         rest = [c for c in self.children if c.launch.kind != "training"]
         for group in (first, rest):
@@ -280,9 +276,8 @@ class Supervisor:
         child.state = "running"
         ready = self.probe(child.launch.url + child.launch.probes.ready) == 200
         took = self.clock() - child.started_at
-        note = (
-            "ready" if ready else f"live, not ready yet (GET {child.launch.probes.ready} is not 200: no trained model?)"
-        )
+        hint = ": no trained model yet?" if child.launch.kind == "ml" else ""
+        note = "ready" if ready else f"live, not ready yet (GET {child.launch.probes.ready} is not 200{hint})"
         self.event(f"{child.name}: {note} at {child.launch.url} after {took:.1f}s")
         self.save()
 
