@@ -11,6 +11,7 @@ import pytest
 from mlrm import training
 from mlrm.config import load_config_set
 from mlrm.datasets import GENERATORS
+from mlrm.errors import MlrmError
 from mlrm.scaffold import TEMPLATES, init
 from tests.servers import ROOT, env, mlrm_args
 
@@ -64,7 +65,7 @@ def test_init_prints_the_next_three_commands_and_validate_accepts_every_template
     )  # fmt: skip
     assert validated.returncode == 0, validated.stderr
     assert validated.stdout.count("ok: ") == len(TEMPLATES) + 1 + len(list((ROOT / "configs").iterdir()))
-    again = mlrm("init", "pump")
-    assert again.returncode == 1 and "already exists. Pick another name, or pass --force" in again.stderr
-    bad = mlrm("init", "9 lives")
-    assert bad.returncode == 1 and "is not a valid name" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(MlrmError, match="already exists. Pick another name, or pass --force"):
+        init("pump", "classification", tmp_path / "configs")
+    with pytest.raises(MlrmError, match="'9 lives' is not a valid name"):
+        init("9 lives", "classification", tmp_path / "configs")
