@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ COMMANDS: dict[str, Command] = {}
 EXTENSIONS: list[str] = [
     "mlrm.mqtt.cli",
     "training_service.cli",
+    "mlrm.gateway.cli",
+    "mlrm.scaffold",
 ]
 
 
@@ -53,9 +55,19 @@ def _say(text: str) -> None:
 @command("schema")
 def cmd_schema(args: argparse.Namespace) -> int:
     from mlrm.config import build_schema
-    from mlrm.config.reference import markdown
+    from mlrm.config.reference import HEADER, markdown
 
-    text = markdown() if args.markdown else json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+    schema = build_schema()
+    if args.gateway:
+        from mlrm.gateway.manifest import REFERENCE_HEADER
+        from mlrm.gateway.manifest import build_schema as gateway_schema
+
+        schema = gateway_schema()
+    text = (
+        markdown(schema, REFERENCE_HEADER if args.gateway else HEADER)
+        if args.markdown
+        else json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    )
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         _say(f"wrote {args.output}")
@@ -70,6 +82,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     failed = 0
     for path in args.paths:
+        if Path(path).suffix in (".yaml", ".yml") and Path(path).name != "service.yaml":
+            from mlrm.gateway.manifest import load_manifest  # a gateway manifest (services/*.yaml)
+
+            try:
+                manifest = load_manifest(path)
+            except ConfigError as exc:
+                print(exc, file=sys.stderr)
+                failed += 1
+                continue
+            _say(f"ok: {path}: gateway '{manifest.name}', {len(manifest.enabled())} services, training {manifest.training.mode}")
+            continue
         try:
             config = load_config_set(path)
         except ConfigError as exc:
@@ -199,6 +222,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Generators:
+    """The names `mlrm data` takes, read from mlrm.datasets (and so numpy)
+    only when `mlrm data` runs or prints help, not on every command."""
+
+    def _names(self) -> list[str]:
+        from mlrm.datasets import GENERATORS
+
+        return list(GENERATORS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlrm",
@@ -220,13 +259,14 @@ def parser() -> argparse.ArgumentParser:
     s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
     s.add_argument("--markdown", action="store_true", help="print the config reference as Markdown instead")
+    s.add_argument("--gateway", action="store_true", help="the gateway manifest's schema (services/*.yaml) instead")
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
-    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s)")
+    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s), or gateway manifests (services/*.yaml)")
 
-    s = add("data", "Write sample data as CSV (synthetic PCB readings, or real data a package ships).",
+    s = add("data", "Write sample data as CSV (synthetic PCB readings, rooms' air, a pump motor; or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip
-    s.add_argument("name", choices=["pcb-inspection", "breast-cancer", "worker-activity"])
+    s.add_argument("name", choices=_Generators(), metavar="NAME", help="one of: %(choices)s")  # type: ignore[arg-type]
     s.add_argument("--rows", type=int, default=2000, help="rows to generate (default 2000; real data: all)")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--output", "-o", help="write to this file instead of stdout")

@@ -1,6 +1,7 @@
-"""Data for demos and tests: realistic generators (PCB solder-paste
-inspection, wrist-IMU worker activity) and real data that scikit-learn ships
-(no download at run time)."""
+"""Data for demos and tests: realistic synthetic generators (PCB solder
+paste, wrist-IMU worker activity, rooms' air, a pump motor) and real data that
+scikit-learn ships (no download at run time). `mlrm data NAME` writes any of
+GENERATORS as CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from mlrm.simulation.machines import machine_condition, machine_sensor, machine_temperature, machine_windows
+from mlrm.simulation.rooms import air_quality
 
 PCB_FEATURES = [
     "volume_pct", "area_pct", "height_um", "offset_x_um", "offset_y_um", "bridge_gap_um",
@@ -182,6 +186,11 @@ GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {
     "pcb-inspection": pcb_inspection,
     "breast-cancer": breast_cancer,
     "worker-activity": worker_activity,
+    "air-quality": air_quality,
+    "machine-sensor": machine_sensor,
+    "machine-condition": machine_condition,
+    "machine-temperature": machine_temperature,
+    "machine-windows": machine_windows,
 }
 
 

@@ -15,7 +15,22 @@ from mlrm.config.reference import markdown
 from tests.servers import ROOT, env, free_port
 
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"<!-- tested -->\n```sh\n(.*?)```", README, re.S)
+
+
+def runnable_blocks(text: str) -> list[str]:
+    """The ```sh blocks right after a `<!-- tested -->` line."""
+    return re.findall(r"<!-- tested -->\n```sh\n(.*?)```", text, re.S)
+
+
+def run_blocks(blocks: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the blocks as one bash script in cwd, port 8000 replaced by a free one."""
+    script = "set -euo pipefail\n" + "\n".join(blocks).replace("8000", str(free_port()))
+    run_env = env()
+    run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env['PATH']}"
+    return subprocess.run(["bash", "-c", script], cwd=cwd, env=run_env, capture_output=True, text=True, timeout=timeout)
+
+
+BLOCKS = runnable_blocks(README)
 
 
 def test_readme_has_tested_examples() -> None:
@@ -24,17 +39,25 @@ def test_readme_has_tested_examples() -> None:
 
 def test_readme_examples_run(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    port = str(free_port())
-    script = "set -euo pipefail\n" + "\n".join(BLOCKS).replace("8000", port)
-    run_env = env()
-    run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env['PATH']}"
-    result = subprocess.run(
-        ["bash", "-c", script], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=180
-    )
+    result = run_blocks(BLOCKS, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: configs/pcb-inspection" in result.stdout
     assert "saved version 2" in result.stdout
     assert '"predictions":[' in result.stdout and '"version":2' in result.stdout
+
+
+def test_tutorial_runs_from_a_template_to_a_retrained_model_live(tmp_path: Path) -> None:
+    blocks = runnable_blocks((ROOT / "docs" / "tutorial.md").read_text())
+    assert len(blocks) >= 8
+    result = run_blocks(blocks, tmp_path)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "wrote configs/my-pump/service.yaml" in out and "ok: configs/my-pump" in out
+    assert "saved version 1" in out and "saved version 2" in out
+    answers = re.findall(r'\{"predictions":\["([^"]+)"\].*?"version":(\d)\}', out)
+    assert answers == [("normal", "1"), ("overheating", "2")], out
+    assert '"pointer":"/instances/0/rpm"' in out
+    assert "serving version 1" in out
 
 
 def test_config_reference_is_generated_from_the_schema() -> None:
@@ -47,8 +70,6 @@ def test_config_reference_is_generated_from_the_schema() -> None:
 def test_demo_command_serves_and_predicts() -> None:
     run_env = env()
     run_env.update(PORT=str(free_port()), MLRM_DEMO_ONCE="1")
-    result = subprocess.run(
-        ["scripts/demo"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run(["scripts/demo"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"predictions": [' in result.stdout and "Ctrl-C stops it" in result.stdout

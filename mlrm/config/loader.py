@@ -11,9 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from mlrm import algorithms
 from mlrm.config.model import Feature, ServiceConfig, Target, default_metric
 from mlrm.config.schema import (
@@ -22,115 +19,17 @@ from mlrm.config.schema import (
     REGRESSION_METRICS,
     build_schema,
 )
+from mlrm.config.yamldoc import KeyPath, Report, check_schema, describe, dotted, fill_defaults, read_yaml  # noqa: F401
 from mlrm.errors import ConfigError, ConfigProblem, did_you_mean
 
 SERVICE_FILE = "service.yaml"
-KeyPath = tuple[Any, ...]
 
 # Extra semantic checks other packages add (e.g. sequence, mqtt): f(raw, report).
 Check = Callable[[dict[str, Any], Callable[[KeyPath, str], None]], None]
 EXTRA_CHECKS: list[Check] = []
 
 
-def dotted(path: KeyPath) -> str:
-    """('inputs', 'x', 'min') -> 'inputs.x.min'; list indices as [i]."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def read_yaml(file: Path) -> tuple[Any, dict[KeyPath, int]]:
-    """Parse YAML safely; also return the 1-based line of every key path."""
-    text = file.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            [ConfigProblem(str(file), "", f"not valid YAML: {problem}. Check indentation and quoting.", line)]
-        ) from None
-    lines: dict[KeyPath, int] = {}
-
-    def walk(n: Any, path: KeyPath) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for key, value in n.value:
-                sub = (*path, key.value)
-                lines[sub] = key.start_mark.line + 1
-                walk(value, sub)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                lines[(*path, i)] = item.start_mark.line + 1
-                walk(item, (*path, i))
-
-    if node is not None:
-        walk(node, ())
-    return data, lines
-
-
-def fill_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
-    """Fill schema defaults into data in place, creating absent sub-sections."""
-    for key, sub in schema.get("properties", {}).items():
-        if key not in data:
-            if "default" in sub:
-                data[key] = sub["default"]
-            elif sub.get("type") == "object" and "properties" in sub and not sub.get("required"):
-                data[key] = {}
-        if isinstance(data.get(key), dict) and "properties" in sub:
-            fill_defaults(sub, data[key])
-
-
-def _describe(value: Any) -> str:
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "list", dict: "mapping"}
-    kind = names.get(type(value), "null" if value is None else type(value).__name__)
-    shown = repr(value) if not isinstance(value, (dict, list)) else kind
-    return f"{kind} {shown}" if kind not in ("list", "mapping", "null") else kind
-
-
-def _schema_problem(error: jsonschema.ValidationError) -> tuple[KeyPath, str]:
-    path = tuple(error.absolute_path)
-    value, schema = error.instance, error.schema
-    if error.validator == "additionalProperties" and isinstance(value, dict):
-        allowed = list(schema.get("properties", {}))
-        unknown = [k for k in value if k not in allowed]
-        key = unknown[0] if unknown else ""
-        return (*path, key), (
-            f"unknown key '{key}'.{did_you_mean(key, allowed)} Allowed keys here: {', '.join(allowed)}."
-        )
-    if error.validator == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return path, f"missing required key '{missing}'. Add it: see `mlrm schema` for what it takes."
-    if error.validator == "enum":
-        choices = [str(c) for c in error.validator_value]
-        return path, (
-            f"'{value}' is not allowed.{did_you_mean(str(value), choices)} Expected one of: {', '.join(choices)}."
-        )
-    if error.validator == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return path, f"expected {expected}, got {_describe(value)}."
-    if error.validator == "pattern":
-        return path, f"'{value}' is not a valid name: use letters, digits, '_', '-' or '.', starting with a letter."
-    return path, f"{error.message}."
-
-
-class _Report:
-    def __init__(self, file: Path, lines: dict[KeyPath, int]) -> None:
-        self.file, self.lines, self.problems = file, lines, []  # type: tuple[Path, dict[KeyPath, int], list[ConfigProblem]]
-
-    def __call__(self, path: KeyPath, message: str) -> None:
-        line = None
-        for n in range(len(path), -1, -1):
-            if path[:n] in self.lines:
-                line = self.lines[path[:n]]
-                break
-        self.problems.append(ConfigProblem(str(self.file), dotted(path), message, line))
-
-
-def _check_input(name: str, spec: dict[str, Any], report: _Report) -> None:
+def _check_input(name: str, spec: dict[str, Any], report: Report) -> None:
     kind, at = spec["type"], ("inputs", name)
     numeric = kind in ("number", "integer")
     for key in ("min", "max"):
@@ -158,7 +57,7 @@ def _check_input(name: str, spec: dict[str, Any], report: _Report) -> None:
             report((*at, "default"), f"default {default} lies outside min..max.")
 
 
-def _check_algorithm(raw: dict[str, Any], task: str, report: _Report) -> None:
+def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
     name = raw["algorithm"]["name"]
     params = raw["algorithm"].get("hyperparameters") or {}
     extra = algorithms.requirement_of(name)
@@ -190,7 +89,7 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: _Report) -> None:
         report(("training", "metric"), f"'{metric}' does not fit a {task} task. Use one of: {', '.join(allowed)}.")
 
 
-def _check_meaning(raw: dict[str, Any], report: _Report) -> str:
+def _check_meaning(raw: dict[str, Any], report: Report) -> str:
     for name, spec in raw["inputs"].items():
         _check_input(name, spec, report)
     name = raw["algorithm"]["name"]
@@ -255,14 +154,12 @@ def load_config_set(path: str | Path) -> ServiceConfig:
         hint = "Pass the config set's folder, e.g. configs/pcb-inspection, or create one with `mlrm init NAME`."
         raise ConfigError([ConfigProblem(str(file), "", f"no {SERVICE_FILE} here. {hint}")])
     data, lines = read_yaml(file)
-    report = _Report(file, lines)
+    report = Report(file, lines)
     if not isinstance(data, dict):
-        report((), f"expected a mapping of keys (name, inputs, algorithm, ...), got {_describe(data)}.")
+        report((), f"expected a mapping of keys (name, inputs, algorithm, ...), got {describe(data)}.")
         raise ConfigError(report.problems)
     schema = build_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        report(*_schema_problem(error))
+    check_schema(schema, data, report)
     if report.problems:
         raise ConfigError(report.problems)
     fill_defaults(schema, data)

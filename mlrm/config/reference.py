@@ -51,6 +51,7 @@ def _rows(schema: dict[str, Any], prefix: str, required: set[str]) -> list[str]:
     return rows
 
 
-def markdown() -> str:
-    schema = build_schema()
-    return HEADER + "\n".join(_rows(schema, "", set(schema.get("required", [])))) + "\n"
+def markdown(schema: dict[str, Any] | None = None, header: str = HEADER) -> str:
+    """The reference table of a schema (default: service.yaml's) under header."""
+    schema = schema or build_schema()
+    return header + "\n".join(_rows(schema, "", set(schema.get("required", [])))) + "\n"

@@ -15,7 +15,9 @@ from tests.conftest import copy_config_set
 Row = dict[str, Any]
 
 
-def problem_of(client: FlaskClient, body: Any = None, *, data: Any = None, path: str = "/v1/predict", **kw: Any) -> dict:
+def problem_of(
+    client: FlaskClient, body: Any = None, *, data: Any = None, path: str = "/v1/predict", **kw: Any
+) -> dict:
     answer = client.post(path, json=body, data=data, **kw) if data is None else client.post(path, data=data, **kw)
     assert 400 <= answer.status_code < 500, answer.json
     assert answer.content_type == "application/problem+json"
@@ -60,13 +62,17 @@ def test_missing_required_feature(client: FlaskClient, pcb_instance: Row) -> Non
     row = dict(pcb_instance)
     del row["height_um"]
     problem = problem_of(client, {"instances": [row]})
-    assert problem["errors"] == [{"pointer": "/instances/0/height_um", "detail": "missing required feature 'height_um' (number)"}]
+    assert problem["errors"] == [
+        {"pointer": "/instances/0/height_um", "detail": "missing required feature 'height_um' (number)"}
+    ]
 
 
 def test_unknown_category_names_the_allowed_values(tmp_path: Any, pcb_rows: list[Row]) -> None:
     folder = copy_config_set("pcb-inspection", tmp_path, learned=False)
-    text = (folder / "service.yaml").read_text().replace(
-        "inputs:\n", "inputs:\n  line: {type: category, values: [A, B], default: A}\n", 1
+    text = (
+        (folder / "service.yaml")
+        .read_text()
+        .replace("inputs:\n", "inputs:\n  line: {type: category, values: [A, B], default: A}\n", 1)
     )
     (folder / "service.yaml").write_text(text)
     config = load_config_set(folder)
@@ -86,7 +92,7 @@ def test_wrong_content_type_is_415(client: FlaskClient) -> None:
 
 
 def test_body_without_instances_says_the_shape(client: FlaskClient) -> None:
-    assert "expected {\"instances\"" in problem_of(client, {"rows": []})["detail"]
+    assert 'expected {"instances"' in problem_of(client, {"rows": []})["detail"]
     assert problem_of(client, {"instances": {"a": 1}})["errors"][0]["pointer"] == "/instances"
     assert problem_of(client, {"instances": [3]})["errors"][0]["detail"].startswith("expected an object")
 
@@ -194,7 +200,10 @@ class TestOpenInferenceProtocol:
             ({"inputs": []}, "/inputs"),
             ({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64"}]}, "/inputs/0/data"),
             ({"inputs": [{"name": "volume_pct", "shape": [2], "datatype": "FP64", "data": [1.0]}]}, "/inputs/0/data"),
-            ({"inputs": [{"name": "volume_pct", "shape": [1], "datatype": "FP99", "data": [1.0]}]}, "/inputs/0/datatype"),
+            (
+                {"inputs": [{"name": "volume_pct", "shape": [1], "datatype": "FP99", "data": [1.0]}]},
+                "/inputs/0/datatype",
+            ),
             ({"inputs": [{"name": "volum_pct", "shape": [1], "datatype": "FP64", "data": [1.0]}]}, "/inputs/0/name"),
         ],
     )

@@ -1,0 +1,226 @@
+"""What a gateway runs: the command line, URL and probes of each service.
+
+This is the one place that knows how `mlrm serve` and `mlrm training-service`
+are called, so the contracts with the training-service and MQTT features
+(marked CONTRACT below) are adjusted here and nowhere else. A feature this
+install lacks is skipped with a reason (the training service) or refused
+with the manifest key to change (MQTT), never started to crash-loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlrm
+from mlrm.errors import ConfigError
+from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
+
+# CONTRACT(issue 3): `mlrm training-service --config-root DIR --port N --host H --store URL`.
+TRAINING_COMMAND = "training-service"
+# CONTRACT(issue 4): how `mlrm serve` is told to take predictions over MQTT
+# from a broker is not settled; this option name is the guess to adjust.
+MQTT_OPTION = "--mqtt-broker"
+
+# Why a service is left out (the short reason shows in the status table).
+SKIPPED_BECAUSE = {
+    "not installed": f"this mlrm has no `mlrm {TRAINING_COMMAND}` command",
+    "disabled": "enabled: false in the manifest",
+}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One process the gateway starts and watches."""
+
+    name: str
+    kind: str  # "ml" or "training"
+    argv: list[str]
+    url: str
+    probes: Probes
+    cwd: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    config_set: Path | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything `mlrm up` starts, in order, and what it leaves out and why."""
+
+    launches: list[Launch]
+    skipped: dict[str, str]
+    training_url: str | None
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    from mlrm.cli import parser
+
+    for action in parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def has_command(name: str, option: str | None = None) -> bool:
+    """Whether this install's `mlrm` has the subcommand (and that option of it)."""
+    sub = _subcommands().get(name)
+    if sub is None or option is None:
+        return sub is not None
+    return any(option in action.option_strings for action in sub._actions)
+
+
+def free_port(host: str) -> int:
+    """A TCP port nothing listens on right now (for port: 0)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another program already holds host:port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def url_of(host: str, port: int) -> str:
+    """Where to reach a service bound to host:port from this machine."""
+    reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
+def child_env() -> dict[str, str]:
+    """The environment of every service: this mlrm importable, output unbuffered."""
+    env = dict(os.environ)
+    package_parent = str(Path(mlrm.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each `mlrm serve` makes its own
+    # One OpenMP thread per process unless told otherwise: several services and
+    # workers share a few cores, and oversubscribed OpenMP (histogram gradient
+    # boosting) was measured 40-100x slower on a busy 2-core machine.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def guarded(argv: list[str]) -> list[str]:
+    """argv run through the launcher, which makes the process stop when this
+    process (the supervisor: call it there, at start time) dies."""
+    return [sys.executable, "-m", "mlrm.gateway.launcher", str(os.getpid()), "--", *argv]
+
+
+def _from_root(manifest: Manifest, path: Path | None) -> str:
+    """A path as services see it: they run in root, so relative to it when under it."""
+    assert path is not None
+    return str(path.relative_to(manifest.root)) if manifest.root in path.parents else str(path)
+
+
+def _mlrm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlrm", *args]
+
+
+def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int) -> Launch:
+    """How one ML service is started."""
+    argv = [
+        "serve",
+        _from_root(manifest, spec.config_set),
+        "--host",
+        manifest.host,
+        "--port",
+        str(port),
+        "--workers",
+        str(spec.workers),
+    ]
+    if spec.mqtt:
+        argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
+    # The ML service will take --training-service URL for feedback (issue 3);
+    # not passed until that option exists in every install.
+    return Launch(
+        name=spec.name,
+        kind="ml",
+        argv=_mlrm(*argv),
+        url=url_of(manifest.host, port),
+        probes=spec.probes,
+        cwd=manifest.root,
+        port=port,
+        env=child_env(),
+        config_set=spec.config_set,
+    )
+
+
+def training_launch(manifest: Manifest, port: int) -> Launch:
+    """How the local training service is started."""
+    training = manifest.training
+    argv = [TRAINING_COMMAND, "--config-root", _from_root(manifest, training.config_root), "--port", str(port)]
+    argv += ["--host", manifest.host, "--store", training.store]
+    return Launch(
+        name=TRAINING,
+        kind="training",
+        argv=_mlrm(*argv),
+        url=url_of(manifest.host, port),
+        probes=training.probes,
+        cwd=manifest.root,
+        port=port,
+        env=child_env(),
+    )
+
+
+def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
+    """The launches of a manifest: training service first, then the ML
+    services. ConfigError when something cannot start (port taken, MQTT
+    asked of an install without it)."""
+    problems = []
+    skipped: dict[str, str] = {}
+    launches: list[Launch] = []
+    training = manifest.training
+    host = manifest.host
+
+    def port_for(value: int, at: tuple[str, ...]) -> int:
+        if value == 0:
+            return free_port(host)
+        if check_ports and port_in_use(host, value):
+            problems.append(
+                manifest.problem(
+                    at,
+                    f"port {value} on {host} is in use by another program. Stop it, or pick another port (0: any free one).",
+                )
+            )
+        return value
+
+    training_url: str | None = None
+    if training.mode == "local":
+        if has_command(TRAINING_COMMAND):
+            launch = training_launch(manifest, port_for(training.port, ("training", "port")))
+            launches.append(launch)
+            training_url = launch.url
+        else:
+            skipped[TRAINING] = "not installed"
+    elif training.mode == "remote":
+        training_url = training.url
+    mqtt_ok: bool | None = None
+    for spec in manifest.services:
+        if not spec.enabled:
+            skipped[spec.name] = "disabled"
+            continue
+        if spec.mqtt:
+            mqtt_ok = has_command("serve", MQTT_OPTION) if mqtt_ok is None else mqtt_ok
+            if not mqtt_ok:
+                problems.append(
+                    manifest.problem(
+                        ("services", spec.name, "mqtt"),
+                        "this mlrm serves REST only (no MQTT support installed). Set mqtt: false.",
+                    )
+                )
+        launches.append(ml_launch(manifest, spec, port_for(spec.port, ("services", spec.name, "port"))))
+    if problems:
+        raise ConfigError(problems)
+    return Plan(launches, skipped, training_url)

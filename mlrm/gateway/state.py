@@ -1,0 +1,138 @@
+"""What a running gateway looks like: its state file and its status table.
+
+`mlrm up` keeps `<data_dir>/gateway.json` current (pids, ports, restart
+counts), written atomically; `mlrm status` reads it and probes every service
+live, so the table shows what answers now, not what was last written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HEADERS = ("SERVICE", "URL", "VERSION", "READY", "RESTARTS", "PID")
+
+
+def http_get(url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
+    """(status, JSON body or None) of a GET; status None when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http URLs we built)
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None, None
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, None
+
+
+@dataclass
+class Row:
+    """One line of the status table."""
+
+    service: str
+    url: str
+    version: str
+    ready: str
+    restarts: str
+    pid: str
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.service, self.url, self.version, self.ready, self.restarts, self.pid)
+
+
+def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str]:
+    """(version, ready) of one running service, asked over HTTP now."""
+    url, probes = entry["url"], entry["probes"]
+    live, _ = http_get(url + probes["live"], timeout)
+    if live != 200:
+        return "-", "down" if entry.get("state") == "running" else entry.get("state", "down")
+    ready, _ = http_get(url + probes["ready"], timeout)
+    version = "-"
+    if entry["kind"] == "ml":
+        # /v1/config looks for a new current version before it answers; GET / does not.
+        status, body = http_get(url + "/v1/config", timeout)
+        current = (body.get("status") or {}).get("version") if status == 200 and isinstance(body, dict) else None
+        if current is not None:
+            version = str(current)
+    return version, "yes" if ready == 200 else "not yet"
+
+
+def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
+    """The table rows of a state (live=True: probe every service now)."""
+    out = []
+    for entry in state["services"]:
+        if live and entry.get("state") in ("running", "starting"):
+            version, ready = probe(entry)
+        else:
+            version, ready = entry.get("version") or "-", entry.get("state", "-")
+        out.append(
+            Row(
+                entry["name"], entry["url"], version, ready, str(entry.get("restarts", 0)), str(entry.get("pid") or "-")
+            )
+        )
+    for name, reason in state.get("skipped", {}).items():
+        row = Row(name, "-", "-", reason, "-", "-")
+        out.insert(0, row) if name == "training-service" else out.append(row)  # it starts first, so it is listed first
+    remote = state.get("remote_training")
+    if remote:
+        status, _ = http_get(remote["url"] + remote["probes"]["ready"]) if live else (None, None)
+        out.append(
+            Row(
+                "training-service",
+                remote["url"],
+                "-",
+                "remote" + (": yes" if status == 200 else ": unreachable"),
+                "-",
+                "-",
+            )
+        )
+    return out
+
+
+def table(table_rows: list[Row]) -> str:
+    """Rows as an aligned text table with a header line."""
+    cells = [HEADERS, *(r.cells() for r in table_rows)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
+
+
+def write(path: Path, state: dict[str, Any]) -> None:
+    """Replace the state file atomically (a reader never sees half of it)."""
+    from mlrm.versions import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(state, indent=2) + "\n").encode("utf-8"))
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The state file, or None when there is none."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except FileNotFoundError:
+        return None
+
+
+def alive(pid: int | None) -> bool:
+    """Whether a process with this pid exists (and is not a zombie we could reap)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,358 @@
+"""Start, watch, restart and stop the processes of a gateway.
+
+Transport-free: the supervisor knows processes, log files, probes given as a
+function, and a clock. Each service runs in its own session, so a Ctrl-C in
+the terminal reaches only `mlrm up`, which then stops the services in order:
+SIGTERM to each gunicorn master (in-flight requests finish), SIGKILL to the
+whole process group after `stop_timeout`. A service that exits on its own is
+restarted after a delay that doubles on every quick crash (exponential
+backoff) and is counted; every line a service prints goes to its own log file
+with a timestamp.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from mlrm.gateway import state as gateway_state
+from mlrm.gateway.commands import SKIPPED_BECAUSE, Launch, Plan, guarded
+from mlrm.gateway.manifest import Manifest
+
+Say = Callable[[str], None]
+Probe = Callable[[str], int | None]
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+def _http_status(url: str) -> int | None:
+    return gateway_state.http_get(url, timeout=1.0)[0]
+
+
+class LogFile:
+    """One service's log: every line stamped with the local time, appended;
+    rotated at max_bytes (x.log -> x.log.1 -> ... x.log.<keep>), so a gateway
+    that runs for months does not fill its disk."""
+
+    def __init__(self, path: Path, max_bytes: int = 10 * 1024 * 1024, keep: int = 3) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        self._lock = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
+        self._size = self._fh.tell()
+
+    def _rotate(self) -> None:
+        self._fh.close()
+        for n in range(self.keep - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self.keep > 0:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink(missing_ok=True)
+        self._open()
+
+    def write(self, line: str | bytes) -> None:
+        text = line if isinstance(line, bytes) else line.encode("utf-8")
+        data = now_iso().encode("ascii") + b" " + text.rstrip(b"\r\n") + b"\n"
+        with self._lock:
+            if self._fh.closed:
+                return  # a late line after stop: nowhere to write it
+            if self._size + len(data) > self.max_bytes and self._size > 0:
+                self._rotate()
+            self._fh.write(data)
+            self._size += len(data)
+
+    def pump(self, stream: IO[bytes]) -> None:
+        """Copy a process's output line by line until it closes."""
+        for line in iter(stream.readline, b""):
+            self.write(line)
+        stream.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._fh.close()
+
+
+class Child:
+    """One supervised service: its launch, process, restarts and state."""
+
+    def __init__(self, launch: Launch, log: LogFile) -> None:
+        self.launch, self.log = launch, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pump: threading.Thread | None = None
+        self.state = "stopped"  # starting, running, backoff, stopping, stopped
+        self.restarts = 0
+        self.failures = 0  # quick crashes in a row: the backoff exponent
+        self.started_at = 0.0
+        self.restart_at: float | None = None
+        self.last_exit: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, clock: float) -> None:
+        self.log.write(f"mlrm up: starting: {' '.join(self.launch.argv)}")
+        self.proc = subprocess.Popen(
+            guarded(self.launch.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.launch.cwd,
+            env=self.launch.env,
+            start_new_session=True,  # its own process group: signals from the terminal do not reach it
+        )
+        assert self.proc.stdout is not None
+        self.pump = threading.Thread(
+            target=self.log.pump, args=(self.proc.stdout,), daemon=True, name=f"log-{self.name}"
+        )
+        self.pump.start()
+        self.state, self.started_at, self.restart_at = "starting", clock, None
+
+    def poll(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def signal(self, sig: int) -> None:
+        """Send sig to the main process (SIGTERM: gunicorn's graceful stop)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_group(self) -> None:
+        """SIGKILL whatever is left of its process group (workers of a dead master)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reap(self) -> None:
+        """Wait for the process and its log pump after it has exited."""
+        if self.proc is not None:
+            self.proc.wait()
+        if self.pump is not None:
+            self.pump.join(timeout=2)
+
+    def entry(self) -> dict[str, Any]:
+        """This child in the state file."""
+        return {
+            "name": self.name,
+            "kind": self.launch.kind,
+            "url": self.launch.url,
+            "port": self.launch.port,
+            "pid": self.pid if self.state not in ("stopped", "backoff") else None,
+            "state": self.state,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "log": str(self.log.path),
+            "probes": {"live": self.launch.probes.live, "ready": self.launch.probes.ready},
+            "config_set": str(self.launch.config_set) if self.launch.config_set else None,
+        }
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class Supervisor:
+    """Runs the launches of a plan as one gateway."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        plan: Plan,
+        *,
+        say: Say = print,
+        probe: Probe = _http_status,
+        clock: Callable[[], float] = time.monotonic,
+        tick: float = 0.2,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.manifest, self.plan = manifest, plan
+        self.say, self.probe, self.clock, self.tick = say, probe, clock, tick
+        self.should_stop = should_stop
+
+        def log(name: str) -> LogFile:
+            return LogFile(manifest.log_dir / f"{name}.log", manifest.log_max_bytes, manifest.log_keep)
+
+        self.gateway_log = log("gateway")
+        self.children = [Child(launch, log(launch.name)) for launch in plan.launches]
+        self.started_at = now_iso()
+
+    # -- reporting ---------------------------------------------------------
+
+    def event(self, text: str) -> None:
+        """A supervision event: on the console and in gateway.log."""
+        self.gateway_log.write(text)
+        self.say(f"{datetime.now().strftime('%H:%M:%S')} {text}")
+
+    def state(self) -> dict[str, Any]:
+        sup = self.manifest.supervision
+        remote = None
+        if self.manifest.training.mode == "remote" and self.plan.training_url:
+            probes = self.manifest.training.probes
+            remote = {"url": self.plan.training_url, "probes": {"live": probes.live, "ready": probes.ready}}
+        return {
+            "gateway": self.manifest.name,
+            "manifest": str(self.manifest.path),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "updated_at": now_iso(),
+            "log_dir": str(self.manifest.log_dir),
+            "training_url": self.plan.training_url,
+            "remote_training": remote,
+            "stop_timeout": sup.stop_timeout,
+            "services": [c.entry() for c in self.children],
+            "skipped": self.plan.skipped,
+        }
+
+    def save(self) -> None:
+        gateway_state.write(self.manifest.state_file, self.state())
+
+    # -- starting ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the training service, wait until it is live, then every ML service."""
+        for name, reason in self.plan.skipped.items():
+            self.event(f"{name}: skipped: {reason} ({SKIPPED_BECAUSE.get(reason, '')})")
+        first = [c for c in self.children if c.launch.kind == "training"]
+        rest = [c for c in self.children if c.launch.kind != "training"]
+        for group in (first, rest):
+            for child in group:
+                if self.should_stop():
+                    return
+                child.start(self.clock())
+                self.event(f"{child.name}: started (pid {child.pid}) for {child.launch.url}")
+            self.save()
+            self.wait_live(group)
+        self.save()
+
+    def wait_live(self, children: list[Child]) -> None:
+        """Wait until each child answers its live probe, exits, or start_timeout passes."""
+        deadline = self.clock() + self.manifest.supervision.start_timeout
+        waiting = [c for c in children if c.state == "starting"]
+        while waiting and not self.should_stop() and self.clock() < deadline:
+            for child in list(waiting):
+                if child.poll() is not None:
+                    self._exited(child)
+                    waiting.remove(child)
+                elif self.probe(child.launch.url + child.launch.probes.live) == 200:
+                    self._live(child)
+                    waiting.remove(child)
+            if waiting:
+                time.sleep(self.tick / 2)
+        for child in waiting if not self.should_stop() else []:
+            self.event(
+                f"{child.name}: not live after {self.manifest.supervision.start_timeout:g}s; still waiting (see {child.log.path})"
+            )
+
+    def _live(self, child: Child) -> None:
+        child.state = "running"
+        ready = self.probe(child.launch.url + child.launch.probes.ready) == 200
+        took = self.clock() - child.started_at
+        hint = ": no trained model yet?" if child.launch.kind == "ml" else ""
+        note = "ready" if ready else f"live, not ready yet (GET {child.launch.probes.ready} is not 200{hint})"
+        self.event(f"{child.name}: {note} at {child.launch.url} after {took:.1f}s")
+        self.save()
+
+    # -- supervising -------------------------------------------------------
+
+    def _exited(self, child: Child) -> None:
+        code = child.poll()
+        assert code is not None
+        child.kill_group()  # a dead master's workers must not keep the port
+        child.reap()
+        child.last_exit = code
+        up_for = self.clock() - child.started_at
+        sup = self.manifest.supervision
+        child.failures = 1 if up_for >= sup.stable_after else child.failures + 1
+        delay = min(sup.backoff_initial * 2 ** (child.failures - 1), sup.backoff_max)
+        child.state, child.restart_at = "backoff", self.clock() + delay
+        text = f"{child.name}: {describe_exit(code)} after {up_for:.1f}s; restart #{child.restarts + 1} in {delay:g}s"
+        child.log.write(f"mlrm up: {text}")
+        self.event(text)
+        self.save()
+
+    def check(self) -> None:
+        """One round of supervision: notice exits, restart when due, notice live."""
+        changed = False
+        for child in self.children:
+            if child.state in ("starting", "running") and child.poll() is not None:
+                self._exited(child)
+            elif child.state == "backoff" and child.restart_at is not None and self.clock() >= child.restart_at:
+                child.restarts += 1
+                child.start(self.clock())
+                self.event(f"{child.name}: restarted (restart #{child.restarts}, pid {child.pid})")
+                changed = True
+            elif child.state == "starting" and self.probe(child.launch.url + child.launch.probes.live) == 200:
+                self._live(child)
+        if changed:
+            self.save()
+
+    def run(self) -> None:
+        """Supervise until should_stop() is true."""
+        while not self.should_stop():
+            self.check()
+            time.sleep(self.tick)
+
+    # -- stopping ----------------------------------------------------------
+
+    def stop(self, *, timeout: float | None = None, force: Callable[[], bool] = lambda: False) -> None:
+        """Stop every service: ML services first, the training service last.
+
+        SIGTERM to each main process, then up to `timeout` for in-flight work
+        to finish (force() true cuts it short), then SIGKILL to each process group.
+        """
+        limit = self.manifest.supervision.stop_timeout if timeout is None else timeout
+        ml = [c for c in self.children if c.launch.kind != "training"]
+        training = [c for c in self.children if c.launch.kind == "training"]
+        for group in (ml, training):
+            running = [c for c in group if c.poll() is None and c.proc is not None]
+            for child in running:
+                child.state = "stopping"
+                child.signal(signal.SIGTERM)
+                self.event(f"{child.name}: SIGTERM sent to pid {child.pid}; letting in-flight requests finish")
+            deadline = self.clock() + limit
+            while any(c.poll() is None for c in running) and self.clock() < deadline and not force():
+                time.sleep(0.05)
+            for child in group:
+                if child.poll() is None and child.proc is not None:
+                    why = "asked twice to stop" if force() else f"still running after {limit:g}s"
+                    self.event(f"{child.name}: {why}; SIGKILL")
+                child.kill_group()
+                child.reap()
+                if child.state != "stopped":
+                    code = child.poll()
+                    if code is not None and child.state == "stopping":
+                        self.event(f"{child.name}: stopped ({describe_exit(code)})")
+                    child.state = "stopped"
+        self.save()
+        for child in self.children:
+            child.log.close()
+        self.gateway_log.close()

@@ -1,0 +1,201 @@
+"""Gateway manifests: the shipped ones load; broken ones name file, line, key and fix."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mlrm.errors import ConfigError
+from mlrm.gateway.commands import TRAINING_COMMAND, has_command, plan
+from mlrm.gateway.manifest import build_schema, load_manifest
+from tests.servers import ROOT
+
+SERVICES = ROOT / "services"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """A manifest in tmp_path/services/ whose root is this checkout."""
+    path = tmp_path / "services" / "gw.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"root: {ROOT}\ndata_dir: {tmp_path / 'var'}\n" + textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(SERVICES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_manifest_loads_and_points_editors_at_the_schema(path: Path) -> None:
+    manifest = load_manifest(path)
+    assert manifest.enabled()
+    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=../mlrm/schema/gateway.schema.json"
+
+
+def test_demo_runs_three_services_and_the_training_service_on_embedded_defaults() -> None:
+    manifest = load_manifest(SERVICES / "demo.yaml")
+    assert [s.name for s in manifest.enabled()] == ["pcb-inspection", "breast-cancer", "air-quality"]
+    assert not any(s.mqtt for s in manifest.services) and manifest.mqtt_broker is None
+    assert manifest.root == ROOT and manifest.data_dir == ROOT / "var" / "demo"
+    assert manifest.training.mode == "local" and manifest.training.config_root == ROOT / "configs"
+    assert manifest.training.store == "sqlite:///var/demo/training.sqlite"
+    steps = plan(manifest, check_ports=False)
+    names = [launch.name for launch in steps.launches]
+    if has_command(TRAINING_COMMAND):
+        assert names[0] == "training-service"
+    else:
+        assert steps.skipped == {"training-service": "not installed"}
+    assert names[-3:] == ["pcb-inspection", "breast-cancer", "air-quality"]
+    serve = steps.launches[-3].argv
+    assert serve[3:] == [
+        "serve", "configs/pcb-inspection", "--host", "127.0.0.1", "--port", "8001", "--workers", "2",
+    ]  # fmt: skip
+
+
+BROKEN = {
+    "misspelt-key": (
+        """
+        name: gw
+        servces: {}
+        """,
+        ["gw.yaml:5: servces: unknown key 'servces'. Did you mean 'services'?"],
+    ),
+    "missing-services": ("name: gw\n", ["missing required key 'services'. Add it: see `mlrm schema --gateway`"]),
+    "port-as-string": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/breast-cancer, port: "80x"}
+        """,
+        ["gw.yaml:6: services.a.port: expected integer, got string '80x'."],
+    ),
+    "duplicate-port": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/breast-cancer, port: 8101}
+          b: {config_set: configs/pcb-inspection, port: 8101}
+        """,
+        ["gw.yaml:7: services.b.port: port 8101 is already taken by services.a.port."],
+    ),
+    "missing-config-set": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/nope, port: 8101}
+        """,
+        ["services.a.config_set: the config set", "configs/nope/service.yaml: no service.yaml here."],
+    ),
+    "remote-without-url": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/breast-cancer, port: 0}
+        training: {mode: remote}
+        """,
+        ["training: mode: remote needs 'url'"],
+    ),
+    "misspelt-mode": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/breast-cancer, port: 0}
+        training: {mode: locl}
+        """,
+        ["training.mode: 'locl' is not allowed. Did you mean 'local'?"],
+    ),
+    "mqtt-without-broker": (
+        """
+        name: gw
+        services:
+          a: {config_set: configs/breast-cancer, port: 0, mqtt: true}
+        """,
+        ["services.a.mqtt: mqtt: true needs a broker"],
+    ),
+    "reserved-name": (
+        """
+        name: gw
+        services:
+          training-service: {config_set: configs/breast-cancer, port: 0}
+        """,
+        ["services.training-service: 'training-service' is the training service's own row"],
+    ),
+    "config-set-outside-config-root": (
+        f"""
+        name: gw
+        services:
+          a: {{config_set: configs/breast-cancer, port: 0}}
+        training: {{mode: local, config_root: {ROOT / "docs"}}}
+        """,
+        ["services.a.config_set:", "is not under training.config_root"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_manifest_names_file_line_key_and_fix(tmp_path: Path, case: str) -> None:
+    text, expected = BROKEN[case]
+    with pytest.raises(ConfigError) as caught:
+        load_manifest(write(tmp_path, text))
+    message = str(caught.value)
+    for part in expected:
+        assert part in message, f"{part!r} not in:\n{message}"
+
+
+def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        manifest = load_manifest(
+            write(tmp_path, f"name: gw\nservices:\n  a: {{config_set: configs/breast-cancer, port: {port}}}\n")
+        )
+        with pytest.raises(
+            ConfigError, match=f"services.a.port: port {port} on 127.0.0.1 is in use by another program"
+        ):
+            plan(manifest)
+
+
+def test_mqtt_is_refused_while_serve_has_no_mqtt(tmp_path: Path) -> None:
+    manifest = load_manifest(
+        write(
+            tmp_path,
+            "name: gw\nmqtt: {broker: 'mqtt://127.0.0.1:1883'}\nservices:\n  a: {config_set: configs/breast-cancer, port: 0, mqtt: true}\n",
+        )
+    )
+    if has_command("serve", "--mqtt-broker"):
+        pytest.skip("this install serves MQTT")
+    with pytest.raises(ConfigError, match="services.a.mqtt: this mlrm serves REST only"):
+        plan(manifest)
+
+
+def test_port_zero_picks_free_ports_and_disabled_services_are_skipped(tmp_path: Path) -> None:
+    manifest = load_manifest(
+        write(
+            tmp_path,
+            """
+            name: gw
+            services:
+              a: {config_set: configs/breast-cancer, port: 0}
+              b: {config_set: configs/pcb-inspection, port: 0, enabled: false}
+            """,
+        )
+    )
+    steps = plan(manifest)
+    assert [launch.name for launch in steps.launches] == ["a"] and steps.skipped == {"b": "disabled"}
+    assert steps.launches[0].port > 0 and steps.launches[0].url.endswith(f":{steps.launches[0].port}")
+
+
+def test_shipped_gateway_schema_file_is_current() -> None:
+    shipped = json.loads((ROOT / "mlrm" / "schema" / "gateway.schema.json").read_text())
+    assert shipped == build_schema(), "regenerate: python -m mlrm schema --gateway -o mlrm/schema/gateway.schema.json"
+
+
+def test_manifest_reference_is_generated_from_the_schema() -> None:
+    from mlrm.config.reference import markdown
+    from mlrm.gateway.manifest import REFERENCE_HEADER
+
+    assert (ROOT / "docs" / "manifest-reference.md").read_text() == markdown(build_schema(), REFERENCE_HEADER), (
+        "regenerate: python -m mlrm schema --gateway --markdown -o docs/manifest-reference.md"
+    )
