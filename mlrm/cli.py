@@ -199,7 +199,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"mlrm: '{config.name}' ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
 
     bridge = None
-    if "mqtt" in config.raw:
+    if args.mqtt_broker:
+        from mlrm.mqtt.checks import parse_broker
+        from mlrm.mqtt.settings import BROKER_ENV
+
+        try:
+            parse_broker(args.mqtt_broker)  # a bad URL stops start-up here, with the fix
+        except ValueError as exc:
+            print(f"mlrm serve: --mqtt-broker: {exc}", file=sys.stderr)
+            return 2
+        os.environ[BROKER_ENV] = args.mqtt_broker
+    if "mqtt" in config.raw or args.mqtt_broker:
         # One MQTT bridge process beside gunicorn, whatever --workers is (why: mlrm/mqtt/supervisor.py).
         from mlrm.mqtt.supervisor import BridgeProcess
 
@@ -296,6 +306,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=1, help="gunicorn sync worker processes (default 1)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    s.add_argument(
+        "--mqtt-broker", metavar="URL",
+        help="also take predictions over MQTT from this broker (mqtt://host:1883); overrides mqtt.broker "
+        "in service.yaml, or uses the default topics mlrm/NAME/predict -> mlrm/NAME/predictions",
+    )  # fmt: skip
     for module in EXTENSIONS:
         importlib.import_module(module).register(add)
     return p

@@ -22,9 +22,10 @@ from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
 
 # CONTRACT(issue 3): `mlrm training-service --config-root DIR --port N --host H --store URL`.
 TRAINING_COMMAND = "training-service"
-# CONTRACT(issue 4): how `mlrm serve` is told to take predictions over MQTT
-# from a broker is not settled; this option name is the guess to adjust.
+# CONTRACT(issue 4): `mlrm serve --mqtt-broker URL` also takes predictions over MQTT.
 MQTT_OPTION = "--mqtt-broker"
+# CONTRACT(issue 3): where an ML service forwards POST /v1/feedback (mlrm/feedback.py).
+FEEDBACK_ENV = "MLRM_TRAINING_SERVICE"
 
 # Why a service is left out (the short reason shows in the status table).
 SKIPPED_BECAUSE = {
@@ -128,8 +129,8 @@ def _mlrm(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlrm", *args]
 
 
-def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int) -> Launch:
-    """How one ML service is started."""
+def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: str | None = None) -> Launch:
+    """How one ML service is started; feedback goes to the gateway's training service."""
     argv = [
         "serve",
         _from_root(manifest, spec.config_set),
@@ -142,8 +143,9 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int) -> Launch:
     ]
     if spec.mqtt:
         argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
-    # The ML service will take --training-service URL for feedback (issue 3);
-    # not passed until that option exists in every install.
+    env = child_env()
+    if training_url:
+        env[FEEDBACK_ENV] = training_url
     return Launch(
         name=spec.name,
         kind="ml",
@@ -152,7 +154,7 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int) -> Launch:
         probes=spec.probes,
         cwd=manifest.root,
         port=port,
-        env=child_env(),
+        env=env,
         config_set=spec.config_set,
     )
 
@@ -220,7 +222,8 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
                         "this mlrm serves REST only (no MQTT support installed). Set mqtt: false.",
                     )
                 )
-        launches.append(ml_launch(manifest, spec, port_for(spec.port, ("services", spec.name, "port"))))
+        port = port_for(spec.port, ("services", spec.name, "port"))
+        launches.append(ml_launch(manifest, spec, port, training_url))
     if problems:
         raise ConfigError(problems)
     return Plan(launches, skipped, training_url)

@@ -8,16 +8,22 @@ so `mlrm validate` can run where they are not available.
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlrm.config.loader import fill_defaults
 from mlrm.config.model import ServiceConfig
+from mlrm.config.schema import MQTT
 from mlrm.errors import ConfigError, ConfigProblem
 from mlrm.mqtt.checks import IN_TOPICS, parse_broker
 from mlrm.mqtt.topics import TopicTemplate, parse
+
+# `mlrm serve --mqtt-broker URL` hands the broker to the bridge process through this.
+BROKER_ENV = "MLRM_MQTT_BROKER"
 
 PREDICT, TRAINING = "predict", "training"
 
@@ -58,9 +64,18 @@ class MqttSettings:
 
     @classmethod
     def from_config(cls, config: ServiceConfig, role: str) -> MqttSettings:
-        """The settings of role from a loaded config set; ConfigError if it has no mqtt section."""
+        """The settings of role from a loaded config set; ConfigError if it has no mqtt section.
+
+        The environment variable MLRM_MQTT_BROKER (set by `mlrm serve --mqtt-broker`)
+        overrides the broker; without an mqtt section it stands for one with every default.
+        """
         file = config.path / "service.yaml"
         raw = config.raw.get("mqtt")
+        override = os.environ.get(BROKER_ENV)
+        if override:
+            raw = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+            raw["broker"] = override
+            fill_defaults(MQTT, raw)
         if not isinstance(raw, dict):
             raise ConfigError([ConfigProblem(
                 str(file), "mqtt", "no mqtt section. Add one, e.g.\n    mqtt:\n      broker: mqtt://localhost:1883"

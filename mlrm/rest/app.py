@@ -94,7 +94,7 @@ class Api:
 
     def mqtt(self) -> Response:
         """State of the MQTT bridge beside this app (another process: it reports through a file)."""
-        if "mqtt" not in self.config.raw:
+        if self.mqtt_status is None and "mqtt" not in self.config.raw:
             raise NotFoundError("MQTT is not configured: add an mqtt section to service.yaml (see docs/mqtt.md)")
         body, status = read_status(self.mqtt_status)
         return respond(body, status)

@@ -145,3 +145,27 @@ def test_a_killed_bridge_is_restarted_and_answers_again(
     publish(broker.port, "plant/k/pcb/measurements", [orjson.dumps({**pcb_instance, "id": "after-crash"})])
     assert out.count(1)[0][1]["id"] == "after-crash"
     assert requests.get(f"{url}/v2/health/ready", timeout=5).status_code == 200  # REST never noticed
+
+
+def test_mqtt_broker_option_serves_a_set_without_mqtt_section(
+    tmp_path: Path, spawn: Callable[..., Process], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
+) -> None:
+    """`mlrm serve --mqtt-broker URL` (what a gateway manifest's mqtt: true passes) uses the default topics."""
+    from tests.conftest import copy_config_set
+
+    need_mosquitto()
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    try:
+        folder = copy_config_set("pcb-inspection", tmp_path)
+        port = free_port()
+        process = spawn(mlrm_args("serve", str(folder), "--port", str(port), "--mqtt-broker", broker.url), name="serve")
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http(f"{url}/v2/health/live")
+        assert _wait_connected(url)["subscriptions"] == ["mlrm/pcb-inspection/predict"]
+        out = collect(broker.port, ["mlrm/pcb-inspection/predictions"])
+        publish(broker.port, "mlrm/pcb-inspection/predict", [orjson.dumps({**pcb_instance, "id": "m1"})])
+        [(_, body)] = out.count(1, timeout=15)
+        assert body["id"] == "m1" and body["model"]["version"] == 1
+    finally:
+        broker.stop()
