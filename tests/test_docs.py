@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,24 @@ def run_blocks(blocks: list[str], cwd: Path, timeout: float = 180) -> subprocess
     script = "set -euo pipefail\n" + "\n".join(blocks).replace("8000", str(free_port()))
     run_env = env()
     run_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{run_env['PATH']}"
-    return subprocess.run(["bash", "-c", script], cwd=cwd, env=run_env, capture_output=True, text=True, timeout=timeout)
+    # Own process group, killed whole at the end: a server a failed script left
+    # running would otherwise hold the output pipes open and hang the test.
+    proc = subprocess.Popen(
+        ["bash", "-c", script], cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        err += f"\n(killed after {timeout}s)"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 BLOCKS = runnable_blocks(README)
@@ -67,9 +85,19 @@ def test_config_reference_is_generated_from_the_schema() -> None:
 
 
 @pytest.mark.slow
-def test_demo_command_serves_and_predicts() -> None:
+def test_demo_command_starts_the_gateway_and_predicts(tmp_path: Path) -> None:
+    """scripts/demo as the README's first command runs it, on free ports and a private data folder."""
+    text = (ROOT / "services" / "demo.yaml").read_text()
+    text = re.sub(r"port: \d+", "port: 0", text)
+    text = text.replace("data_dir: var/demo", f"data_dir: {tmp_path / 'var'}").replace(
+        "log_dir: var/demo/logs", f"log_dir: {tmp_path / 'logs'}"
+    )
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(f"root: {ROOT}\n" + text)
     run_env = env()
-    run_env.update(PORT=str(free_port()), MLRM_DEMO_ONCE="1")
+    run_env.update(MANIFEST=str(manifest), MLRM_DEMO_ONCE="1")
     result = subprocess.run(["scripts/demo"], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert '"predictions": [' in result.stdout and "Ctrl-C stops it" in result.stdout
+    assert '"predictions": [' in result.stdout and "Ctrl-C stops it all" in result.stdout
+    for name in ("training-service", "pcb-inspection", "breast-cancer", "air-quality"):
+        assert re.search(rf"^{name} +http://127.0.0.1:\d+ .* yes ", result.stdout, re.M), result.stdout
