@@ -187,6 +187,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
 
+    # Workers are the parallelism; an OpenMP pool started in the master (the
+    # preload smoke prediction) does not survive gunicorn's fork and can hang a
+    # worker. Set before scikit-learn loads libgomp.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     config = load_config_set(args.config_set)  # fail fast, before gunicorn starts
     # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")

@@ -61,6 +61,7 @@ class Api:
                 self.metrics.predictions.labels(name, label).inc(n)
 
     def index(self) -> Response:
+        self.service.maybe_reload()
         return respond({
             "name": self.service.name, "description": self.config.description, "mlrm": __version__,
             "ready": self.service.ready, "version": self.service.version,
