@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from mlrm.gateway.commands import TRAINING_COMMAND, has_command
 from tests.conftest import copy_config_set
-from tests.examples.training_stub import running_stub
 from tests.servers import ROOT, Process, env, free_port, mlrm_args
 
 EXAMPLES = ROOT / "examples"
@@ -38,23 +36,25 @@ def run_example(script: str, *args: str, timeout: float = 120) -> dict[str, Any]
 
 
 @pytest.fixture
-def training_service(tmp_path: Path, spawn: Callable[..., Process]) -> Iterator[tuple[str, Path]]:
-    """(URL, config root) of a training service over a private configs/ folder:
-    the real `mlrm training-service` when installed, else the contract stub."""
+def training_service(tmp_path: Path, spawn: Callable[..., Process]) -> Iterator[Callable[[str], tuple[str, Path]]]:
+    """start(name) -> (URL, config set): a private copy of configs/NAME under a
+    real `mlrm training-service` of its own. The copy exists before the service
+    starts, because the service finds its config sets at start-up."""
     root = tmp_path / "configs"
     root.mkdir()
-    port = free_port()
-    if has_command(TRAINING_COMMAND):
+
+    def start(name: str) -> tuple[str, Path]:
+        folder = copy_config_set(name, root)
+        port = free_port()
         store = f"sqlite:///{tmp_path / 'training.sqlite'}"
         process = spawn(
-            mlrm_args(TRAINING_COMMAND, "--config-root", str(root), "--port", str(port), "--store", store),
+            mlrm_args("training-service", "--config-root", str(root), "--port", str(port), "--store", store),
             name="training",
         )
         process.wait_http(f"http://127.0.0.1:{port}/v1/health")
-        yield f"http://127.0.0.1:{port}", root
-    else:
-        with running_stub(root, port) as url:
-            yield url, root
+        return f"http://127.0.0.1:{port}", folder
+
+    yield start
 
 
 def test_pcb_inspection_consumer_asks_per_board_and_carries_on_without_a_training_service(
@@ -82,10 +82,9 @@ def test_machine_anomaly_consumer_flags_the_failing_bearing(
 
 
 def test_breast_cancer_consumer_posts_the_pathologists_diagnosis(
-    serve: Callable[..., tuple[str, Process]], training_service: tuple[str, Path]
+    serve: Callable[..., tuple[str, Process]], training_service: Callable[[str], tuple[str, Path]]
 ) -> None:
-    training_url, root = training_service
-    folder = copy_config_set("breast-cancer", root)
+    training_url, folder = training_service("breast-cancer")
     url, _ = serve(folder)
     figures = run_example("breast_cancer.py", "--url", url, "--training-url", training_url, "--count", "60")
     assert figures["cases"] == 60 and figures["accuracy"] > 0.9
@@ -93,10 +92,9 @@ def test_breast_cancer_consumer_posts_the_pathologists_diagnosis(
 
 
 def test_air_quality_consumer_retrains_when_its_forecasts_drift(
-    serve: Callable[..., tuple[str, Process]], training_service: tuple[str, Path]
+    serve: Callable[..., tuple[str, Process]], training_service: Callable[[str], tuple[str, Path]]
 ) -> None:
-    training_url, root = training_service
-    folder = copy_config_set("air-quality", root)
+    training_url, folder = training_service("air-quality")
     url, _ = serve(folder)
     # A clogged filter from the start; 480 readings of 5 minutes = 1.67 days.
     figures = run_example(
