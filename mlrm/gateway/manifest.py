@@ -24,8 +24,8 @@ SCHEMA_ID = "https://mlrm.dev/schema/gateway.schema.json"
 TRAINING = "training-service"
 
 ML_PROBES = {"live": "/v2/health/live", "ready": "/v2/health/ready"}
-# CONTRACT(issue 3): the training service's probe paths are not settled yet
-# (/v1/health, /health or /v2/health/ready); the manifest can override them.
+# CONTRACT(issue 3): the training service answers GET /v1/health (live and ready).
+# A manifest can override them (training.health).
 TRAINING_PROBES = {"live": "/v1/health", "ready": "/v1/health"}
 
 
