@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 
-from mlrm.errors import RequestError
-from mlrm.rest.codec import decode, problem, respond
+from mlrm.rest.codec import decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
 
@@ -91,20 +89,9 @@ def create_app(settings: Settings, *, service: TrainingService | None = None) ->
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
 
-    def handle_error(error: Exception) -> Response:
-        if isinstance(error, RequestError):
-            return problem(error)
-        if isinstance(error, HTTPException):
-            code = error.code or 500
-            detail = error.description or error.name
-            if code == 413:
-                detail = (
-                    f"request body too large: the limit is {settings.max_body_bytes} bytes "
-                    "(training-service --max-body-bytes). Split the batch."
-                )
-            return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
-
+    handle_error = error_handler(
+        lambda limit: f"request body too large: the limit is {limit} bytes "
+        "(training-service --max-body-bytes). Split the batch."
+    )
     app.register_error_handler(Exception, handle_error)
     return app

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
 
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
@@ -21,7 +20,7 @@ from mlrm.errors import NotFoundError, RequestError
 from mlrm.feedback import Feedback
 from mlrm.mqtt.status import read_status
 from mlrm.rest import inference, openapi
-from mlrm.rest.codec import decode, problem, respond
+from mlrm.rest.codec import decode, error_handler, respond
 from mlrm.rest.metrics import Metrics
 from mlrm.service import Service
 
@@ -176,18 +175,9 @@ ROUTES: list[tuple[str, list[str], str]] = [
 ]
 
 
-def handle_error(error: Exception) -> Response:
-    """The one error handler: every failure becomes a problem+json body."""
-    if isinstance(error, RequestError):
-        return problem(error)
-    if isinstance(error, HTTPException):
-        code = error.code or 500
-        detail = error.description or error.name
-        if code == 413:
-            detail = f"request body too large: the limit is {request.max_content_length} bytes (limits.max_body_bytes)"
-        return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
+handle_error = error_handler(
+    lambda limit: f"request body too large: the limit is {limit} bytes (limits.max_body_bytes)"
+)
 
 
 def create_app(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Request, Response
+from flask import Request, Response, request
+from werkzeug.exceptions import HTTPException
 
 from mlrm.errors import FieldError, RequestError
 
@@ -35,3 +38,23 @@ def respond(body: Any, status: int = 200, mimetype: str = "application/json") ->
 
 def problem(error: RequestError) -> Response:
     return respond(error.problem(), error.status, PROBLEM)
+
+
+def error_handler(too_large: Callable[[int | None], str]) -> Callable[[Exception], Response]:
+    """An app's one error handler: every failure becomes a problem+json body.
+
+    too_large(limit) says, for a 413, which setting limits the body and how to fix it.
+    """
+    log = logging.getLogger("mlrm.rest")
+
+    def handle(error: Exception) -> Response:
+        if isinstance(error, RequestError):
+            return problem(error)
+        if isinstance(error, HTTPException):
+            code = error.code or 500
+            detail = too_large(request.max_content_length) if code == 413 else error.description or error.name
+            return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
+
+    return handle
