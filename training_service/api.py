@@ -6,7 +6,6 @@ error handler turns every failure into an application/problem+json body.
 
 from __future__ import annotations
 
-import logging
 
 from flask import Flask, Response, request
 
@@ -14,7 +13,6 @@ from mlrm.rest.codec import decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
 
-log = logging.getLogger("training_service.api")
 
 
 class Api:

@@ -7,7 +7,6 @@ body, so no request can crash a worker.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from mlrm.rest.codec import decode, error_handler, respond
 from mlrm.rest.metrics import Metrics
 from mlrm.service import Service
 
-log = logging.getLogger("mlrm.rest")
 
 
 class Api:
