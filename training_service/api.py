@@ -6,13 +6,11 @@ error handler turns every failure into an application/problem+json body.
 
 from __future__ import annotations
 
-
 from flask import Flask, Response, request
 
 from mlrm.rest.codec import decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
-
 
 
 class Api:

@@ -24,7 +24,6 @@ from mlrm.rest.metrics import Metrics
 from mlrm.service import Service
 
 
-
 class Api:
     """Handlers over one Service."""
 
