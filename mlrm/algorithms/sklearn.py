@@ -14,6 +14,7 @@ import joblib
 import numpy as np
 
 from mlrm.algorithms.base import Hyperparameter, Prediction, Progress, Task, no_progress
+from mlrm.algorithms.compiled import Predictor, compile_predictor
 
 # Hyperparameters that mlrm sets itself, with the fix to tell the user.
 _RESERVED = {
@@ -40,6 +41,8 @@ class SklearnAlgorithm:
         self.params = {**self.overrides, **params}
         self.estimator: Any = None
         self.n_classes: int | None = None
+        # Predicts from the fitted arrays (mlrm.algorithms.compiled), or None: the estimator answers.
+        self.fast: Predictor | None = None
 
     @classmethod
     def estimator_class(cls) -> type:
@@ -91,9 +94,38 @@ class SklearnAlgorithm:
         else:
             self.estimator.fit(X, y)
         progress("fit", 1.0, f"fitted {self.name}")
+        self._compile()
         return self
 
+    def _compile(self) -> None:
+        self.fast = compile_predictor(self.estimator)
+        classes = getattr(self.estimator, "classes_", None)
+        self._codes = None if classes is None else np.asarray(classes, dtype=np.int64)
+        # Columns of the estimator's probabilities among all label codes, when they are not simply 0..k-1.
+        self._scatter = self._codes is not None and not np.array_equal(self._codes, np.arange(self.n_classes or 0))
+
     def predict(self, X: np.ndarray) -> Prediction:
+        if self.fast is not None:
+            out = self.fast(X)
+            if out is not None:
+                return self._prediction(*out)
+        return self.reference_predict(X)
+
+    def _prediction(self, values: np.ndarray, proba: np.ndarray | None) -> Prediction:
+        if self.task == "regression":
+            return Prediction(values=np.asarray(values, dtype=np.float64))
+        assert self._codes is not None
+        codes = self._codes[values]
+        if proba is None or not self.n_classes:
+            return Prediction(values=codes)
+        if self._scatter:
+            full = np.zeros((len(proba), self.n_classes))
+            full[:, self._codes] = proba
+            proba = full
+        return Prediction(values=codes, probabilities=proba)
+
+    def reference_predict(self, X: np.ndarray) -> Prediction:
+        """The estimator's own predict (what the compiled predictor must equal)."""
         est = self.estimator
         if self.task == "anomaly":
             flags = (est.predict(X) == -1).astype(np.int64)
@@ -116,6 +148,7 @@ class SklearnAlgorithm:
     def load(self, files: dict[str, bytes]) -> None:
         state = joblib.load(io.BytesIO(files["model.joblib"]))
         self.estimator, self.n_classes = state["estimator"], state["n_classes"]
+        self._compile()
 
 
 def adapter(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mlrm import algorithms
+from mlrm.algorithms.sklearn import SKLEARN_ALGORITHMS
 
 
 def small_data(task: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None, int | None]:
@@ -78,3 +79,78 @@ def test_registry_has_the_promised_scikit_learn_entries() -> None:
         "hist_gradient_boosting_regressor", "knn_classifier", "svc", "gaussian_nb", "isolation_forest",
     }  # fmt: skip
     assert promised <= set(algorithms.names())
+
+
+# Entries whose predict runs from the fitted arrays (mlrm.algorithms.compiled).
+COMPILED = {
+    "logistic_regression", "linear_regression", "ridge", "sgd_classifier", "sgd_regressor",
+    "decision_tree_classifier", "decision_tree_regressor", "random_forest_classifier",
+    "random_forest_regressor", "gaussian_nb", "knn_classifier", "knn_regressor",
+}  # fmt: skip
+
+# Settings that take other branches of a compiled predictor: (name, hyperparameters, n_classes, compiled).
+VARIANTS = [
+    ("logistic_regression", {}, 2, True),
+    ("logistic_regression", {"C": 0.01}, 4, True),  # a label code the training data lacks
+    ("sgd_classifier", {"loss": "hinge"}, 3, True),
+    ("sgd_classifier", {"loss": "modified_huber"}, 3, False),
+    ("sgd_classifier", {}, 2, True),
+    ("random_forest_classifier", {"n_estimators": 7, "max_depth": 3}, 2, True),
+    ("random_forest_classifier", {"n_estimators": 30, "min_samples_leaf": 3}, 4, True),
+    ("random_forest_regressor", {"n_estimators": 9, "max_depth": None}, None, True),
+    ("knn_classifier", {"weights": "distance", "n_neighbors": 7}, 3, True),
+    ("knn_regressor", {"weights": "distance"}, None, True),
+    ("knn_classifier", {"metric": "manhattan"}, 3, False),
+    ("gaussian_nb", {}, 2, True),
+]
+
+
+def fitted(name: str, params: dict[str, object], n_classes: int | None) -> algorithms.Algorithm:
+    adapter = algorithms.get(name)
+    X, y, _ = small_data(adapter.task)
+    if y is not None and n_classes == 2:
+        y = (y > 0).astype(np.int64)
+    return adapter(**params).fit(X, y, n_classes=n_classes, seed=5)
+
+
+def assert_same(fast: algorithms.Prediction, reference: algorithms.Prediction) -> None:
+    if fast.values.dtype.kind == "f":
+        np.testing.assert_allclose(fast.values, reference.values, rtol=1e-9, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(fast.values, reference.values)
+        assert fast.values.dtype == reference.values.dtype
+    assert (fast.probabilities is None) == (reference.probabilities is None)
+    if fast.probabilities is not None:
+        np.testing.assert_allclose(fast.probabilities, reference.probabilities, rtol=0, atol=1e-9)
+
+
+SKLEARN = [klass.name for klass in SKLEARN_ALGORITHMS]
+CASES = [
+    pytest.param(n, {}, 3 if algorithms.task_of(n) == "classification" else None, n in COMPILED, id=n) for n in SKLEARN
+]
+CASES += [
+    pytest.param(*v, id="-".join([v[0], *(f"{a}={b}" for a, b in v[1].items()), f"{v[2]}classes"])) for v in VARIANTS
+]
+
+
+@pytest.mark.parametrize(("name", "params", "n_classes", "compiled"), CASES)
+def test_fast_predict_equals_the_estimators_own(
+    name: str, params: dict[str, object], n_classes: int | None, compiled: bool
+) -> None:
+    model = fitted(name, params, n_classes)
+    assert (getattr(model, "fast", None) is not None) == compiled
+    rng = np.random.default_rng(11)
+    for rows in (1, 2, 64, 500):
+        X = rng.normal(size=(rows, 5)) * rng.choice([0.1, 1.0, 4.0])
+        assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
+    X, _, _ = small_data(model.task)
+    assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", sorted(COMPILED))
+def test_non_finite_rows_go_to_the_estimator(name: str) -> None:
+    model = fitted(name, {}, 3 if algorithms.task_of(name) == "classification" else None)
+    X = np.ones((2, 5))
+    X[1, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.predict(X)
