@@ -20,6 +20,7 @@ from mlrm.feedback import Feedback
 from mlrm.mqtt.status import read_status
 from mlrm.rest import inference, openapi
 from mlrm.rest.codec import decode, error_handler, respond
+from mlrm.rest.fastroute import PredictRoute
 from mlrm.rest.metrics import Metrics
 from mlrm.service import Service
 
@@ -35,6 +36,9 @@ class Api:
         self.feedback = feedback or Feedback.from_config(service.config)
         self.config = service.config
         self.openapi = openapi.document(self.config)
+        # Metric children looked up once, not per request.
+        self._rows = metrics.rows.labels(service.name)
+        self._by_label: dict[str, Any] = {}
         self._observe_version()
         service.listeners.append(lambda model: self._observe_version())
 
@@ -45,16 +49,18 @@ class Api:
             self.metrics.version.labels(name).set(self.service.version)
 
     def _count(self, answer: dict[str, Any]) -> None:
-        name = self.service.name
         # A buffered record still waiting for its window is answered with null.
         predictions = [p for p in answer["predictions"] if p is not None]
-        self.metrics.rows.labels(name).inc(len(predictions))
+        self._rows.inc(len(predictions))
         if self.config.task != "regression":
             counts: dict[str, int] = {}
             for p in predictions:
                 counts[str(p)] = counts.get(str(p), 0) + 1
             for label, n in counts.items():
-                self.metrics.predictions.labels(name, label).inc(n)
+                child = self._by_label.get(label)
+                if child is None:
+                    child = self._by_label[label] = self.metrics.predictions.labels(self.service.name, label)
+                child.inc(n)
 
     def index(self) -> Response:
         self.service.maybe_reload()
@@ -64,16 +70,22 @@ class Api:
             "endpoints": sorted(self.openapi["paths"]),
         })  # fmt: skip
 
-    def predict(self) -> Response:
-        body = decode(request)
+    def answer(self, body: Any) -> dict[str, Any]:
+        """The answer to a decoded /v1/predict body (also called by mlrm.rest.fastroute)."""
+        self.feedback.ensure_background()
         if not isinstance(body, dict) or "instances" not in body:
-            raise RequestError("Invalid request", 422, detail="expected {\"instances\": [{feature: value, ...}]}")
-        unknown = [k for k in body if k != "instances"]
-        if unknown:
-            raise RequestError("Invalid request", 422, detail=f"unknown key '{unknown[0]}' at /; only 'instances' is accepted")
+            raise RequestError("Invalid request", 422, detail='expected {"instances": [{feature: value, ...}]}')
+        if len(body) > 1:
+            unknown = next(k for k in body if k != "instances")
+            raise RequestError(
+                "Invalid request", 422, detail=f"unknown key '{unknown}' at /; only 'instances' is accepted"
+            )
         answer = self.service.predict(body["instances"])
         self._count(answer)
-        return respond(answer)
+        return answer
+
+    def predict(self) -> Response:
+        return respond(self.answer(decode(request)))
 
     def show_config(self) -> Response:
         service = self.service
@@ -95,6 +107,7 @@ class Api:
             raise NotFoundError("MQTT is not configured: add an mqtt section to service.yaml (see docs/mqtt.md)")
         body, status = read_status(self.mqtt_status)
         return respond(body, status)
+
     def feedback_post(self) -> Response:
         return respond(self.feedback.submit(decode(request)), 202)
 
@@ -123,7 +136,9 @@ class Api:
         if name != self.service.name:
             raise NotFoundError(f"no model named {name!r}; this service serves {self.service.name!r}")
         if version is not None and version != str(self.service.version):
-            raise NotFoundError(f"version {version!r} of {name!r} is not loaded; the current version is {self.service.version}")
+            raise NotFoundError(
+                f"version {version!r} of {name!r} is not loaded; the current version is {self.service.version}"
+            )
 
     def model_metadata(self, name: str, version: str | None = None) -> Response:
         self._model(name, version)
@@ -195,6 +210,7 @@ def create_app(
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
     app.register_error_handler(Exception, handle_error)
+    app.wsgi_app = PredictRoute(app.wsgi_app, api, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[method-assign]
 
     @app.before_request
     def _start() -> None:
@@ -210,5 +226,3 @@ def create_app(
         return response
 
     return app
-
-
