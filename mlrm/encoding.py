@@ -17,6 +17,7 @@ import numpy as np
 
 from mlrm.config.model import Feature, ServiceConfig
 from mlrm.errors import FieldError, RequestError, did_you_mean
+from mlrm.rowcode import FastRows, compile_rows
 
 MAX_ERRORS = 20
 _MISSING = object()
@@ -80,7 +81,7 @@ def _category_converter(f: Feature, col: int, one_hot: bool) -> Converter:
     allowed = ", ".join(str(v) for v in values)
 
     def convert(v: Any, out: list[float]) -> str | None:
-        i = index.get(v) if type(v) is not bool else None
+        i = index.get(v) if type(v) in (str, int, float) else None
         if i is None:
             return f"unknown category {v!r}: expected one of {allowed}"
         if one_hot:
@@ -133,6 +134,19 @@ class RowEncoder:
             self._plan.append((f, converter, _MISSING if f.default is None else f.default))
         self.width = len(self.columns)
         self._blank = [0.0] * self.width
+        self._fast = self._compile(one_hot)
+
+    def _compile(self, one_hot: bool) -> FastRows | None:
+        """The generated happy path (mlrm.rowcode), or None if a default is itself invalid."""
+        plan = []
+        for f, convert, default in self._plan:
+            encoded = None
+            if default is not _MISSING:
+                encoded = self._blank.copy()
+                if convert(default, encoded):
+                    return None
+            plan.append((f, self._spans[f.name], default, encoded))
+        return compile_rows(plan, self.width, one_hot)
 
     def span(self, name: str) -> range:
         """The matrix columns of one input (several for a one-hot category)."""
@@ -153,6 +167,9 @@ class RowEncoder:
     ) -> tuple[np.ndarray, list[FieldError], list[int]]:
         if not isinstance(rows, list):
             raise RequestError("Invalid input", 422, errors=[FieldError(pointer, "expected an array of objects")])
+        fast = None if strings or self._fast is None else self._fast(rows)
+        if fast is not None:
+            return np.array(fast, dtype=np.float64).reshape(len(fast), self.width), [], list(range(len(fast)))
         matrix: list[list[float]] = []
         errors: list[FieldError] = []
         kept: list[int] = []
