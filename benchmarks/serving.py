@@ -647,7 +647,9 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "wrk": sh(["wrk", "-v"]).splitlines()[0] if sh(["wrk", "-v"]) else None,
-        "mlrm_commit": sh(["git", "rev-parse", "--short", "HEAD"]),
+        "head_commit": sh(["git", "rev-parse", "--short", "HEAD"]),
+        # The mlrm measured: the last commit that changed mlrm/ (benchmark commits do not change it).
+        "mlrm_commit": sh(["git", "log", "-1", "--format=%h", "--", "mlrm"]),
         "mlrm_dirty": bool(sh(["git", "status", "--porcelain", "--", "mlrm"])),
     }
 
