@@ -622,6 +622,7 @@ def chart(med: dict[str, dict[str, float]], path: Path, title: str) -> bool:
             ax.bar([x + i * width for x in range(len(names))], [med[n][col] for n in names], width, label=col)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))], names, rotation=35, ha="right")
         ax.set_title(label)
+        ax.set_yscale("log")  # the floor and the forest differ 50-fold
         if len(cols) > 1:
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
