@@ -1,0 +1,86 @@
+"""The benchmark scripts run (on tiny settings); the serving one's model export is faithful.
+
+No MLServer or wrk here: benchmarks/serving.py installs MLServer itself, and only when run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from mlrm.config import load_config_set
+from mlrm.datasets import pcb_inspection
+from mlrm.model import Model
+from mlrm.versions import VersionStore
+from tests.servers import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_inprocess_benchmark_prints_its_table(tmp_path: Path) -> None:
+    out = tmp_path / "inprocess.json"
+    args = [sys.executable, str(BENCHMARKS / "predict_inprocess.py"), "--iterations", "20", "--max-seconds", "0.05",
+            "--rows", "300", "--algorithms", "logistic_regression,random_forest_classifier", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for name in ("logistic_regression", "random_forest_classifier"):
+        for path in ("Model.predict ", "Model.predict_matrix", "estimator.predict ", "estimator.predict_proba"):
+            assert any(line.startswith(name) and path in line for line in result.stdout.splitlines()), (name, path)
+    report = json.loads(out.read_text())
+    cell = report["results"]["logistic_regression"]["Model.predict"]["1"]
+    assert 0 < cell["best_us"] <= cell["median_us"] and 1 <= cell["n"] <= 20
+
+
+def test_serving_help_teaches_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "serving.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    for words in ("python benchmarks/serving.py", "--quick", "--duration", "--reps", "--out", "MLServer", "wrk"):
+        assert words in result.stdout
+
+
+def test_mlserver_export_answers_as_mlrm() -> None:
+    """The Pipeline MLServer serves computes mlrm's model: same labels, same probabilities."""
+    serving = _load("serving")
+    rows = [{k: v for k, v in r.items() if k != "result"} for r in pcb_inspection(40, seed=3)]
+    for name in ("pcb-inspection-lr", "pcb-inspection"):
+        config = load_config_set(ROOT / "configs" / name)
+        store = VersionStore(config.learned_dir)
+        current = store.current()
+        assert current is not None
+        model = Model.from_record(config, store.read(current))
+        pipeline = serving.export_pipeline(model)
+        X = model.encoder.encode(rows)
+        assert X.shape == (len(rows), len(model.encoder.columns))
+        X[0, 3] = X[1, 0] = np.nan  # missing readings: both impute with mlrm's learned fill
+        expected = model.predict_matrix(X)
+        assert expected.probabilities is not None
+        assert (pipeline.predict(X) == expected.values).all()
+        assert np.allclose(pipeline.predict_proba(X), expected.probabilities, rtol=0, atol=1e-12)
