@@ -166,7 +166,7 @@ def run_checked(args: list[str], timeout: float, **kw: Any) -> subprocess.Comple
 
 
 def process_tree(root: int) -> list[int]:
-    """root and all its descendants, from /proc/*/stat."""
+    """root and all its descendants, from /proc/*/stat (parents before their children)."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -196,11 +196,18 @@ def _kib(path: str, key: str) -> int:
 
 
 def memory(root: int) -> dict[str, float]:
-    """MiB: RSS summed over the tree, PSS summed (shared pages split), largest single RSS."""
+    """MiB: RSS summed over the tree, PSS summed (shared pages split), largest single RSS,
+    and the largest RSS of a process with no children (a gunicorn worker; MLServer's one process)."""
     pids = process_tree(root)
     rss = [_kib(f"/proc/{p}/status", "VmRSS:") for p in pids]
     pss = [_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids]
-    return {"rss_mib": sum(rss) / 1024, "pss_mib": sum(pss) / 1024, "max_rss_mib": max(rss, default=0) / 1024}
+    leaves = [r for p, r in zip(pids, rss) if not any(_kib(f"/proc/{c}/status", "PPid:") == p for c in pids)]
+    return {
+        "rss_mib": sum(rss) / 1024,
+        "pss_mib": sum(pss) / 1024,
+        "max_rss_mib": max(rss, default=0) / 1024,
+        "worker_rss_mib": max(leaves, default=0) / 1024,
+    }
 
 
 class PeakSampler:
@@ -566,6 +573,7 @@ COLUMNS = [
     ("peak RSS MiB", lambda r: r["peak"]["rss_mib"], "mem"),
     ("peak PSS MiB", lambda r: r["peak"]["pss_mib"], "mem"),
     ("max proc MiB", lambda r: r["peak"]["max_rss_mib"], "mem"),
+    ("worker MiB", lambda r: r["peak"]["worker_rss_mib"], "mem"),
 ]
 
 
