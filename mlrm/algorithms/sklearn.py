@@ -128,8 +128,14 @@ class SklearnAlgorithm:
         """The estimator's own predict (what the compiled predictor must equal)."""
         est = self.estimator
         if self.task == "anomaly":
-            flags = (est.predict(X) == -1).astype(np.int64)
-            return Prediction(values=flags, scores=-est.score_samples(X))
+            raw = est.score_samples(X)
+            if hasattr(est, "offset_"):
+                # IsolationForest: predict flags decision_function < 0, and decision_function is
+                # score_samples - offset_ (its documented relation): one pass over the trees, not two.
+                flags = (raw - est.offset_ < 0).astype(np.int64)
+            else:
+                flags = (est.predict(X) == -1).astype(np.int64)
+            return Prediction(values=flags, scores=-raw)
         values = est.predict(X)
         if self.task == "regression":
             return Prediction(values=np.asarray(values, dtype=np.float64))

@@ -154,3 +154,15 @@ def test_non_finite_rows_go_to_the_estimator(name: str) -> None:
     X[1, 2] = np.inf
     with pytest.raises(ValueError, match="infinity"):
         model.predict(X)
+
+
+def test_isolation_forest_flags_equal_its_own_predict() -> None:
+    """The adapter scores once and derives the flags; they must be the estimator's predict."""
+    model = fitted("isolation_forest", {}, None)
+    X = np.random.default_rng(3).normal(size=(500, 5)) * 3
+    answer = model.predict(X)
+    est = model.estimator  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(answer.values, (est.predict(X) == -1).astype(np.int64))
+    assert answer.scores is not None
+    np.testing.assert_array_equal(answer.scores, -est.score_samples(X))
+    assert 0 < answer.values.sum() < len(X)  # both outcomes occur
