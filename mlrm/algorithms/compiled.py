@@ -60,9 +60,11 @@ def _linear_classifier(est: Any) -> Predictor | None:
     softmax = kind == "LogisticRegression" and n_classes > 2
 
     def predict(X: np.ndarray) -> Output | None:
+        if not _finite(X):
+            return None  # NaN or inf in X: the estimator's error (and no warning from inf * 0 here)
         scores = X @ coef + intercept
         if not _finite(scores):
-            return None  # NaN or inf in X (coefficients are finite): the estimator's error
+            return None  # an overflow: let the estimator answer as it would
         if scores.shape[1] == 1:
             scores = scores.ravel()
             indices = (scores > 0).astype(np.int64)
@@ -96,6 +98,8 @@ def _linear_regressor(est: Any) -> Predictor | None:
         return None
 
     def predict(X: np.ndarray) -> Output | None:
+        if not _finite(X):
+            return None
         out = X @ coef.T + intercept
         return (out, None) if _finite(out) else None
 

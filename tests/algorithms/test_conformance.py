@@ -166,3 +166,24 @@ def test_isolation_forest_flags_equal_its_own_predict() -> None:
     assert answer.scores is not None
     np.testing.assert_array_equal(answer.scores, -est.score_samples(X))
     assert 0 < answer.values.sum() < len(X)  # both outcomes occur
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_gradient_boosting_labels_from_one_pass_equal_its_own_predict(n_classes: int) -> None:
+    """Labels read off predict_proba (one pass over the trees) must be the estimator's predict."""
+    model = fitted("hist_gradient_boosting_classifier", {"max_iter": 20}, n_classes)
+    X = np.random.default_rng(4).normal(size=(2000, 5)) * 2
+    est = model.estimator  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(model.predict(X).values, est.predict(X).astype(np.int64))
+
+
+def test_a_near_tie_in_probabilities_is_asked_of_the_estimator() -> None:
+    from mlrm.algorithms.sklearn import _labels_from
+
+    model = fitted("hist_gradient_boosting_classifier", {"max_iter": 5}, 3)
+    est = model.estimator  # type: ignore[attr-defined]
+    X = np.random.default_rng(5).normal(size=(2, 5))
+    tied = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])  # row 0: a tie the argmax must not settle
+    labels = _labels_from(est, tied, X)
+    assert labels[0] == est.predict(X[:1])[0]
+    assert labels[1] == est.classes_[2]
