@@ -46,3 +46,17 @@ def test_a_torch_set_without_torch_fails_validate_with_the_install_command(monke
         load_config_set(CONFIGS / "worker-activity")
     assert "algorithm.name: 'cnn1d_classifier' needs the optional extra 'torch'" in str(caught.value)
     assert "pip install 'mlrm[torch]'" in str(caught.value)
+
+
+def test_checking_a_torch_set_does_not_import_torch() -> None:
+    """The training service and mlrm validate check every set; torch costs ~200 MB, so only a job loads it."""
+    script = (
+        "import sys; from mlrm.config import load_config_set; load_config_set(sys.argv[1]); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(CONFIGS / "worker-activity")],
+        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False"]

@@ -8,11 +8,13 @@ class and imported only when a config set asks for them.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from mlrm.algorithms.base import Algorithm, Hyperparameter, Prediction, Progress, Task, no_progress
 from mlrm.algorithms.sklearn import SKLEARN_ALGORITHMS
 
-__all__ = ["Algorithm", "Hyperparameter", "Prediction", "Progress", "Task", "no_progress", "names", "get", "task_of", "takes_windows"]
+__all__ = ["Algorithm", "Hyperparameter", "Prediction", "Progress", "Task", "no_progress", "names", "get", "task_of",
+           "takes_windows", "hyperparameters", "reserved", "check"]  # fmt: skip
 
 _EAGER: dict[str, type[Algorithm]] = {klass.name: klass for klass in SKLEARN_ALGORITHMS}
 
@@ -62,3 +64,33 @@ def get(name: str) -> type[Algorithm]:
         return _EAGER[name]
     module, class_name, _task, _extra = _LAZY[name]
     return getattr(importlib.import_module(module), class_name)  # type: ignore[no-any-return]
+
+
+# Config checks: what an entry takes, without importing an optional extra.
+
+
+def hyperparameters(name: str) -> dict[str, Hyperparameter]:
+    """The hyperparameters an algorithm takes, by name."""
+    if name in _EAGER:
+        return _EAGER[name].hyperparameters()
+    from mlrm.algorithms import torch_params
+
+    return dict(torch_params.SPECS[name])
+
+
+def reserved(name: str) -> dict[str, str]:
+    """Hyperparameters mlrm sets itself for this algorithm: name -> the fix to tell the user."""
+    if name in _EAGER:
+        return dict(getattr(_EAGER[name], "reserved", {}))
+    from mlrm.algorithms import torch_params
+
+    return dict(torch_params.RESERVED)
+
+
+def check(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key or "", problem) for hyperparameters that are all known to the algorithm."""
+    if name in _EAGER:
+        return _EAGER[name].check(params)
+    from mlrm.algorithms import torch_params
+
+    return torch_params.check_params(torch_params.SPECS[name], params)

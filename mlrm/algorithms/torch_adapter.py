@@ -49,9 +49,7 @@ class TorchAlgorithm:
     sequence: ClassVar[bool] = False
     specs: ClassVar[dict[str, Hyperparameter]]
     # Hyperparameters mlrm sets itself: name -> the fix to tell the user.
-    reserved: ClassVar[dict[str, str]] = {
-        key: "mlrm sets it from training.seed; set `training.seed` instead" for key in ("seed", "random_state")
-    }
+    reserved: ClassVar[dict[str, str]] = torch_params.RESERVED
 
     def __init__(self, **params: Any) -> None:
         self.params = {**{k: s.default for k, s in self.specs.items()}, **params}
@@ -64,14 +62,7 @@ class TorchAlgorithm:
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> list[tuple[str, str]]:
-        reserved = [(k, f"'{k}' is not set here: {cls.reserved[k]}") for k in params if k in cls.reserved]
-        if reserved:
-            return reserved
-        problems = torch_params.check(cls.specs, params)
-        if not problems and params.get("device") == "cuda" and not torch.cuda.is_available():
-            problems.append(("device", "device: cuda, but torch sees no CUDA GPU on this machine. "
-                                       "Set device: auto (uses a GPU when there is one) or cpu."))  # fmt: skip
-        return problems
+        return torch_params.check_params(cls.specs, params)
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         """The untrained network for this shape (subclasses)."""

@@ -132,3 +132,30 @@ def check(specs: dict[str, Hyperparameter], params: dict[str, Any]) -> list[tupl
         problems.append(("momentum", f"momentum applies to optimizer: sgd only, not {merged['optimizer']}. "
                                      "Remove momentum or set optimizer: sgd."))  # fmt: skip
     return problems
+
+
+# mlrm sets these itself: name -> the fix to tell the user.
+RESERVED = {key: "mlrm sets it from training.seed; set `training.seed` instead" for key in ("seed", "random_state")}
+
+# The table of each torch registry entry, so that `mlrm validate` and the training service check a
+# torch config set without importing torch (about 200 MB). The adapters declare the same tables.
+SPECS: dict[str, dict[str, Hyperparameter]] = {
+    "mlp_classifier": MLP, "mlp_regressor": MLP, "autoencoder": AUTOENCODER, "dbn_classifier": DBN,
+    "lstm_classifier": RECURRENT, "gru_classifier": RECURRENT, "lstm_forecaster": RECURRENT,
+    "gru_forecaster": RECURRENT, "cnn1d_classifier": CNN1D,
+}  # fmt: skip
+
+
+def check_params(specs: dict[str, Hyperparameter], params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with a torch entry's hyperparameters; torch is imported only to ask about CUDA."""
+    reserved = [(k, f"'{k}' is not set here: {RESERVED[k]}") for k in params if k in RESERVED]
+    if reserved:
+        return reserved
+    problems = check(specs, params)
+    if not problems and params.get("device") == "cuda":
+        import torch  # only a config set that asks for a GPU pays for it here
+
+        if not torch.cuda.is_available():
+            problems.append(("device", "device: cuda, but torch sees no CUDA GPU on this machine. "
+                                       "Set device: auto (uses a GPU when there is one) or cpu."))  # fmt: skip
+    return problems

@@ -68,9 +68,8 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
             f"Install it with: pip install 'mlrm[{extra}]'",
         )
         return
-    adapter = algorithms.get(name)
-    known = adapter.hyperparameters()
-    reserved: dict[str, str] = getattr(adapter, "reserved", {})
+    known = algorithms.hyperparameters(name)
+    reserved = algorithms.reserved(name)
     for key in params:
         if key in reserved:
             report(("algorithm", "hyperparameters", key), f"'{key}' is not set here: {reserved[key]}")
@@ -81,7 +80,7 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
                 f"Known: {', '.join(known)}.",
             )
     if all(key in known for key in params) and params:
-        for key, message in adapter.check(params):
+        for key, message in algorithms.check(name, params):
             report(("algorithm", "hyperparameters", key) if key else ("algorithm", "hyperparameters"), message)
     metric = raw["training"]["metric"]
     allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task, ANOMALY_METRICS)

@@ -50,6 +50,18 @@ def test_every_promised_network_is_registered_lazily() -> None:
     assert {n for n in TORCH if algorithms.takes_windows(n)} == {n for n in TORCH if algorithms.get(n).sequence}
 
 
+def test_config_checks_use_the_tables_the_adapters_declare() -> None:
+    """mlrm validate reads torch_params.SPECS (torch-free); the adapters must train with the same."""
+    from mlrm.algorithms import torch_params
+
+    for name, specs in torch_params.SPECS.items():
+        adapter: Any = algorithms.get(name)
+        assert adapter.specs is specs, name
+        assert algorithms.hyperparameters(name) == adapter.hyperparameters()
+        assert algorithms.reserved(name) == adapter.reserved
+
+
+
 @pytest.mark.parametrize("name", TORCH)
 def test_conformance_fit_predict_dump_load_identical(name: str) -> None:
     adapter = algorithms.get(name)
