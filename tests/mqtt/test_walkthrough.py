@@ -1,0 +1,136 @@
+"""docs/mqtt.md's step-by-step runs as written: mosquitto_pub in, the answer seen with mosquitto_sub.
+
+The commands are read from the page itself; only the broker's and the REST
+service's ports are changed to the test's own (a test broker on a free port).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.mqtt.conftest import Broker, need_mosquitto
+from tests.servers import ROOT, env, free_port
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
+
+PAGE = (ROOT / "docs" / "mqtt.md").read_text()
+STEPS = PAGE[PAGE.index("## Step by step") : PAGE.index("## Payloads")]
+BLOCKS = re.findall(r"```sh\n(.*?)```", STEPS, re.S)
+
+
+def wait(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; {log.name}:\n{log.read_text()[-3000:]}")
+
+
+class Shell:
+    """Runs the page's commands in one folder, as a user would in several terminals."""
+
+    def __init__(self, cwd: Path, broker: Broker) -> None:
+        self.cwd, self.broker, self.http = cwd, broker, free_port()
+        self.env = env()
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
+        self.background: list[subprocess.Popen[bytes]] = []
+
+    def adapt(self, command: str) -> str:
+        port = self.broker.port
+        return (
+            command.replace("localhost:1883", f"127.0.0.1:{port}")
+            .replace("-h localhost", f"-h 127.0.0.1 -p {port}")
+            .replace("localhost:8000", f"127.0.0.1:{self.http}")
+            .replace("--port 8000", f"--port {self.http}")
+        )
+
+    def run(self, command: str) -> str:
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", self.adapt(command)], cwd=self.cwd, env=self.env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+        return result.stdout
+
+    def start(self, command: str, log: Path) -> None:
+        with open(log, "wb") as out:
+            self.background.append(subprocess.Popen(["bash", "-c", "exec " + self.adapt(command).strip()],
+                                                    cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                                    start_new_session=True))  # fmt: skip
+
+    def close(self) -> None:
+        for proc in self.background:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def shell(tmp_path: Path, broker: Broker) -> Iterator[Shell]:
+    need_mosquitto()
+    if shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None:
+        pytest.skip("mosquitto-clients (mosquitto_pub, mosquitto_sub) are not installed")
+    shutil.copytree(ROOT / "configs" / "pcb-inspection", tmp_path / "configs" / "pcb-inspection")
+    sh = Shell(tmp_path, broker)
+    yield sh
+    sh.close()
+
+
+def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
+    install, config, serve, subscribe, good, bad, batch, health = BLOCKS
+    assert "apt-get install" in install
+
+    assert "ok: my-pcb" in shell.run(config)  # 1. an mqtt section that validates
+
+    serve_log, sub_log = tmp_path / "serve.log", tmp_path / "sub.log"
+    shell.start(serve, serve_log)  # 2. REST and MQTT together
+    wait(lambda: "connected to mqtt://" in serve_log.read_text(), 60, "the bridge to connect", serve_log)
+
+    shell.start(subscribe, sub_log)  # 3. watch the answers
+    ping = "mosquitto_pub -h localhost -q 1 -t plant/ping/pcb/ping -m ping"
+    for _ in range(100):  # bounded: until the subscriber sees its own topic tree
+        shell.run(ping)
+        if "plant/ping/pcb/ping" in sub_log.read_text():
+            break
+        time.sleep(0.1)
+
+    for command in (good, bad, batch):  # 4, 5, 6
+        shell.run(command)
+
+    def answered() -> bool:
+        text = sub_log.read_text()
+        return all(f'"id":"{i}"' in text for i in ("m-1", "m-2", "b-1")) and text.count("/pcb/") >= 7
+
+    wait(answered, 30, "the prediction, the error and the batch's answer", sub_log)
+    lines = {line.split(" ", 1)[0] + " " + re.search(r'"id":"([^"]+)"', line)[1]: line  # type: ignore[index]
+             for line in sub_log.read_text().splitlines() if '"id":"' in line and not line.split(" ", 1)[0].endswith("/measurements")}  # fmt: skip
+
+    answer = lines["plant/line-3/pcb/predictions m-1"]
+    assert '"device":"line-3"' in answer and '"prediction":"' in answer and '"probabilities":{' in answer
+    assert '"model":{"name":"pcb-inspection","version":1}' in answer and '"took_ms":' in answer
+    problem = lines["plant/line-3/pcb/errors m-2"]
+    assert '"status":422' in problem and '"pointer":"/volume_pct"' in problem and "out of range" in problem
+    assert '"predictions":[' in lines["plant/line-3/pcb/predictions b-1"]
+
+    out = shell.run(health)  # 7. the bridge's health and metrics
+    assert '"state":"connected"' in out.replace(" ", "") and "mlrm_mqtt_" in out
+
+
+def test_the_readme_shows_the_same_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Over MQTT") :]
+    section = section[: section.index("\n## ")]
+    shown = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(shown) == 4 and all(block in BLOCKS for block in shown)
