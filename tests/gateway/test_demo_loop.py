@@ -66,3 +66,11 @@ def test_demo_gateway_post_data_retrain_live_and_ctrl_c(tmp_path: Path, spawn: C
         except ProcessLookupError:
             pass
     assert not left, f"processes left after Ctrl-C: {left}"
+
+
+def test_the_readme_shows_the_tutorials_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"watch a retrained version go live.*?```sh\n(.*?)```", readme, re.S)
+    assert block is not None
+    shown = [line.split("#")[0].strip() for line in block[1].splitlines()]
+    assert shown == [line.strip() for line in GATEWAY_BLOCKS[1].splitlines()]
