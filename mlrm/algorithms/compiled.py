@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-# (X) -> (indices into classes_ or regression values, probabilities or None), or None: ask the estimator.
+# (X) -> (indices into classes_ or regression values or anomaly flags, probabilities or anomaly scores or None),
+# or None: ask the estimator.
 Output = tuple[np.ndarray, "np.ndarray | None"]
 Predictor = Callable[[np.ndarray], "Output | None"]
 
@@ -117,15 +118,17 @@ class _Forest:
     float64 thresholds, as scikit-learn's trees do.
     """
 
-    def __init__(self, trees: list[Any]) -> None:
+    def __init__(self, trees: list[Any], columns: list[np.ndarray] | None = None) -> None:
+        # columns[i]: the row's columns tree i was grown on (bagging over features), else all of them.
         features, thresholds, lefts, rights, values = [], [], [], [], []
         roots, offset, depth = [], 0, 0
-        for tree in trees:
+        for i, tree in enumerate(trees):
             t = tree.tree_
             n = t.node_count
             leaf = t.children_left == -1
             node = np.arange(n)
-            features.append(np.where(leaf, 0, t.feature))
+            feature = np.where(leaf, 0, t.feature)
+            features.append(np.asarray(columns[i])[feature] if columns is not None else feature)
             thresholds.append(np.where(leaf, np.inf, t.threshold))
             lefts.append(np.where(leaf, node, t.children_left) + offset)
             rights.append(np.where(leaf, node, t.children_right) + offset)
@@ -284,6 +287,38 @@ def _knn(est: Any) -> Predictor | None:
     return predict
 
 
+# Isolation forest -------------------------------------------------------------
+
+
+def _isolation_forest(est: Any) -> Predictor | None:
+    """(flags, anomaly scores): the scores are -score_samples, the flags predict's -1 (as 1)."""
+    try:
+        from sklearn.ensemble._iforest import _average_path_length
+
+        # What scikit-learn adds per tree for a row that ends in each leaf, computed as it does per call.
+        per_leaf = [np.asarray(d, dtype=np.float64) + np.asarray(a, dtype=np.float64) - 1.0
+                    for d, a in zip(est._decision_path_lengths, est._average_path_length_per_tree)]  # fmt: skip
+        denominator = len(est.estimators_) * _average_path_length([est._max_samples])[0]
+        subsampled = est._max_features != est.n_features_in_
+        offset = float(est.offset_)
+    except (AttributeError, ImportError):
+        return None  # another scikit-learn's private layout: let the estimator answer
+    if denominator == 0:
+        return None
+    columns = [np.asarray(f, dtype=np.intp) for f in est.estimators_features_] if subsampled else None
+    forest = _Forest(list(est.estimators_), columns)
+    lengths = np.concatenate(per_leaf)  # indexed by the forest's flat node numbers
+
+    def predict(X: np.ndarray) -> Output | None:
+        if not _finite(X):
+            return None  # scikit-learn sends missing values down its own way
+        depths = lengths[forest.leaves(X)].sum(axis=0)  # tree after tree, as scikit-learn adds them
+        scores = 2 ** (-(depths / denominator))
+        return (-scores - offset < 0).astype(np.int64), scores
+
+    return predict
+
+
 _BUILDERS: dict[str, Callable[[Any], Predictor | None]] = {
     "LogisticRegression": _linear_classifier,
     "SGDClassifier": _linear_classifier,
@@ -297,4 +332,5 @@ _BUILDERS: dict[str, Callable[[Any], Predictor | None]] = {
     "GaussianNB": _gaussian_nb,
     "KNeighborsClassifier": _knn,
     "KNeighborsRegressor": _knn,
+    "IsolationForest": _isolation_forest,
 }

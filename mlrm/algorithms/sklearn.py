@@ -114,6 +114,8 @@ class SklearnAlgorithm:
     def _prediction(self, values: np.ndarray, proba: np.ndarray | None) -> Prediction:
         if self.task == "regression":
             return Prediction(values=np.asarray(values, dtype=np.float64))
+        if self.task == "anomaly":
+            return Prediction(values=values, scores=proba)  # flags, anomaly scores
         assert self._codes is not None
         codes = self._codes[values]
         if proba is None or not self.n_classes:
