@@ -110,45 +110,60 @@ def _linear_regressor(est: Any) -> Predictor | None:
 # Trees and forests -------------------------------------------------------------
 
 
+# One tree as arrays over its nodes: (is_leaf, feature, threshold, left, right, values nodes x outputs, depth).
+Table = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
 class _Forest:
     """Every tree of a forest in flat arrays, walked for all trees at once.
 
     A leaf points to itself with threshold +inf, so walking `depth` steps from
-    the roots ends every path at its leaf. Rows are compared in float32 against
-    float64 thresholds, as scikit-learn's trees do.
+    the roots ends every path at its leaf. Rows are compared in `dtype`
+    against float64 thresholds: float32 for scikit-learn's trees (as they
+    cast X), float64 for histogram gradient boosting.
     """
 
-    def __init__(self, trees: list[Any], columns: list[np.ndarray] | None = None) -> None:
-        # columns[i]: the row's columns tree i was grown on (bagging over features), else all of them.
+    def __init__(self, tables: list[Table], dtype: type = np.float32) -> None:
         features, thresholds, lefts, rights, values = [], [], [], [], []
         roots, offset, depth = [], 0, 0
-        for i, tree in enumerate(trees):
-            t = tree.tree_
-            n = t.node_count
-            leaf = t.children_left == -1
-            node = np.arange(n)
-            feature = np.where(leaf, 0, t.feature)
-            features.append(np.asarray(columns[i])[feature] if columns is not None else feature)
-            thresholds.append(np.where(leaf, np.inf, t.threshold))
-            lefts.append(np.where(leaf, node, t.children_left) + offset)
-            rights.append(np.where(leaf, node, t.children_right) + offset)
-            values.append(t.value[:, 0, :])
+        for leaf, feature, threshold, left, right, value, tree_depth in tables:
+            node = np.arange(len(leaf))
+            features.append(np.where(leaf, 0, feature))
+            thresholds.append(np.where(leaf, np.inf, threshold))
+            lefts.append(np.where(leaf, node, left) + offset)
+            rights.append(np.where(leaf, node, right) + offset)
+            values.append(value)
             roots.append(offset)
-            offset += n
-            depth = max(depth, int(t.max_depth))
+            offset += len(leaf)
+            depth = max(depth, tree_depth)
         self.feature = np.concatenate(features).astype(np.intp)
-        self.threshold = np.concatenate(thresholds)
+        self.threshold = np.concatenate(thresholds).astype(np.float64)
         self.left = np.concatenate(lefts).astype(np.intp)
         self.right = np.concatenate(rights).astype(np.intp)
         self.value = np.concatenate(values)  # nodes x classes (or x 1 for regression)
         self.roots = np.array(roots, dtype=np.intp)
         self.depth = depth
+        self.dtype = dtype
+
+    @classmethod
+    def of(cls, trees: list[Any], columns: list[np.ndarray] | None = None) -> _Forest:
+        """scikit-learn trees; columns[i]: the row's columns tree i was grown on (bagging over features)."""
+        tables: list[Table] = []
+        for i, tree in enumerate(trees):
+            t = tree.tree_
+            leaf = t.children_left == -1
+            feature = np.where(leaf, 0, t.feature)
+            if columns is not None:
+                feature = np.asarray(columns[i])[feature]
+            tables.append((leaf, feature, t.threshold, t.children_left, t.children_right, t.value[:, 0, :],
+                           int(t.max_depth)))  # fmt: skip
+        return cls(tables)
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """Leaf node of every (tree, row): an array of trees x rows."""
-        X32 = np.asarray(X, dtype=np.float32)
-        n, width = X32.shape
-        flat = X32.ravel()
+        Xd = np.asarray(X, dtype=self.dtype)
+        n, width = Xd.shape
+        flat = Xd.ravel()
         base = (np.arange(n, dtype=np.intp) * width).reshape(1, n)
         node = np.repeat(self.roots.reshape(-1, 1), n, axis=1)
         for _ in range(self.depth):
@@ -158,7 +173,7 @@ class _Forest:
 
 
 def _forest_classifier(est: Any) -> Predictor | None:
-    forest = _Forest(list(est.estimators_))
+    forest = _Forest.of(list(est.estimators_))
     # The forest averages each tree's class fractions; sum in tree order as
     # scikit-learn does (a reduction over axis 0 adds row after row).
     fractions = forest.value
@@ -175,7 +190,7 @@ def _forest_classifier(est: Any) -> Predictor | None:
 
 
 def _tree_classifier(est: Any) -> Predictor | None:
-    forest = _Forest([est])
+    forest = _Forest.of([est])
     fractions = forest.value
 
     def predict(X: np.ndarray) -> Output | None:
@@ -188,7 +203,7 @@ def _tree_classifier(est: Any) -> Predictor | None:
 
 
 def _forest_regressor(est: Any) -> Predictor | None:
-    forest = _Forest(list(est.estimators_))
+    forest = _Forest.of(list(est.estimators_))
     values = forest.value[:, 0]
     count = len(forest.roots)
 
@@ -203,7 +218,7 @@ def _forest_regressor(est: Any) -> Predictor | None:
 
 
 def _tree_regressor(est: Any) -> Predictor | None:
-    forest = _Forest([est])
+    forest = _Forest.of([est])
     values = forest.value[:, 0]
 
     def predict(X: np.ndarray) -> Output | None:
@@ -287,6 +302,68 @@ def _knn(est: Any) -> Predictor | None:
     return predict
 
 
+# Histogram gradient boosting ---------------------------------------------------
+
+
+def _boosting_tables(est: Any) -> tuple[list[Table], int] | None:
+    """Per class, a one-leaf tree holding the baseline, then the trees of every
+    iteration: summed in this order they give scikit-learn's raw predictions."""
+    if est._preprocessor is not None:
+        return None  # categorical features: scikit-learn's bitsets decide
+    k = int(est.n_trees_per_iteration_)
+    baseline = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+    tables: list[Table] = []
+    one = np.ones(1, dtype=bool)
+    for c in range(k):
+        zero = np.zeros(1, dtype=np.intp)
+        tables.append((one, zero, np.full(1, np.inf), zero, zero, baseline[c : c + 1].reshape(1, 1), 0))
+    for iteration in est._predictors:
+        if len(iteration) != k:
+            return None
+        for predictor in iteration:
+            nodes = predictor.nodes
+            if nodes["is_categorical"].any():
+                return None
+            leaf = nodes["is_leaf"].astype(bool)
+            tables.append((leaf, nodes["feature_idx"], nodes["num_threshold"], nodes["left"].astype(np.intp),
+                           nodes["right"].astype(np.intp), nodes["value"].reshape(-1, 1).astype(np.float64),
+                           int(nodes["depth"].max())))  # fmt: skip
+    return tables, k
+
+
+def _boosting(est: Any) -> Predictor | None:
+    try:
+        built = _boosting_tables(est)
+        link = est._loss.link.inverse
+    except (AttributeError, KeyError, TypeError):
+        return None  # another scikit-learn's private layout: let the estimator answer
+    if built is None:
+        return None
+    tables, k = built
+    forest = _Forest(tables, dtype=np.float64)  # these trees compare float64 values
+    values = forest.value[:, 0]
+    classifier = hasattr(est, "classes_")
+
+    def predict(X: np.ndarray) -> Output | None:
+        if not _finite(X):
+            return None  # missing values take the side each split learned: the estimator's way
+        # (baseline + tree 1 + tree 2 ...) per class, in the order scikit-learn adds them.
+        raw = values[forest.leaves(X)].reshape(-1, k, len(X)).sum(axis=0).T
+        if not classifier:
+            return np.asarray(link(raw.ravel()), dtype=np.float64), None
+        if k == 1:
+            indices = (raw.ravel() > 0).astype(np.int64)
+            p = expit(raw.ravel())
+            return indices, np.stack([1 - p, p], axis=1)
+        indices = raw.argmax(axis=1)
+        proba = raw - raw.max(axis=1, keepdims=True)
+        np.exp(proba, out=proba)
+        proba /= proba.sum(axis=1, keepdims=True)
+        return indices, proba
+
+    return predict
+
+
 # Isolation forest -------------------------------------------------------------
 
 
@@ -306,7 +383,7 @@ def _isolation_forest(est: Any) -> Predictor | None:
     if denominator == 0:
         return None
     columns = [np.asarray(f, dtype=np.intp) for f in est.estimators_features_] if subsampled else None
-    forest = _Forest(list(est.estimators_), columns)
+    forest = _Forest.of(list(est.estimators_), columns)
     lengths = np.concatenate(per_leaf)  # indexed by the forest's flat node numbers
 
     def predict(X: np.ndarray) -> Output | None:
@@ -333,4 +410,6 @@ _BUILDERS: dict[str, Callable[[Any], Predictor | None]] = {
     "KNeighborsClassifier": _knn,
     "KNeighborsRegressor": _knn,
     "IsolationForest": _isolation_forest,
+    "HistGradientBoostingClassifier": _boosting,
+    "HistGradientBoostingRegressor": _boosting,
 }

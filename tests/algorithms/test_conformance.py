@@ -86,6 +86,7 @@ COMPILED = {
     "logistic_regression", "linear_regression", "ridge", "sgd_classifier", "sgd_regressor",
     "decision_tree_classifier", "decision_tree_regressor", "random_forest_classifier",
     "random_forest_regressor", "gaussian_nb", "knn_classifier", "knn_regressor", "isolation_forest",
+    "hist_gradient_boosting_classifier", "hist_gradient_boosting_regressor",
 }  # fmt: skip
 
 # Settings that take other branches of a compiled predictor: (name, hyperparameters, n_classes, compiled).
@@ -99,6 +100,9 @@ VARIANTS = [
     ("random_forest_classifier", {"n_estimators": 30, "min_samples_leaf": 3}, 4, True),
     ("random_forest_regressor", {"n_estimators": 9, "max_depth": None}, None, True),
     ("isolation_forest", {"max_features": 0.6, "n_estimators": 25}, None, True),  # trees on column subsets
+    ("hist_gradient_boosting_classifier", {"max_iter": 30}, 2, True),  # one raw score: sigmoid
+    ("hist_gradient_boosting_classifier", {"max_iter": 40, "max_depth": 3}, 4, True),
+    ("hist_gradient_boosting_regressor", {"loss": "absolute_error", "max_iter": 20}, None, True),
     ("isolation_forest", {"max_samples": 40, "contamination": 0.2}, None, True),
     ("knn_classifier", {"weights": "distance", "n_neighbors": 7}, 3, True),
     ("knn_regressor", {"weights": "distance"}, None, True),
@@ -152,7 +156,11 @@ def test_fast_predict_equals_the_estimators_own(
     assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("name", sorted(COMPILED - {"isolation_forest"}))
+# These take NaN and inf themselves: each split learned a side for missing values.
+TAKE_MISSING = {"isolation_forest", "hist_gradient_boosting_classifier", "hist_gradient_boosting_regressor"}
+
+
+@pytest.mark.parametrize("name", sorted(COMPILED - TAKE_MISSING))
 def test_non_finite_rows_go_to_the_estimator(name: str) -> None:
     model = fitted(name, {}, 3 if algorithms.task_of(name) == "classification" else None)
     X = np.ones((2, 5))
@@ -194,10 +202,10 @@ def test_a_near_tie_in_probabilities_is_asked_of_the_estimator() -> None:
     assert labels[1] == est.classes_[2]
 
 
-def test_isolation_forest_answers_missing_values_as_scikit_learn_does() -> None:
-    """IsolationForest takes NaN and inf itself (its trees route missing values): the compiled
-    predictor hands such rows to it, and the answer is the estimator's own."""
-    model = fitted("isolation_forest", {}, None)
+@pytest.mark.parametrize("name", sorted(TAKE_MISSING))
+def test_missing_values_are_answered_as_scikit_learn_does(name: str) -> None:
+    """The compiled predictor hands rows with NaN or inf to the estimator, whose answer stands."""
+    model = fitted(name, {}, 3 if algorithms.task_of(name) == "classification" else None)
     X = np.random.default_rng(8).normal(size=(6, 5))
     X[1, 2], X[4, 0] = np.nan, np.inf
     assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
