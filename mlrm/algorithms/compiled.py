@@ -161,7 +161,7 @@ class _Forest:
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """Leaf node of every (tree, row): an array of trees x rows."""
-        Xd = np.asarray(X, dtype=self.dtype)
+        Xd: np.ndarray = np.asarray(X, dtype=self.dtype)
         n, width = Xd.shape
         flat = Xd.ravel()
         base = (np.arange(n, dtype=np.intp) * width).reshape(1, n)
