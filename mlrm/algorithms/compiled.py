@@ -63,9 +63,9 @@ def _linear_classifier(est: Any) -> Predictor | None:
     def predict(X: np.ndarray) -> Output | None:
         if not _finite(X):
             return None  # NaN or inf in X: the estimator's error (and no warning from inf * 0 here)
+        # An overflow (finite X past 1e300) gives inf or NaN scores here exactly as in scikit-learn,
+        # which goes on with them through the same operations below: no second check needed.
         scores = X @ coef + intercept
-        if not _finite(scores):
-            return None  # an overflow: let the estimator answer as it would
         if scores.shape[1] == 1:
             scores = scores.ravel()
             indices = (scores > 0).astype(np.int64)
@@ -101,8 +101,7 @@ def _linear_regressor(est: Any) -> Predictor | None:
     def predict(X: np.ndarray) -> Output | None:
         if not _finite(X):
             return None
-        out = X @ coef.T + intercept
-        return (out, None) if _finite(out) else None
+        return X @ coef.T + intercept, None
 
     return predict
 

@@ -224,3 +224,21 @@ def test_a_large_batch_for_gradient_boosting_is_answered_by_the_estimator() -> N
     X = np.random.default_rng(9).normal(size=(_BOOSTING_MAX_ROWS + 1, 5))
     assert fast(X[:-1]) is not None and fast(X) is None
     assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "sgd_classifier", "linear_regression", "ridge"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_an_overflowing_row_gets_the_estimators_answer(name: str, n_classes: int) -> None:
+    """Finite values so large that the scores overflow: inf and NaN flow through the compiled
+    arithmetic exactly as through scikit-learn's."""
+    task = algorithms.task_of(name)
+    model = fitted(name, {}, n_classes if task == "classification" else None)
+    X = np.random.default_rng(10).normal(size=(4, 5))
+    X[1] = 1e308
+    X[2, 0], X[2, 1] = 1e308, -1e308
+    with np.errstate(all="ignore"):
+        fast, reference = model.predict(X), model.reference_predict(X)  # type: ignore[attr-defined]
+    assert model.fast is not None  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(fast.values, reference.values)
+    if fast.probabilities is not None:
+        np.testing.assert_array_equal(fast.probabilities, reference.probabilities)
