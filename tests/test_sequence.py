@@ -98,11 +98,11 @@ def test_holdout_is_the_end_of_each_stream_and_shares_no_record_with_training(tm
     train, hold = training.split(config, data)
     # 19 + 9 windows; a quarter of each stream held out; one overlapping window per stream dropped.
     assert (len(data), len(hold), len(train)) == (28, 5 + 2, 13 + 6)
-    starts = {g: [] for g in (0, 1)}  # type: dict[int, list[float]]
+    starts: dict[int, list[tuple[float, str]]] = {g: [] for g in (0, 1)}
     for part, name in ((train, "train"), (hold, "hold")):
         assert part.groups is not None
         for window, g in zip(part.X, part.groups, strict=True):
-            starts[g].append((window[0, 0], name))  # type: ignore[arg-type]
+            starts[g].append((window[0, 0], name))
     for g, seen in starts.items():
         last_train = max(s for s, name in seen if name == "train")
         first_hold = min(s for s, name in seen if name == "hold")

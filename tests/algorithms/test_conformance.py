@@ -90,7 +90,7 @@ COMPILED = {
 }  # fmt: skip
 
 # Settings that take other branches of a compiled predictor: (name, hyperparameters, n_classes, compiled).
-VARIANTS = [
+VARIANTS: list[tuple[str, dict[str, object], int | None, bool]] = [
     ("logistic_regression", {}, 2, True),
     ("logistic_regression", {"C": 0.01}, 4, True),  # a label code the training data lacks
     ("sgd_classifier", {"loss": "hinge"}, 3, True),
@@ -127,9 +127,11 @@ def assert_same(fast: algorithms.Prediction, reference: algorithms.Prediction) -
         assert fast.values.dtype == reference.values.dtype
     assert (fast.probabilities is None) == (reference.probabilities is None)
     if fast.probabilities is not None:
+        assert reference.probabilities is not None  # the assert above: both or neither
         np.testing.assert_allclose(fast.probabilities, reference.probabilities, rtol=0, atol=1e-9)
     assert (fast.scores is None) == (reference.scores is None)
     if fast.scores is not None:
+        assert reference.scores is not None
         np.testing.assert_allclose(fast.scores, reference.scores, rtol=1e-12, atol=0)
 
 

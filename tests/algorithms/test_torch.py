@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
 
 from mlrm import algorithms
 from mlrm.errors import StateError
+
+if TYPE_CHECKING:  # importing it needs torch, which the importorskip below may find missing
+    from mlrm.algorithms.torch_adapter import TorchAlgorithm
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -38,6 +41,11 @@ def fitted(name: str, seed: int = 3, **params: Any) -> tuple[Any, np.ndarray]:
     return adapter(**{**FAST, **params}).fit(X, y, n_classes=n_classes, seed=seed), X
 
 
+def torch_adapter(name: str) -> type[TorchAlgorithm]:
+    """The registered class as what it is: a torch adapter, with its hyperparameters and attributes."""
+    return cast("type[TorchAlgorithm]", algorithms.get(name))
+
+
 def state(model: Any) -> dict[str, Any]:
     return {k: v.clone() for k, v in model.module.state_dict().items()}
 
@@ -47,7 +55,7 @@ def test_every_promised_network_is_registered_lazily() -> None:
         "mlp_classifier", "mlp_regressor", "lstm_classifier", "gru_classifier", "lstm_forecaster",
         "gru_forecaster", "cnn1d_classifier", "dbn_classifier", "autoencoder",
     }  # fmt: skip
-    assert {n for n in TORCH if algorithms.takes_windows(n)} == {n for n in TORCH if algorithms.get(n).sequence}
+    assert {n for n in TORCH if algorithms.takes_windows(n)} == {n for n in TORCH if torch_adapter(n).sequence}
 
 
 def test_config_checks_use_the_tables_the_adapters_declare() -> None:
@@ -121,7 +129,7 @@ def test_training_reports_epochs_losses_and_early_stopping() -> None:
     rng = np.random.default_rng(1)
     X, y = rng.normal(size=(200, 5)), rng.integers(0, 2, 200)  # nothing to learn: validation loss stalls
     reports: list[tuple[str, float | None, str]] = []
-    adapter = algorithms.get("mlp_classifier")(layers=[32], epochs=200, patience=2, learning_rate=0.01)
+    adapter = torch_adapter("mlp_classifier")(layers=[32], epochs=200, patience=2, learning_rate=0.01)
     adapter.fit(X, y, n_classes=2, seed=0, progress=lambda *r: reports.append(r))
     messages = [m for stage, _, m in reports if stage == "train"]
     assert messages[0].startswith("epoch 1/200: loss ") and ", validation loss " in messages[0]
@@ -134,7 +142,7 @@ def test_training_reports_epochs_losses_and_early_stopping() -> None:
 def test_dbn_pretrains_each_machine_before_fine_tuning() -> None:
     reports: list[str] = []
     model, X = fitted("dbn_classifier", layers=[8, 4], pretrain_epochs=2)
-    adapter = algorithms.get("dbn_classifier")(layers=[8, 4], pretrain_epochs=2, epochs=1)
+    adapter = torch_adapter("dbn_classifier")(layers=[8, 4], pretrain_epochs=2, epochs=1)
     adapter.fit(X, np.zeros(len(X), dtype=np.int64), n_classes=2, progress=lambda s, f, m: reports.append(f"{s}: {m}"))
     pre = [r for r in reports if r.startswith("pretrain")]
     assert pre[0].startswith("pretrain: RBM 1/2 epoch 1/2: reconstruction error") and "RBM 2/2 epoch 2/2" in pre[-1]
@@ -145,12 +153,12 @@ def test_classifier_and_regressor_learn() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4))
     y = (X[:, 0] > 0).astype(np.int64)
-    clf = algorithms.get("mlp_classifier")(
+    clf = torch_adapter("mlp_classifier")(
         layers=[16], epochs=30, patience=None, validation_fraction=0, learning_rate=0.01
     )
     assert (clf.fit(X, y, n_classes=2).predict(X).values == y).mean() > 0.95
     target = 1000 * X[:, 1] + 5000  # in watts: the adapter scales it for training
-    reg = algorithms.get("mlp_regressor")(
+    reg = torch_adapter("mlp_regressor")(
         layers=[16], epochs=60, learning_rate=0.01, patience=None, validation_fraction=0
     )
     error = reg.fit(X, target).predict(X).values - target
@@ -171,7 +179,7 @@ def test_forecaster_predicts_every_step_of_the_horizon() -> None:
 def test_autoencoder_threshold_is_the_quantile_of_training_error() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 6))
-    model = algorithms.get("autoencoder")(layers=[8, 3], epochs=20, threshold_quantile=0.95).fit(X, None, seed=0)
+    model = torch_adapter("autoencoder")(layers=[8, 3], epochs=20, threshold_quantile=0.95).fit(X, None, seed=0)
     assert 0.03 < model.predict(X).values.mean() < 0.07
     far = rng.normal(size=(20, 6)) * 8
     assert model.predict(far).values.mean() > 0.9
@@ -205,7 +213,7 @@ def test_checks_name_key_and_fix() -> None:
 def test_load_refuses_weights_that_do_not_fit_or_carry_code(capsys: pytest.CaptureFixture[str]) -> None:
     model, _ = fitted("mlp_classifier")
     files = model.dump()
-    other = algorithms.get("mlp_classifier")(layers=[9])
+    other = torch_adapter("mlp_classifier")(layers=[9])
     with pytest.raises(StateError, match="do not fit the network service.yaml describes"):
         other.load(files)
 

@@ -157,7 +157,7 @@ class Collector:
 
     def __init__(self, port: int, topics: list[str], *, username: str | None = None, password: str | None = None,
                  client_id: str | None = None) -> None:  # fmt: skip
-        self.messages: list[tuple[str, dict[str, Any] | bytes]] = []
+        self.messages: list[tuple[str, dict[str, Any] | bytes | bytearray]] = []
         self._cond = threading.Condition()
         self.topics = topics
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"collector-{uuid.uuid4().hex[:8]}",
@@ -182,7 +182,7 @@ class Collector:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            body: dict[str, Any] | bytes = orjson.loads(message.payload)
+            body: dict[str, Any] | bytes | bytearray = orjson.loads(message.payload)
         except orjson.JSONDecodeError:
             body = message.payload
         with self._cond:

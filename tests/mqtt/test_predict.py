@@ -106,7 +106,12 @@ def test_a_burst_costs_one_model_call_and_errors_stay_with_their_message(
     handler = _handler(config)
     calls: list[int] = []
     predict = handler.service.predict
-    handler.service.predict = lambda rows: (calls.append(len(rows)), predict(rows))[1]  # type: ignore[method-assign]
+
+    def counted_predict(instances: Any) -> dict[str, Any]:
+        calls.append(len(instances))
+        return predict(instances)
+
+    handler.service.predict = counted_predict  # type: ignore[method-assign]
     rows = [{k: v for k, v in r.items() if k != "result"} for r in pcb_rows[:6]]
     good = [Inbound(f"plant/d{i}/in", orjson.dumps({**row, "id": i}), 0.0) for i, row in enumerate(rows[:4])]
     good.append(Inbound("plant/d4/in", orjson.dumps({"id": 4, "instances": rows[4:6]}), 0.0))

@@ -21,13 +21,13 @@ def problem_of(
     answer = client.post(path, json=body, data=data, **kw) if data is None else client.post(path, data=data, **kw)
     assert 400 <= answer.status_code < 500, answer.json
     assert answer.content_type == "application/problem+json"
-    problem = answer.json
+    problem: dict[str, Any] = answer.get_json()
     assert problem["status"] == answer.status_code
     return problem
 
 
 def test_predict_answers_labels_probabilities_and_version(client: FlaskClient, pcb_instance: Row) -> None:
-    body = client.post("/v1/predict", json={"instances": [pcb_instance, pcb_instance]}).json
+    body: dict[str, Any] = client.post("/v1/predict", json={"instances": [pcb_instance, pcb_instance]}).get_json()
     assert body["predictions"][0] in ("OK", "error", "pseudo-error")
     assert len(body["probabilities"]) == 2
     assert sum(body["probabilities"][0].values()) == pytest.approx(1.0)
@@ -129,7 +129,7 @@ def test_untrained_set_is_not_ready_and_says_how_to_train(tmp_path: Any) -> None
     assert client.get("/v2/health/ready").status_code == 503
     assert client.get("/v2/health/live").json == {"live": True}
     answer = client.post("/v1/predict", json={"instances": [{}]})
-    assert answer.status_code == 503 and "mlrm train" in answer.json["detail"]
+    assert answer.status_code == 503 and "mlrm train" in answer.get_json()["detail"]
 
 
 def test_tampered_artifact_is_refused(tmp_path: Any) -> None:
@@ -139,11 +139,11 @@ def test_tampered_artifact_is_refused(tmp_path: Any) -> None:
     client = create_app(folder).test_client()
     answer = client.post("/v1/predict", json={"instances": [{}]})
     assert answer.status_code == 503
-    assert "sha256 does not match" in answer.json["detail"]
+    assert "sha256 does not match" in answer.get_json()["detail"]
 
 
 def test_config_endpoint_shows_resolved_config_and_learned_metadata(client: FlaskClient) -> None:
-    body = client.get("/v1/config").json
+    body: dict[str, Any] = client.get("/v1/config").get_json()
     assert body["config"]["training"]["holdout"] == 0.2
     assert body["learned"]["version"] == 1
     assert "f1_macro" in body["learned"]["metrics"]
@@ -151,7 +151,7 @@ def test_config_endpoint_shows_resolved_config_and_learned_metadata(client: Flas
 
 
 def test_openapi_derives_the_request_schema_from_inputs(client: FlaskClient) -> None:
-    doc = client.get("/openapi.json").json
+    doc: dict[str, Any] = client.get("/openapi.json").get_json()
     instance = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     item = instance["properties"]["instances"]["items"]
     assert item["properties"]["volume_pct"] == {
@@ -162,12 +162,12 @@ def test_openapi_derives_the_request_schema_from_inputs(client: FlaskClient) -> 
 
 class TestOpenInferenceProtocol:
     def test_server_and_model_metadata(self, client: FlaskClient) -> None:
-        assert client.get("/v2").json["name"] == "mlrm"
+        assert client.get("/v2").get_json()["name"] == "mlrm"
         assert client.get("/v2/health/ready").json == {"ready": True}
-        meta = client.get("/v2/models/pcb-inspection").json
+        meta: dict[str, Any] = client.get("/v2/models/pcb-inspection").get_json()
         assert meta["versions"] == ["1"]
         assert meta["inputs"][0] == {"name": "volume_pct", "datatype": "FP64", "shape": [-1]}
-        assert client.get("/v2/models/pcb-inspection/versions/1/ready").json["ready"] is True
+        assert client.get("/v2/models/pcb-inspection/versions/1/ready").get_json()["ready"] is True
         assert client.get("/v2/models/other").status_code == 404
         assert client.get("/v2/models/pcb-inspection/versions/7").status_code == 404
 
@@ -176,7 +176,9 @@ class TestOpenInferenceProtocol:
             {"name": k, "shape": [2, 1], "datatype": "INT64" if k == "stencil_prints" else "FP64", "data": [v, v]}
             for k, v in pcb_instance.items()
         ]
-        body = client.post("/v2/models/pcb-inspection/infer", json={"id": "r1", "inputs": inputs}).json
+        body: dict[str, Any] = client.post(
+            "/v2/models/pcb-inspection/infer", json={"id": "r1", "inputs": inputs}
+        ).get_json()
         assert body["id"] == "r1" and body["model_name"] == "pcb-inspection" and body["model_version"] == "1"
         predict, proba = body["outputs"]
         assert predict["name"] == "predict" and predict["datatype"] == "BYTES" and predict["shape"] == [2]
@@ -190,9 +192,9 @@ class TestOpenInferenceProtocol:
         }
         answer = client.post("/v2/models/pcb-inspection/versions/1/infer", json=request)
         assert answer.status_code == 200, answer.json
-        assert [o["name"] for o in answer.json["outputs"]] == ["predict"]
-        v1 = client.post("/v1/predict", json={"instances": [pcb_instance]}).json
-        assert answer.json["outputs"][0]["data"][0] == v1["predictions"][0]
+        assert [o["name"] for o in answer.get_json()["outputs"]] == ["predict"]
+        v1: dict[str, Any] = client.post("/v1/predict", json={"instances": [pcb_instance]}).get_json()
+        assert answer.get_json()["outputs"][0]["data"][0] == v1["predictions"][0]
 
     @pytest.mark.parametrize(
         ("request_body", "pointer"),
