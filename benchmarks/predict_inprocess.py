@@ -19,8 +19,13 @@ measurement, whichever ends first; a few untimed calls first):
   Model.predict_matrix   from encoded rows: preprocessing + the adapter (predict and predict_proba)
   estimator.predict      the fitted scikit-learn estimator alone, on already preprocessed rows
   estimator.predict_proba  likewise, where the estimator has it
+Windowed algorithms (lstm_*, gru_*, cnn1d_*) read windows of records: they are trained on generated wrist
+IMU records (mlrm.datasets.worker_activity) with configs/worker-activity's sequence section (windows of
+100 records; the forecasters predict acc_x one record ahead), and "1 row" / "64 rows" are ready windows:
+  Model.predict          the service's window path (mlrm.sequence_input): {"window": [100 records]} -> answer
+  Model.predict_matrix   from encoded windows: preprocessing + the network
 Reports median and best in µs per call. Torch algorithms (needs the torch extra) are skipped when torch
-does not import; windowed ones (lstm_*, gru_*, cnn1d_*) always, as they need a sequence config set.
+does not import.
 OMP_NUM_THREADS is 1 unless set, as under `mlrm serve`.
 """
 
@@ -48,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from mlrm import algorithms  # noqa: E402
@@ -56,6 +62,8 @@ from mlrm import algorithms  # noqa: E402
 TORCH_HYPERPARAMETERS: dict[str, Any] = {"epochs": 3, "patience": 1}
 DBN_HYPERPARAMETERS: dict[str, Any] = {"pretrain_epochs": 1}
 REGRESSION_TARGET = "volume_pct"
+FORECAST_TARGET = "acc_x"  # the windowed forecasters: the next record's acc_x
+WINDOW_RECORDS = 6000  # generated IMU records for the windowed algorithms: 64 windows of one stream at least
 
 
 def service_yaml(name: str) -> dict[str, Any]:
@@ -79,6 +87,44 @@ def service_yaml(name: str) -> dict[str, Any]:
     elif task == "anomaly":
         data.pop("target")
     return data
+
+
+def windowed_yaml(name: str) -> dict[str, Any]:
+    """configs/worker-activity with algorithm `name` (a forecaster: acc_x one record ahead)."""
+    text = (ROOT / "configs" / "worker-activity" / "service.yaml").read_text()
+    data: dict[str, Any] = copy.deepcopy(yaml.safe_load(text))
+    data["name"] = f"bench-{name.replace('_', '-')}"
+    data["algorithm"] = {"name": name, "hyperparameters": dict(TORCH_HYPERPARAMETERS)}
+    data["training"].pop("metric", None)
+    if algorithms.task_of(name) == "regression":
+        data["target"] = {"name": FORECAST_TARGET, "kind": "regression"}
+        data["sequence"].pop("label", None)
+        data["sequence"]["horizon"] = 1
+    return data
+
+
+def train_windowed(name: str, folder: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """(mlrm Model, ready-window instances of one worker's stream)."""
+    from mlrm.config import load_config_set
+    from mlrm.datasets import worker_activity
+    from mlrm.training import train as mlrm_train
+
+    data = windowed_yaml(name)
+    config_dir = folder / data["name"]
+    config_dir.mkdir()
+    (config_dir / "service.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    config = load_config_set(config_dir)
+    records = worker_activity(WINDOW_RECORDS, seed=7)
+    if config.task == "regression":
+        records = [{k: v for k, v in r.items() if k != "activity"} for r in records]
+    model = mlrm_train(config, records, write=False).model
+    inputs = list(data["inputs"])
+    stream = [{k: r[k] for k in inputs} for r in records if r["worker"] == records[0]["worker"]]
+    size, step = int(data["sequence"]["window"]), int(data["sequence"]["step"])
+    instances = [{"window": stream[i : i + size]} for i in range(0, len(stream) - size + 1, step)]
+    if len(instances) < 64:
+        raise SystemExit(f"{name}: only {len(instances)} windows in one stream; raise WINDOW_RECORDS")
+    return model, instances
 
 
 def train(name: str, rows: list[dict[str, Any]], folder: Path) -> tuple[Any, list[dict[str, Any]]]:
@@ -116,6 +162,8 @@ def timeit(call: Callable[[], Any], iterations: int, max_seconds: float) -> dict
 
 
 def measure(name: str, rows: list[dict[str, Any]], folder: Path, iterations: int, max_seconds: float) -> dict[str, Any]:
+    if algorithms.takes_windows(name):
+        return measure_windowed(name, folder, iterations, max_seconds)
     model, instances = train(name, rows, folder)
     out: dict[str, Any] = {"task": model.config.task}
     for n in (1, 64):
@@ -131,6 +179,27 @@ def measure(name: str, rows: list[dict[str, Any]], folder: Path, iterations: int
             paths["estimator.predict"] = partial(estimator.predict, X)
             if hasattr(estimator, "predict_proba"):
                 paths["estimator.predict_proba"] = partial(estimator.predict_proba, X)
+        for path, call in paths.items():
+            out.setdefault(path, {})[str(n)] = timeit(call, iterations, max_seconds)
+        gc.collect()
+    return out
+
+
+def measure_windowed(name: str, folder: Path, iterations: int, max_seconds: float) -> dict[str, Any]:
+    from mlrm.sequence_input import SequenceInput
+
+    model, instances = train_windowed(name, folder)
+    service_path = SequenceInput(model.config)
+    out: dict[str, Any] = {"task": model.config.task}
+    for n in (1, 64):
+        batch = instances[:n]
+        encoded = np.stack([model.windows.window(w["window"], f"/instances/{i}/window")[0] for i, w in enumerate(batch)])
+        answer = service_path.predict(model, batch)
+        assert len(answer["predictions"]) == n and None not in answer["predictions"], answer
+        paths: dict[str, Callable[[], Any]] = {
+            "Model.predict": partial(service_path.predict, model, batch),
+            "Model.predict_matrix": partial(model.predict_matrix, encoded),
+        }
         for path, call in paths.items():
             out.setdefault(path, {})[str(n)] = timeit(call, iterations, max_seconds)
         gc.collect()
@@ -181,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     chosen = []
     for name in wanted:
-        if algorithms.takes_windows(name):
-            skipped[name] = "reads windows of records: needs a sequence config set"
-        elif algorithms.requirement_of(name) == "torch" and not has_torch:
+        if algorithms.requirement_of(name) == "torch" and not has_torch:
             skipped[name] = "needs the torch extra (torch does not import)"
         else:
             chosen.append(name)

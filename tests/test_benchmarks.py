@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 from mlrm.config import load_config_set
 from mlrm.datasets import pcb_inspection
@@ -51,6 +52,18 @@ def test_inprocess_benchmark_prints_its_table(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     cell = report["results"]["logistic_regression"]["Model.predict"]["1"]
     assert 0 < cell["best_us"] <= cell["median_us"] and 1 <= cell["n"] <= 20
+
+
+def test_inprocess_benchmark_measures_windowed_networks(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "inprocess.json"
+    args = [sys.executable, str(BENCHMARKS / "predict_inprocess.py"), "--iterations", "5", "--max-seconds", "0.05",
+            "--algorithms", "cnn1d_classifier", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("cnn1d_classifier")]
+    assert len(lines) == 2 and "Model.predict " in lines[0] and "Model.predict_matrix" in lines[1], result.stdout
+    assert json.loads(out.read_text())["skipped"] == {}
 
 
 def test_serving_help_teaches_the_command() -> None:
