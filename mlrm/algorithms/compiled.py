@@ -13,7 +13,8 @@ conformance test checks both over every algorithm). `compile_predictor`
 answers None for an estimator or setting it does not cover; the adapter then
 calls the estimator itself. A predictor answers None for rows it must not
 judge (a non-finite value, a near tie between neighbours), and the adapter
-asks the estimator for those calls too.
+asks the estimator for those calls too. Trees, forests, isolation forests and
+gradient boosting live in mlrm.algorithms.forest; the rest here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit
+
+from mlrm.algorithms import forest
+from mlrm.algorithms.forest import finite as _finite
 
 # (X) -> (indices into classes_ or regression values or anomaly flags, probabilities or anomaly scores or None),
 # or None: ask the estimator.
@@ -37,10 +41,6 @@ def compile_predictor(estimator: Any) -> Predictor | None:
     if builder is None or getattr(estimator, "n_outputs_", 1) != 1:
         return None
     return builder(estimator)
-
-
-def _finite(X: np.ndarray) -> bool:
-    return bool(np.isfinite(X).all())
 
 
 # Linear models ---------------------------------------------------------------
@@ -102,128 +102,6 @@ def _linear_regressor(est: Any) -> Predictor | None:
         if not _finite(X):
             return None
         return X @ coef.T + intercept, None
-
-    return predict
-
-
-# Trees and forests -------------------------------------------------------------
-
-
-# One tree as arrays over its nodes: (is_leaf, feature, threshold, left, right, values nodes x outputs, depth).
-Table = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
-
-
-class _Forest:
-    """Every tree of a forest in flat arrays, walked for all trees at once.
-
-    A leaf points to itself with threshold +inf, so walking `depth` steps from
-    the roots ends every path at its leaf. Rows are compared in `dtype`
-    against float64 thresholds: float32 for scikit-learn's trees (as they
-    cast X), float64 for histogram gradient boosting.
-    """
-
-    def __init__(self, tables: list[Table], dtype: type = np.float32) -> None:
-        features, thresholds, lefts, rights, values = [], [], [], [], []
-        roots, offset, depth = [], 0, 0
-        for leaf, feature, threshold, left, right, value, tree_depth in tables:
-            node = np.arange(len(leaf))
-            features.append(np.where(leaf, 0, feature))
-            thresholds.append(np.where(leaf, np.inf, threshold))
-            lefts.append(np.where(leaf, node, left) + offset)
-            rights.append(np.where(leaf, node, right) + offset)
-            values.append(value)
-            roots.append(offset)
-            offset += len(leaf)
-            depth = max(depth, tree_depth)
-        self.feature = np.concatenate(features).astype(np.intp)
-        self.threshold = np.concatenate(thresholds).astype(np.float64)
-        self.left = np.concatenate(lefts).astype(np.intp)
-        self.right = np.concatenate(rights).astype(np.intp)
-        self.value = np.concatenate(values)  # nodes x classes (or x 1 for regression)
-        self.roots = np.array(roots, dtype=np.intp)
-        self.depth = depth
-        self.dtype = dtype
-
-    @classmethod
-    def of(cls, trees: list[Any], columns: list[np.ndarray] | None = None) -> _Forest:
-        """scikit-learn trees; columns[i]: the row's columns tree i was grown on (bagging over features)."""
-        tables: list[Table] = []
-        for i, tree in enumerate(trees):
-            t = tree.tree_
-            leaf = t.children_left == -1
-            feature = np.where(leaf, 0, t.feature)
-            if columns is not None:
-                feature = np.asarray(columns[i])[feature]
-            tables.append((leaf, feature, t.threshold, t.children_left, t.children_right, t.value[:, 0, :],
-                           int(t.max_depth)))  # fmt: skip
-        return cls(tables)
-
-    def leaves(self, X: np.ndarray) -> np.ndarray:
-        """Leaf node of every (tree, row): an array of trees x rows."""
-        Xd: np.ndarray = np.asarray(X, dtype=self.dtype)
-        n, width = Xd.shape
-        flat = Xd.ravel()
-        base = (np.arange(n, dtype=np.intp) * width).reshape(1, n)
-        node = np.repeat(self.roots.reshape(-1, 1), n, axis=1)
-        for _ in range(self.depth):
-            go_left = flat[base + self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        return node
-
-
-def _forest_classifier(est: Any) -> Predictor | None:
-    forest = _Forest.of(list(est.estimators_))
-    # The forest averages each tree's class fractions; sum in tree order as
-    # scikit-learn does (a reduction over axis 0 adds row after row).
-    fractions = forest.value
-    count = len(forest.roots)
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not _finite(X):
-            return None
-        proba = fractions[forest.leaves(X)].sum(axis=0)
-        proba /= count
-        return proba.argmax(axis=1), proba
-
-    return predict
-
-
-def _tree_classifier(est: Any) -> Predictor | None:
-    forest = _Forest.of([est])
-    fractions = forest.value
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not _finite(X):
-            return None
-        proba = fractions[forest.leaves(X)[0]]
-        return proba.argmax(axis=1), proba
-
-    return predict
-
-
-def _forest_regressor(est: Any) -> Predictor | None:
-    forest = _Forest.of(list(est.estimators_))
-    values = forest.value[:, 0]
-    count = len(forest.roots)
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not _finite(X):
-            return None
-        out = values[forest.leaves(X)].sum(axis=0)
-        out /= count
-        return out, None
-
-    return predict
-
-
-def _tree_regressor(est: Any) -> Predictor | None:
-    forest = _Forest.of([est])
-    values = forest.value[:, 0]
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not _finite(X):
-            return None
-        return values[forest.leaves(X)[0]].copy(), None
 
     return predict
 
@@ -301,121 +179,20 @@ def _knn(est: Any) -> Predictor | None:
     return predict
 
 
-# Histogram gradient boosting ---------------------------------------------------
-
-
-def _boosting_tables(est: Any) -> tuple[list[Table], int] | None:
-    """Per class, a one-leaf tree holding the baseline, then the trees of every
-    iteration: summed in this order they give scikit-learn's raw predictions."""
-    if est._preprocessor is not None:
-        return None  # categorical features: scikit-learn's bitsets decide
-    k = int(est.n_trees_per_iteration_)
-    baseline = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
-    tables: list[Table] = []
-    one = np.ones(1, dtype=bool)
-    for c in range(k):
-        zero = np.zeros(1, dtype=np.intp)
-        tables.append((one, zero, np.full(1, np.inf), zero, zero, baseline[c : c + 1].reshape(1, 1), 0))
-    for iteration in est._predictors:
-        if len(iteration) != k:
-            return None
-        for predictor in iteration:
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                return None
-            leaf = nodes["is_leaf"].astype(bool)
-            tables.append((leaf, nodes["feature_idx"], nodes["num_threshold"], nodes["left"].astype(np.intp),
-                           nodes["right"].astype(np.intp), nodes["value"].reshape(-1, 1).astype(np.float64),
-                           int(nodes["depth"].max())))  # fmt: skip
-    return tables, k
-
-
-# Measured (benchmarks/predict_inprocess.py, 100 iterations x 3 classes): the walk costs about
-# 150 µs + 53 µs a row, scikit-learn 1.7 ms + 25 µs a row; they cross near 55 rows.
-_BOOSTING_MAX_ROWS = 32
-
-
-def _boosting(est: Any) -> Predictor | None:
-    try:
-        built = _boosting_tables(est)
-        link = est._loss.link.inverse
-    except (AttributeError, KeyError, TypeError):
-        return None  # another scikit-learn's private layout: let the estimator answer
-    if built is None:
-        return None
-    tables, k = built
-    forest = _Forest(tables, dtype=np.float64)  # these trees compare float64 values
-    values = forest.value[:, 0]
-    classifier = hasattr(est, "classes_")
-
-    def predict(X: np.ndarray) -> Output | None:
-        if len(X) > _BOOSTING_MAX_ROWS or not _finite(X):
-            # A large batch: scikit-learn's compiled loop is faster than walking hundreds of trees
-            # in numpy. Missing values take the side each split learned: the estimator's way.
-            return None
-        # (baseline + tree 1 + tree 2 ...) per class, in the order scikit-learn adds them.
-        raw = values[forest.leaves(X)].reshape(-1, k, len(X)).sum(axis=0).T
-        if not classifier:
-            return np.asarray(link(raw.ravel()), dtype=np.float64), None
-        if k == 1:
-            indices = (raw.ravel() > 0).astype(np.int64)
-            p = expit(raw.ravel())
-            return indices, np.stack([1 - p, p], axis=1)
-        indices = raw.argmax(axis=1)
-        proba = raw - raw.max(axis=1, keepdims=True)
-        np.exp(proba, out=proba)
-        proba /= proba.sum(axis=1, keepdims=True)
-        return indices, proba
-
-    return predict
-
-
-# Isolation forest -------------------------------------------------------------
-
-
-def _isolation_forest(est: Any) -> Predictor | None:
-    """(flags, anomaly scores): the scores are -score_samples, the flags predict's -1 (as 1)."""
-    try:
-        from sklearn.ensemble._iforest import _average_path_length
-
-        # What scikit-learn adds per tree for a row that ends in each leaf, computed as it does per call.
-        per_leaf = [np.asarray(d, dtype=np.float64) + np.asarray(a, dtype=np.float64) - 1.0
-                    for d, a in zip(est._decision_path_lengths, est._average_path_length_per_tree)]  # fmt: skip
-        denominator = len(est.estimators_) * _average_path_length([est._max_samples])[0]
-        subsampled = est._max_features != est.n_features_in_
-        offset = float(est.offset_)
-    except (AttributeError, ImportError):
-        return None  # another scikit-learn's private layout: let the estimator answer
-    if denominator == 0:
-        return None
-    columns = [np.asarray(f, dtype=np.intp) for f in est.estimators_features_] if subsampled else None
-    forest = _Forest.of(list(est.estimators_), columns)
-    lengths = np.concatenate(per_leaf)  # indexed by the forest's flat node numbers
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not _finite(X):
-            return None  # scikit-learn sends missing values down its own way
-        depths = lengths[forest.leaves(X)].sum(axis=0)  # tree after tree, as scikit-learn adds them
-        scores = 2 ** (-(depths / denominator))
-        return (-scores - offset < 0).astype(np.int64), scores
-
-    return predict
-
-
 _BUILDERS: dict[str, Callable[[Any], Predictor | None]] = {
     "LogisticRegression": _linear_classifier,
     "SGDClassifier": _linear_classifier,
     "LinearRegression": _linear_regressor,
     "Ridge": _linear_regressor,
     "SGDRegressor": _linear_regressor,
-    "DecisionTreeClassifier": _tree_classifier,
-    "DecisionTreeRegressor": _tree_regressor,
-    "RandomForestClassifier": _forest_classifier,
-    "RandomForestRegressor": _forest_regressor,
+    "DecisionTreeClassifier": forest.tree_classifier,
+    "DecisionTreeRegressor": forest.tree_regressor,
+    "RandomForestClassifier": forest.forest_classifier,
+    "RandomForestRegressor": forest.forest_regressor,
     "GaussianNB": _gaussian_nb,
     "KNeighborsClassifier": _knn,
     "KNeighborsRegressor": _knn,
-    "IsolationForest": _isolation_forest,
-    "HistGradientBoostingClassifier": _boosting,
-    "HistGradientBoostingRegressor": _boosting,
+    "IsolationForest": forest.isolation_forest,
+    "HistGradientBoostingClassifier": forest.boosting,
+    "HistGradientBoostingRegressor": forest.boosting,
 }

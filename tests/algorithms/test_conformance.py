@@ -186,13 +186,13 @@ def test_isolation_forest_flags_equal_its_own_predict() -> None:
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_gradient_boosting_labels_from_one_pass_equal_its_own_predict(n_classes: int) -> None:
     """Labels read off predict_proba (one pass over the trees) must be the estimator's predict."""
-    from mlrm.algorithms.compiled import _BOOSTING_MAX_ROWS
+    from mlrm.algorithms.forest import BOOSTING_MAX_ROWS
 
     model = fitted("hist_gradient_boosting_classifier", {"max_iter": 20}, n_classes)
     X = np.random.default_rng(4).normal(size=(2000, 5)) * 2
     est = model.estimator  # type: ignore[attr-defined]
     np.testing.assert_array_equal(model.predict(X).values, est.predict(X).astype(np.int64))  # the estimator's path
-    step = _BOOSTING_MAX_ROWS  # and the compiled one, batch by batch
+    step = BOOSTING_MAX_ROWS  # and the compiled one, batch by batch
     fast = np.concatenate([model.predict(X[i : i + step]).values for i in range(0, len(X), step)])
     np.testing.assert_array_equal(fast, est.predict(X).astype(np.int64))
 
@@ -219,11 +219,11 @@ def test_missing_values_are_answered_as_scikit_learn_does(name: str) -> None:
 
 
 def test_a_large_batch_for_gradient_boosting_is_answered_by_the_estimator() -> None:
-    from mlrm.algorithms.compiled import _BOOSTING_MAX_ROWS
+    from mlrm.algorithms.forest import BOOSTING_MAX_ROWS
 
     model = fitted("hist_gradient_boosting_regressor", {"max_iter": 10}, None)
     fast = model.fast  # type: ignore[attr-defined]
-    X = np.random.default_rng(9).normal(size=(_BOOSTING_MAX_ROWS + 1, 5))
+    X = np.random.default_rng(9).normal(size=(BOOSTING_MAX_ROWS + 1, 5))
     assert fast(X[:-1]) is not None and fast(X) is None
     assert_same(model.predict(X), model.reference_predict(X))  # type: ignore[attr-defined]
 
