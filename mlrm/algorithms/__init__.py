@@ -93,4 +93,4 @@ def check(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
         return _EAGER[name].check(params)
     from mlrm.algorithms import torch_params
 
-    return torch_params.check_params(torch_params.SPECS[name], params)
+    return torch_params.check_params(name, params)

@@ -15,7 +15,6 @@ import math
 import torch
 from torch import nn
 
-from mlrm.algorithms import torch_params
 from mlrm.algorithms.base import Progress
 from mlrm.algorithms.torch_adapter import TorchAlgorithm
 from mlrm.algorithms.torch_nets import mlp
@@ -70,7 +69,7 @@ def rbm(
 class DBNClassifier(TorchAlgorithm):
     """`dbn_classifier`: stacked RBMs pre-trained with contrastive divergence, fine-tuned as a classifier."""
 
-    name, task, specs = "dbn_classifier", "classification", torch_params.DBN
+    name, task = "dbn_classifier", "classification"
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         p = self.params

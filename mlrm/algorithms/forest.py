@@ -87,61 +87,37 @@ class _Forest:
         return node
 
 
-def forest_classifier(est: Any) -> Predictor | None:
-    forest = _Forest.of(list(est.estimators_))
-    # The forest averages each tree's class fractions; sum in tree order as
-    # scikit-learn does (a reduction over axis 0 adds row after row).
-    fractions = forest.value
+def _mean_of_leaves(trees: list[Any], classifier: bool) -> Predictor:
+    """The mean of the trees' leaf values (class fractions, or a value), summed in tree order as
+    scikit-learn does (a reduction over axis 0 adds row after row); one tree is its own mean."""
+    forest = _Forest.of(trees)
+    values = forest.value if classifier else forest.value[:, 0]
     count = len(forest.roots)
 
     def predict(X: np.ndarray) -> Output | None:
         if not finite(X):
             return None
-        proba = fractions[forest.leaves(X)].sum(axis=0)
-        proba /= count
-        return proba.argmax(axis=1), proba
+        mean = values[forest.leaves(X)].sum(axis=0)
+        mean /= count
+        return (mean.argmax(axis=1), mean) if classifier else (mean, None)
 
     return predict
+
+
+def forest_classifier(est: Any) -> Predictor | None:
+    return _mean_of_leaves(list(est.estimators_), classifier=True)
 
 
 def tree_classifier(est: Any) -> Predictor | None:
-    forest = _Forest.of([est])
-    fractions = forest.value
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not finite(X):
-            return None
-        proba = fractions[forest.leaves(X)[0]]
-        return proba.argmax(axis=1), proba
-
-    return predict
+    return _mean_of_leaves([est], classifier=True)
 
 
 def forest_regressor(est: Any) -> Predictor | None:
-    forest = _Forest.of(list(est.estimators_))
-    values = forest.value[:, 0]
-    count = len(forest.roots)
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not finite(X):
-            return None
-        out = values[forest.leaves(X)].sum(axis=0)
-        out /= count
-        return out, None
-
-    return predict
+    return _mean_of_leaves(list(est.estimators_), classifier=False)
 
 
 def tree_regressor(est: Any) -> Predictor | None:
-    forest = _Forest.of([est])
-    values = forest.value[:, 0]
-
-    def predict(X: np.ndarray) -> Output | None:
-        if not finite(X):
-            return None
-        return values[forest.leaves(X)[0]].copy(), None
-
-    return predict
+    return _mean_of_leaves([est], classifier=False)
 
 
 # Histogram gradient boosting ---------------------------------------------------

@@ -130,14 +130,10 @@ class SklearnAlgorithm:
         """The estimator's own answers (what the compiled predictor must equal)."""
         est = self.estimator
         if self.task == "anomaly":
+            # isolation_forest, the one anomaly entry: predict flags decision_function < 0, which is
+            # score_samples - offset_ (its documented relation): one pass over the trees, not two.
             raw = est.score_samples(X)
-            if hasattr(est, "offset_"):
-                # IsolationForest: predict flags decision_function < 0, and decision_function is
-                # score_samples - offset_ (its documented relation): one pass over the trees, not two.
-                flags = (raw - est.offset_ < 0).astype(np.int64)
-            else:
-                flags = (est.predict(X) == -1).astype(np.int64)
-            return Prediction(values=flags, scores=-raw)
+            return Prediction(values=(raw - est.offset_ < 0).astype(np.int64), scores=-raw)
         if self.task == "regression":
             return Prediction(values=np.asarray(est.predict(X), dtype=np.float64))
         if not (hasattr(est, "predict_proba") and self.n_classes):
@@ -162,7 +158,6 @@ class SklearnAlgorithm:
         self._compile()
 
 
-
 # Classifiers whose predict is the argmax of the scores their predict_proba transforms monotonically:
 # their labels come from the probabilities, one pass instead of two.
 _ARGMAX_OF_PROBA = {"HistGradientBoostingClassifier"}
@@ -180,6 +175,7 @@ def _labels_from(est: Any, proba: np.ndarray, X: np.ndarray) -> np.ndarray:
             labels[unsure] = est.predict(X[unsure])
             return labels
     return est.classes_[indices]
+
 
 def adapter(
     name: str, module: str, class_name: str, task: Task, overrides: dict[str, Any] | None = None

@@ -40,29 +40,29 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
 
 
 class TorchAlgorithm:
-    """Base of the torch adapters. Subclasses set name, task, specs and build()."""
+    """Base of the torch adapters. Subclasses set name, task and build(); their hyperparameters
+    are the table torch_params.SPECS holds under their name."""
 
     name: ClassVar[str]
     task: ClassVar[Task]
     requires: ClassVar[str | None] = "torch"
     # True: X is windows, shape (n, window, features); False: rows (n, features).
     sequence: ClassVar[bool] = False
-    specs: ClassVar[dict[str, Hyperparameter]]
     # Hyperparameters mlrm sets itself: name -> the fix to tell the user.
     reserved: ClassVar[dict[str, str]] = torch_params.RESERVED
 
     def __init__(self, **params: Any) -> None:
-        self.params = {**{k: s.default for k, s in self.specs.items()}, **params}
+        self.params = {**{k: s.default for k, s in torch_params.SPECS[self.name].items()}, **params}
         self.module: nn.Module | None = None
         self.network: dict[str, Any] = {}
 
     @classmethod
     def hyperparameters(cls) -> dict[str, Hyperparameter]:
-        return dict(cls.specs)
+        return dict(torch_params.SPECS[cls.name])
 
     @classmethod
     def check(cls, params: dict[str, Any]) -> list[tuple[str, str]]:
-        return torch_params.check_params(cls.specs, params)
+        return torch_params.check_params(cls.name, params)
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         """The untrained network for this shape (subclasses)."""

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from mlrm.algorithms import torch_params
 from mlrm.algorithms.torch_adapter import TorchAlgorithm
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -87,7 +86,7 @@ class ConvNet(nn.Module):
 class MLPClassifier(TorchAlgorithm):
     """`mlp_classifier`: a feed-forward network over rows, softmax over the labels."""
 
-    name, task, specs = "mlp_classifier", "classification", torch_params.MLP
+    name, task = "mlp_classifier", "classification"
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         return mlp(inputs, outputs, self.params)
@@ -96,7 +95,7 @@ class MLPClassifier(TorchAlgorithm):
 class MLPRegressor(TorchAlgorithm):
     """`mlp_regressor`: a feed-forward network over rows predicting a number."""
 
-    name, task, specs = "mlp_regressor", "regression", torch_params.MLP
+    name, task = "mlp_regressor", "regression"
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         return mlp(inputs, outputs, self.params)
@@ -106,7 +105,7 @@ class Autoencoder(TorchAlgorithm):
     """`autoencoder`: learns to reconstruct normal rows; a row it reconstructs
     worse than `threshold_quantile` of the training rows is an anomaly."""
 
-    name, task, specs = "autoencoder", "anomaly", torch_params.AUTOENCODER
+    name, task = "autoencoder", "anomaly"
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         layers = list(self.params["layers"])
@@ -119,7 +118,7 @@ class RecurrentClassifier(TorchAlgorithm):
     """Base of the LSTM and GRU entries: windows in, the last step's state to the head."""
 
     cell: ClassVar[str] = "lstm"
-    sequence, specs = True, torch_params.RECURRENT
+    sequence = True
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         return RecurrentNet(self.cell, inputs, outputs, list(self.params["layers"]), float(self.params["dropout"]))
@@ -152,7 +151,7 @@ class GRUForecaster(RecurrentClassifier):
 class CNN1DClassifier(TorchAlgorithm):
     """`cnn1d_classifier`: classifies a window of records with 1-D convolutions over time."""
 
-    name, task, sequence, specs = "cnn1d_classifier", "classification", True, torch_params.CNN1D
+    name, task, sequence = "cnn1d_classifier", "classification", True
 
     def build(self, inputs: int, outputs: int, window: int | None) -> nn.Module:
         assert window is not None

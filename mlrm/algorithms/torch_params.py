@@ -137,8 +137,8 @@ def check(specs: dict[str, Hyperparameter], params: dict[str, Any]) -> list[tupl
 # mlrm sets these itself: name -> the fix to tell the user.
 RESERVED = {key: "mlrm sets it from training.seed; set `training.seed` instead" for key in ("seed", "random_state")}
 
-# The table of each torch registry entry, so that `mlrm validate` and the training service check a
-# torch config set without importing torch (about 200 MB). The adapters declare the same tables.
+# The table of each torch registry entry: the adapters train with it, and `mlrm validate` and the
+# training service check a torch config set against it without importing torch (about 200 MB).
 SPECS: dict[str, dict[str, Hyperparameter]] = {
     "mlp_classifier": MLP, "mlp_regressor": MLP, "autoencoder": AUTOENCODER, "dbn_classifier": DBN,
     "lstm_classifier": RECURRENT, "gru_classifier": RECURRENT, "lstm_forecaster": RECURRENT,
@@ -146,12 +146,12 @@ SPECS: dict[str, dict[str, Hyperparameter]] = {
 }  # fmt: skip
 
 
-def check_params(specs: dict[str, Hyperparameter], params: dict[str, Any]) -> list[tuple[str, str]]:
-    """Every problem with a torch entry's hyperparameters; torch is imported only to ask about CUDA."""
+def check_params(name: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with torch entry `name`'s hyperparameters; torch is imported only to ask about CUDA."""
     reserved = [(k, f"'{k}' is not set here: {RESERVED[k]}") for k in params if k in RESERVED]
     if reserved:
         return reserved
-    problems = check(specs, params)
+    problems = check(SPECS[name], params)
     if not problems and params.get("device") == "cuda":
         import torch  # only a config set that asks for a GPU pays for it here
 

@@ -58,16 +58,16 @@ def test_every_promised_network_is_registered_lazily() -> None:
     assert {n for n in TORCH if algorithms.takes_windows(n)} == {n for n in TORCH if torch_adapter(n).sequence}
 
 
-def test_config_checks_use_the_tables_the_adapters_declare() -> None:
-    """mlrm validate reads torch_params.SPECS (torch-free); the adapters must train with the same."""
+def test_every_network_has_the_table_validate_checks_it_against() -> None:
+    """mlrm validate reads torch_params.SPECS without torch; each adapter trains with its entry."""
     from mlrm.algorithms import torch_params
 
-    for name, specs in torch_params.SPECS.items():
-        adapter: Any = algorithms.get(name)
-        assert adapter.specs is specs, name
-        assert algorithms.hyperparameters(name) == adapter.hyperparameters()
+    assert set(torch_params.SPECS) == set(TORCH)
+    for name in TORCH:
+        adapter = torch_adapter(name)
+        assert algorithms.hyperparameters(name) == adapter.hyperparameters() == torch_params.SPECS[name]
         assert algorithms.reserved(name) == adapter.reserved
-
+        assert algorithms.check(name, {"epochs": 0}) == adapter.check({"epochs": 0}) != []
 
 
 @pytest.mark.parametrize("name", TORCH)
