@@ -103,17 +103,23 @@ def windowed_yaml(name: str) -> dict[str, Any]:
     return data
 
 
+def config_set(data: dict[str, Any], folder: Path) -> Any:
+    """Write service.yaml into a folder of its own under `folder` and load it as mlrm does."""
+    from mlrm.config import load_config_set
+
+    config_dir = folder / data["name"]
+    config_dir.mkdir()
+    (config_dir / "service.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config_set(config_dir)
+
+
 def train_windowed(name: str, folder: Path) -> tuple[Any, list[dict[str, Any]]]:
     """(mlrm Model, ready-window instances of one worker's stream)."""
-    from mlrm.config import load_config_set
     from mlrm.datasets import worker_activity
     from mlrm.training import train as mlrm_train
 
     data = windowed_yaml(name)
-    config_dir = folder / data["name"]
-    config_dir.mkdir()
-    (config_dir / "service.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    config = load_config_set(config_dir)
+    config = config_set(data, folder)
     records = worker_activity(WINDOW_RECORDS, seed=7)
     if config.task == "regression":
         records = [{k: v for k, v in r.items() if k != "activity"} for r in records]
@@ -129,14 +135,9 @@ def train_windowed(name: str, folder: Path) -> tuple[Any, list[dict[str, Any]]]:
 
 def train(name: str, rows: list[dict[str, Any]], folder: Path) -> tuple[Any, list[dict[str, Any]]]:
     """(mlrm Model trained by mlrm.training.train, the rows as predict requests carry them)."""
-    from mlrm.config import load_config_set
     from mlrm.training import train as mlrm_train
 
-    data = service_yaml(name)
-    config_dir = folder / data["name"]
-    config_dir.mkdir()
-    (config_dir / "service.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    config = load_config_set(config_dir)
+    config = config_set(service_yaml(name), folder)
     drop = {"result"} | ({REGRESSION_TARGET} if config.task == "regression" else set())
     records = [{k: v for k, v in r.items() if k != "result" or config.task == "classification"} for r in rows]
     model = mlrm_train(config, records, write=False).model

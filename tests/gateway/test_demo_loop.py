@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mlrm.gateway.state import alive
 from tests.gateway.test_up import descendants, status
 from tests.servers import ROOT, Process, env, mlrm_args
 
@@ -58,13 +59,7 @@ def test_demo_gateway_post_data_retrain_live_and_ctrl_c(tmp_path: Path, spawn: C
     up.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert up.proc.wait(timeout=60) == 0, up.output()
     assert "gateway 'demo' stopped" in up.output()
-    left = []
-    for pid in everything:
-        try:
-            os.kill(pid, 0)
-            left.append(pid)
-        except ProcessLookupError:
-            pass
+    left = [pid for pid in everything if alive(pid)]
     assert not left, f"processes left after Ctrl-C: {left}"
 
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.mqtt.conftest import Broker, need_mosquitto
-from tests.servers import ROOT, env, free_port
+from tests.servers import ROOT, Process, env, free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 
@@ -28,23 +28,13 @@ STEPS = PAGE[PAGE.index("## Step by step") : PAGE.index("## Payloads")]
 BLOCKS = re.findall(r"```sh\n(.*?)```", STEPS, re.S)
 
 
-def wait(check: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; {log.name}:\n{log.read_text()[-3000:]}")
-
-
 class Shell:
-    """Runs the page's commands in one folder, as a user would in several terminals."""
+    """Runs the page's commands in one folder, as a user would in several terminals; the long-running
+    ones as tests.servers.Process (own process group, output in a log, stopped at teardown)."""
 
-    def __init__(self, cwd: Path, broker: Broker) -> None:
-        self.cwd, self.broker, self.http = cwd, broker, free_port()
-        self.env = env()
-        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env['PATH']}"
-        self.background: list[subprocess.Popen[bytes]] = []
+    def __init__(self, cwd: Path, broker: Broker, spawn: Callable[..., Process]) -> None:
+        self.cwd, self.broker, self.spawn, self.http = cwd, broker, spawn, free_port()
+        self.path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # mlrm on PATH
 
     def adapt(self, command: str) -> str:
         port = self.broker.port
@@ -56,36 +46,24 @@ class Shell:
         )
 
     def run(self, command: str) -> str:
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", self.adapt(command)], cwd=self.cwd, env=self.env,
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        result = subprocess.run(["bash", "-euo", "pipefail", "-c", self.adapt(command)], cwd=self.cwd,
+                                env={**env(), "PATH": self.path}, capture_output=True, text=True,
+                                timeout=60)  # fmt: skip
         assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
         return result.stdout
 
-    def start(self, command: str, log: Path) -> None:
-        with open(log, "wb") as out:
-            self.background.append(subprocess.Popen(["bash", "-c", "exec " + self.adapt(command).strip()],
-                                                    cwd=self.cwd, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                                    start_new_session=True))  # fmt: skip
-
-    def close(self) -> None:
-        for proc in self.background:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+    def start(self, command: str, name: str) -> Process:
+        script = f"export PATH={shlex.quote(self.path)}; exec {self.adapt(command).strip()}"
+        return self.spawn(["bash", "-c", script], name=name, cwd=self.cwd)
 
 
 @pytest.fixture
-def shell(tmp_path: Path, broker: Broker) -> Iterator[Shell]:
+def shell(tmp_path: Path, broker: Broker, spawn: Callable[..., Process]) -> Shell:
     need_mosquitto()
     if shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None:
         pytest.skip("mosquitto-clients (mosquitto_pub, mosquitto_sub) are not installed")
     shutil.copytree(ROOT / "configs" / "pcb-inspection", tmp_path / "configs" / "pcb-inspection")
-    sh = Shell(tmp_path, broker)
-    yield sh
-    sh.close()
+    return Shell(tmp_path, broker, spawn)
 
 
 def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
@@ -94,15 +72,14 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
 
     assert "ok: my-pcb" in shell.run(config)  # 1. an mqtt section that validates
 
-    serve_log, sub_log = tmp_path / "serve.log", tmp_path / "sub.log"
-    shell.start(serve, serve_log)  # 2. REST and MQTT together
-    wait(lambda: "connected to mqtt://" in serve_log.read_text(), 60, "the bridge to connect", serve_log)
+    server = shell.start(serve, "serve")  # 2. REST and MQTT together
+    server.wait_until(lambda: "connected to mqtt://" in server.output(), 60, "connected to the broker")
 
-    shell.start(subscribe, sub_log)  # 3. watch the answers
+    sub = shell.start(subscribe, "sub")  # 3. watch the answers
     ping = "mosquitto_pub -h localhost -q 1 -t plant/ping/pcb/ping -m ping"
     for _ in range(100):  # bounded: until the subscriber sees its own topic tree
         shell.run(ping)
-        if "plant/ping/pcb/ping" in sub_log.read_text():
+        if "plant/ping/pcb/ping" in sub.output():
             break
         time.sleep(0.1)
 
@@ -110,12 +87,12 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
         shell.run(command)
 
     def answered() -> bool:
-        text = sub_log.read_text()
+        text = sub.output()
         return all(f'"id":"{i}"' in text for i in ("m-1", "m-2", "b-1")) and text.count("/pcb/") >= 7
 
-    wait(answered, 30, "the prediction, the error and the batch's answer", sub_log)
+    sub.wait_until(answered, 30, "showing the prediction, the error and the batch's answer")
     lines = {line.split(" ", 1)[0] + " " + re.search(r'"id":"([^"]+)"', line)[1]: line  # type: ignore[index]
-             for line in sub_log.read_text().splitlines() if '"id":"' in line and not line.split(" ", 1)[0].endswith("/measurements")}  # fmt: skip
+             for line in sub.output().splitlines() if '"id":"' in line and not line.split(" ", 1)[0].endswith("/measurements")}  # fmt: skip
 
     answer = lines["plant/line-3/pcb/predictions m-1"]
     assert '"device":"line-3"' in answer and '"prediction":"' in answer and '"probabilities":{' in answer
