@@ -20,10 +20,16 @@ def decode(request: Request) -> Any:
     mimetype = request.mimetype or ""
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise RequestError(
-            "Unsupported media type", 415, detail=f"send Content-Type: application/json, not {mimetype}",
+            "Unsupported media type",
+            415,
+            detail=f"send Content-Type: application/json, not {mimetype}",
             kind="unsupported-media-type",
         )
-    data = request.get_data(cache=False)
+    return loads(request.get_data(cache=False))
+
+
+def loads(data: bytes) -> Any:
+    """A JSON body; RequestError (400) if it is not JSON. (Also used by mlrm.rest.fastroute.)"""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -32,8 +38,12 @@ def decode(request: Request) -> Any:
         ) from None
 
 
+def dumps(body: Any) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def respond(body: Any, status: int = 200, mimetype: str = "application/json") -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status=status, mimetype=mimetype)
+    return Response(dumps(body), status=status, mimetype=mimetype)
 
 
 def problem(error: RequestError) -> Response:
@@ -45,16 +55,26 @@ def error_handler(too_large: Callable[[int | None], str]) -> Callable[[Exception
 
     too_large(limit) says, for a 413, which setting limits the body and how to fix it.
     """
-    log = logging.getLogger("mlrm.rest")
 
     def handle(error: Exception) -> Response:
-        if isinstance(error, RequestError):
-            return problem(error)
-        if isinstance(error, HTTPException):
-            code = error.code or 500
-            detail = too_large(request.max_content_length) if code == 413 else error.description or error.name
-            return problem(RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-")))
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal"))
+        return problem(
+            problem_of(error, f"{request.method} {request.path}", lambda: too_large(request.max_content_length))
+        )
 
     return handle
+
+
+def problem_of(error: Exception, where: str, too_large: Callable[[], str] | None = None) -> RequestError:
+    """Any failure as the RequestError whose problem body answers it; an unexpected one is logged.
+
+    The one place a failure becomes a problem, shared by the error handler and
+    mlrm.rest.fastroute, so both paths answer every error alike.
+    """
+    if isinstance(error, RequestError):
+        return error
+    if isinstance(error, HTTPException):
+        code = error.code or 500
+        detail = too_large() if code == 413 and too_large else error.description or error.name
+        return RequestError(error.name, code, detail=detail, kind=error.name.lower().replace(" ", "-"))
+    logging.getLogger("mlrm.rest").error("unhandled error on %s", where, exc_info=error)
+    return RequestError("Internal error", 500, detail=f"{type(error).__name__}: {error}", kind="internal")

@@ -1,11 +1,17 @@
 """POST /v1/predict without Flask's per-request machinery.
 
 A WSGI middleware in front of the Flask app (`app.wsgi_app`): it answers a
-well-formed predict request itself (read the body, decode with orjson, call
-the same Api.answer as the Flask route, encode) and records the same
-metrics. Anything else goes to Flask untouched, and so does every request
-that fails, with its body put back: Flask's route and error handler answer
-it exactly as they always have, so errors cannot drift between the two paths.
+predict request itself (read the body, decode with orjson, call the same
+Api.answer as the Flask route, encode) and records the same metrics.
+
+A request goes to Flask only while nothing has happened yet: another route,
+a media type other than plain JSON, a body without a length or over the
+limit. Once the service has been called the request is answered here, error
+or not, because calling it twice would buffer a stream's records twice and
+count its predictions twice. Errors use the same decoder (codec.loads) and
+the same failure-to-problem function (codec.problem_of) as the Flask error
+handler, so the two paths cannot drift apart; tests/rest/test_fastroute.py
+holds them equal.
 
 Flask's request context, routing and Response object cost about as much as
 a logistic regression's whole prediction; this path saves them on the one
@@ -14,12 +20,12 @@ route consumers call thousands of times a minute.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import orjson
+from mlrm.rest.codec import PROBLEM, dumps, loads, problem_of
 
 if TYPE_CHECKING:
     from mlrm.rest.app import Api
@@ -46,14 +52,22 @@ class PredictRoute:
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         length = environ.get("CONTENT_LENGTH") or ""
         if mimetype != "application/json" or not length.isdigit() or int(length) > self.max_body:
-            return self.app(environ, start_response)  # Flask says what is wrong
-        data = environ["wsgi.input"].read(int(length))
+            return self.app(environ, start_response)  # nothing done yet: Flask says what is wrong
         try:
-            payload = orjson.dumps(self.api.answer(orjson.loads(data)), option=orjson.OPT_SERIALIZE_NUMPY)
-        except Exception:
-            environ["wsgi.input"] = io.BytesIO(data)
-            return self.app(environ, start_response)
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        self.ok.inc()
+            payload = dumps(self.api.answer(loads(environ["wsgi.input"].read(int(length)))))
+        except Exception as exc:  # every failure is answered here, as by Flask's handler
+            error = problem_of(exc, f"POST {RULE}")
+            return self._send(start_response, error.status, PROBLEM, dumps(error.problem()), started)
+        return self._send(start_response, 200, "application/json", payload, started)
+
+    def _send(
+        self, start_response: StartResponse, status: int, content_type: str, payload: bytes, started: float
+    ) -> list[bytes]:
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
+        )
+        counter = self.ok if status == 200 else self.api.metrics.requests.labels(RULE, "POST", str(status))
+        counter.inc()
         self.latency.observe(time.perf_counter() - started)
         return [payload]
