@@ -39,12 +39,14 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}"
 
     def ready() -> None:
-        names = ", ".join(services.names())
-        print(
-            f"mlrm: training service for {names} ready at {url} (store {settings.store_url})",
-            file=sys.stderr,
-            flush=True,
-        )
+        names = ", ".join(services.names()) or "no usable config set"
+        print(f"mlrm: training service for {names} ready at {url} (store {settings.store_url})", file=sys.stderr)
+        for item in services.unavailable.values():
+            print(
+                f"mlrm: degraded: config set '{item.name}' is unavailable: {item.reason}. Fix: {item.fix}",
+                file=sys.stderr,
+            )
+        sys.stderr.flush()
 
     try:
         serve(

@@ -177,10 +177,19 @@ class TrainingService:
         }  # fmt: skip
 
     def index(self) -> dict[str, Any]:
-        return {"services": [self.describe(n) for n in self.services.names()], "store": self.store.url}
+        """Every config set: the usable ones described, the unusable ones with reason and fix."""
+        usable = [{**self.describe(n), "available": True} for n in self.services.names()]
+        return {"services": usable + self.services.describe_unavailable(), "store": self.store.url}
 
     def health(self) -> dict[str, Any]:
+        """Live, and 'degraded' (not dead) while some config set cannot be used."""
         beat = self.store.heartbeat(HEARTBEAT)
         age = None if beat is None else round(time.time() - beat, 3)
         alive = age is not None and age < max(5.0, self.settings.poll_interval * 10)
-        return {"live": True, "scheduler": {"alive": alive, "last_seen": iso(beat), "age_s": age}}
+        unavailable = self.services.describe_unavailable()
+        return {
+            "live": True,
+            "status": "degraded" if unavailable else "ok",
+            "unavailable": unavailable,
+            "scheduler": {"alive": alive, "last_seen": iso(beat), "age_s": age},
+        }

@@ -1,17 +1,69 @@
 """The config sets a training service serves: every folder with a service.yaml
-directly under the config root, by service name."""
+directly under the config root, by service name.
+
+A set that cannot be used (it needs an extra this install lacks, or it is
+broken) does not take the service down: it is kept as Unavailable, with the
+problems and the fix, and its endpoints answer 503 until its service.yaml
+changes and loads. `mlrm validate` still refuses it (exit 2).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.config.loader import SERVICE_FILE
-from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, did_you_mean
+from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, RequestError, did_you_mean
 
 log = logging.getLogger("training_service.services")
+# How the config checks name a missing optional extra (mlrm/config/loader.py).
+_EXTRA = re.compile(r"pip install 'mlrm\[(\w+)\]'")
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A config set found under the root that this service cannot use, and why."""
+
+    name: str
+    path: Path
+    problems: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.problems)
+
+    @property
+    def fix(self) -> str:
+        extra = next((m.group(1) for p in self.problems if (m := _EXTRA.search(p))), None)
+        if extra is not None:
+            return (
+                f"install the extra: pip install 'mlrm[{extra}]' (in a checkout: scripts/setup {extra}), "
+                "then restart the training service"
+            )
+        return f"fix {self.path / SERVICE_FILE} (`mlrm validate {self.path}` shows every problem); it loads on its next use"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "available": False, "reason": self.reason, "fix": self.fix}
+
+    def error(self) -> RequestError:
+        """The 503 problem every endpoint of this set answers."""
+        return RequestError(
+            "Service unavailable", 503, kind="service-unavailable",
+            detail=f"config set '{self.name}' ({self.path}) cannot be used by this training service: "
+            f"{self.reason}. Fix: {self.fix}.",
+        )  # fmt: skip
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return os.stat(path / SERVICE_FILE).st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 class ConfigRoot:
@@ -20,6 +72,7 @@ class ConfigRoot:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.configs: dict[str, ServiceConfig] = {}
+        self.unavailable: dict[str, Unavailable] = {}
         self._mtimes: dict[str, int] = {}
         self._load_all()
 
@@ -28,48 +81,63 @@ class ConfigRoot:
             raise ConfigError(
                 [ConfigProblem(str(self.root), "", "no such folder: pass the folder that holds config sets")]
             )
-        problems: list[ConfigProblem] = []
-        for folder in sorted(p for p in self.root.iterdir() if (p / SERVICE_FILE).is_file()):
-            try:
-                config = load_config_set(folder)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-                continue
-            other = self.configs.get(config.name)
-            if other is not None:
-                problems.append(ConfigProblem(
-                    str(folder / SERVICE_FILE), "name",
-                    f"'{config.name}' is also the name of {other.path}; service names must be unique under {self.root}",
-                ))  # fmt: skip
-                continue
-            self.configs[config.name] = config
-            self._mtimes[config.name] = self._mtime(config)
-        if problems:
-            raise ConfigError(problems)
-        if not self.configs:
+        folders = sorted(p for p in self.root.iterdir() if (p / SERVICE_FILE).is_file())
+        if not folders:
             raise ConfigError([ConfigProblem(
                 str(self.root), "", f"no config set here: expected folders with a {SERVICE_FILE}, e.g. {self.root}/my-model/"
             )])  # fmt: skip
+        for folder in folders:
+            self._load(folder)
 
-    @staticmethod
-    def _mtime(config: ServiceConfig) -> int:
+    def _load(self, folder: Path) -> None:
+        """Load one folder into configs, or into unavailable with its problems."""
+        mtime = _mtime(folder)
         try:
-            return os.stat(config.path / SERVICE_FILE).st_mtime_ns
-        except FileNotFoundError:
-            return 0
+            config = load_config_set(folder)
+        except ConfigError as exc:
+            self._set_unavailable(folder.name, folder.resolve(), tuple(str(p) for p in exc.problems), mtime)
+            return
+        other = self.configs.get(config.name)
+        if other is not None and other.path != config.path:
+            problem = (
+                f"{folder / SERVICE_FILE}: name: '{config.name}' is also the name of {other.path}; "
+                f"service names must be unique under {self.root}"
+            )
+            self._set_unavailable(folder.name, folder.resolve(), (problem,), mtime)
+            return
+        self.unavailable.pop(config.name, None)
+        self.configs[config.name] = config
+        self._mtimes[config.name] = mtime
+
+    def _set_unavailable(self, name: str, path: Path, problems: tuple[str, ...], mtime: int) -> None:
+        self.unavailable[name] = Unavailable(name, path, problems)
+        self._mtimes[name] = mtime
 
     def names(self) -> list[str]:
+        """The usable config sets."""
         return sorted(self.configs)
 
+    def describe_unavailable(self) -> list[dict[str, Any]]:
+        """Every set that cannot be used now, with its reason and fix."""
+        return [self.unavailable[n].as_dict() for n in sorted(self.unavailable)]
+
     def get(self, name: str) -> ServiceConfig:
-        """The config set named `name` (NotFoundError naming the known ones)."""
+        """The config set named `name` (503 if unusable, 404 naming the known ones)."""
         config = self.configs.get(name)
         if config is None:
-            known = ", ".join(self.names())
-            raise NotFoundError(
-                f"no service named {name!r} under {self.root}.{did_you_mean(name, self.configs)} Known: {known}"
-            )
-        mtime = self._mtime(config)
+            missing = self.unavailable.get(name)
+            if missing is None:
+                known = ", ".join(sorted({*self.configs, *self.unavailable}))
+                raise NotFoundError(
+                    f"no service named {name!r} under {self.root}.{did_you_mean(name, self.configs)} Known: {known}"
+                )
+            if _mtime(missing.path) != self._mtimes[name]:
+                self._load(missing.path)  # changed on disk: maybe fixed now
+                if name in self.configs:
+                    log.info("config set '%s' is usable again", name)
+                    return self.configs[name]
+            raise self.unavailable[name].error()
+        mtime = _mtime(config.path)
         if mtime != self._mtimes[name]:
             self._mtimes[name] = mtime
             try:
