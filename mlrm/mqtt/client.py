@@ -252,6 +252,8 @@ class MqttClient:
                 message = f"the broker refused the subscription to {route.filter}: {reason}"
                 log.error("%s/%s: %s", self.settings.service, self.settings.role, message)
                 self.telemetry.error("subscribe", message)
+            else:  # from here on the broker keeps what is published there for us
+                log.info("%s/%s: subscribed to %s", self.settings.service, self.settings.role, route.filter)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         received = time.perf_counter()

@@ -113,15 +113,17 @@ class SampleHandler:
         return Handled([Outgoing(self.errors.render(self.service, kept), encode(message))], error="invalid")
 
 
-def attach(client: Any, sink: Sink) -> SampleHandler:
+def attach(client: Any, sink: Sink, *, max_payload: int | None = None) -> SampleHandler:
     """Route the client's training_in topic to sink (call before client.start()).
 
-    client: an MqttClient made with role 'training'. Returns the handler.
+    client: an MqttClient made with role 'training'; max_payload defaults to the
+    config set's limits.max_body_bytes. Returns the handler.
     """
     s = client.settings
     training_in = s.topic("training_in")
     if training_in is None:
         raise ValueError("mqtt.topics.training_in is null: there is no topic to read samples from")
-    handler = SampleHandler(s.service, training_in, s.topic("errors"), sink, max_payload=s.max_payload)
+    limit = s.max_payload if max_payload is None else max_payload
+    handler = SampleHandler(s.service, training_in, s.topic("errors"), sink, max_payload=limit)
     client.route(handler.filter, handler.handle, "training")
     return handler
