@@ -33,8 +33,10 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     # Set before prometheus_client is first imported (gunicorn's child_exit hook uses it).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest.server import serve
+    from training_service import mqtt_samples
     from training_service.api import create_app
 
+    subscriber = mqtt_samples.start(settings, services)  # None unless a config set has mqtt.topics.training_in
     scheduler = _start_scheduler(settings)
     url = f"http://{settings.host}:{settings.port}"
 
@@ -56,6 +58,8 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         _stop_scheduler(scheduler)
+        if subscriber is not None:
+            _stop_scheduler(subscriber)  # the same SIGTERM-and-wait fits any child forked here
     return 0
 
 
