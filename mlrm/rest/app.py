@@ -18,7 +18,8 @@ from mlrm.config import ServiceConfig, load_config_set
 from mlrm.errors import NotFoundError, RequestError
 from mlrm.feedback import Feedback
 from mlrm.mqtt.status import read_status
-from mlrm.rest import inference, openapi
+from mlrm.rest import binary_tensors, inference, openapi
+from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import decode, error_handler, respond
 from mlrm.rest.fastroute import PredictRoute
 from mlrm.rest.metrics import Metrics
@@ -122,7 +123,7 @@ class Api:
 
     # Open Inference Protocol (KServe V2)
     def server_metadata(self) -> Response:
-        return respond({"name": "mlrm", "version": __version__, "extensions": []})
+        return respond({"name": "mlrm", "version": __version__, "extensions": ["binary_tensor_data"]})
 
     def live(self) -> Response:
         return respond({"live": True})
@@ -150,7 +151,10 @@ class Api:
 
     def infer(self, name: str, version: str | None = None) -> Response:
         self._model(name, version)
-        body = decode(request)
+        body = binary_tensors.read_request(
+            request.get_data(cache=False), mimetype=request.mimetype, header_length=request.headers.get(HEADER),
+            encoding=request.headers.get("Content-Encoding"), limit=request.max_content_length,
+        )  # fmt: skip
         rows = inference.instances_from_inputs(self.config, body)
         answer = self.service.predict(rows)
         self._count(answer)
@@ -161,7 +165,10 @@ class Api:
         }
         if "id" in body:
             reply["id"] = body["id"]
-        return respond(reply)
+        payload, header_length = binary_tensors.write_reply(reply, body)
+        if header_length is None:
+            return Response(payload, mimetype="application/json")
+        return Response(payload, mimetype="application/octet-stream", headers={HEADER: str(header_length)})
 
 
 # (rule, methods, handler name): the whole HTTP surface in one place.
