@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from mlrm.errors import FieldError, MlrmError, RequestError
+from mlrm.errors import ConfigError, FieldError, MlrmError, RequestError
 from mlrm.mqtt.settings import TRAINING, MqttSettings
 from training_service.core import MAX_KEY_LENGTH, TrainingService
 from training_service.services import ConfigRoot
@@ -46,13 +46,15 @@ log = logging.getLogger("training_service.mqtt")
 KEY_PREFIX = "mqtt:"
 
 
-def subscriptions(services: ConfigRoot) -> list[MqttSettings]:
-    """The training-role MQTT settings of every config set with topics.training_in.
+def subscriptions(services: ConfigRoot) -> tuple[list[MqttSettings], list[str]]:
+    """The training-role MQTT settings of every usable config set with topics.training_in.
 
-    Secrets and TLS files are read now, so a missing one stops the training
-    service at start with the key to fix (ConfigError) instead of in a child.
+    Secrets and TLS files are read now: a set whose are missing gets no
+    subscriber and a line saying which key to fix (second item), and the
+    service still starts, as it does for a config set it cannot use at all.
     """
     out: list[MqttSettings] = []
+    problems: list[str] = []
     for name in services.names():
         config = services.get(name)
         if not isinstance(config.raw.get("mqtt"), dict):
@@ -60,12 +62,16 @@ def subscriptions(services: ConfigRoot) -> list[MqttSettings]:
         settings = MqttSettings.from_config(config, TRAINING)
         if settings.topic("training_in") is None:
             continue
-        settings.secret("username")
-        settings.secret("password")
-        if settings.tls:
-            settings.tls_files()
+        try:
+            settings.secret("username")
+            settings.secret("password")
+            if settings.tls:
+                settings.tls_files()
+        except ConfigError as exc:
+            problems.append(f"config set '{name}' takes no samples over MQTT: " + "; ".join(map(str, exc.problems)))
+            continue
         out.append(settings)
-    return out
+    return out, problems
 
 
 def idempotency_key(message_id: str) -> str:
@@ -146,9 +152,11 @@ def run(settings: Settings, services: ConfigRoot, subscribed: list[MqttSettings]
 def start(settings: Settings, services: ConfigRoot) -> int | None:
     """Fork the subscriber process; its pid, or None when no config set takes samples over MQTT.
 
-    Call while this process is single-threaded (before gunicorn); ConfigError for a missing secret.
+    Call while this process is single-threaded (before gunicorn).
     """
-    subscribed = subscriptions(services)
+    subscribed, problems = subscriptions(services)
+    for problem in problems:
+        print(f"mlrm: degraded: {problem}", file=sys.stderr)
     if not subscribed:
         return None
     sys.stdout.flush()

@@ -18,6 +18,8 @@ from mlrm.mqtt.messages import Outgoing
 from mlrm.mqtt.settings import MqttSettings
 from tests.mqtt.conftest import Broker, Collector, mqtt_config_set
 from tests.servers import Process, free_port, mlrm_args
+from training_service import mqtt_samples
+from training_service.services import ConfigRoot
 from training_service.settings import STORE_FILE
 from training_service.sqlite_store import SQLiteStore
 
@@ -139,3 +141,27 @@ def test_problems_go_to_the_errors_topic_and_the_service_starts_without_a_broker
     stats = _stats(url)
     assert stats["total"] == 1 and stats["batches"] == 1  # only the good record of "mixed"
     assert SQLiteStore(folder.parent / STORE_FILE).records(NAME, stats["last_id"]) == [other]
+
+
+def test_only_config_sets_with_training_in_and_their_secrets_get_a_subscriber(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLRM_TEST_MQTT_USER", raising=False)
+    url = "mqtt://127.0.0.1:1883"
+    samples = {"training_in": "plant/{device}/pcb/samples"}
+    plain = mqtt_config_set(tmp_path, url)
+    wanted = mqtt_config_set(tmp_path, url, topics=samples)
+    secret = mqtt_config_set(tmp_path, url, topics=samples, username_env="MLRM_TEST_MQTT_USER")
+    assert mqtt_samples.subscriptions(ConfigRoot(plain.parent)) == ([], [])
+    (settings,), problems = mqtt_samples.subscriptions(ConfigRoot(wanted.parent))
+    assert settings.role == "training" and settings.client_id.startswith("mlrm-test-pcb-inspection-training-")
+    assert problems == []
+    subscribed, (problem,) = mqtt_samples.subscriptions(ConfigRoot(secret.parent))
+    assert subscribed == [] and "mqtt.username_env: environment variable MLRM_TEST_MQTT_USER" in problem
+
+
+def test_message_ids_become_valid_idempotency_keys() -> None:
+    assert mqtt_samples.idempotency_key("plant/l1/samples s-1") == "mqtt:plant/l1/samples s-1"
+    long = mqtt_samples.idempotency_key("plant/" + "x" * 300 + " s-1")
+    odd = mqtt_samples.idempotency_key("plant/\n s-1")
+    assert long.startswith("mqtt:sha256:") and odd.startswith("mqtt:sha256:") and len(long) == len(odd) < 255
