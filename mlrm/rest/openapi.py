@@ -94,7 +94,7 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**simple, "503": problem}}},
             "/v2/models/{name}": {"get": {"summary": "Model metadata", "responses": simple}},
             "/v2/models/{name}/ready": {"get": {"summary": "Model readiness", "responses": simple}},
-            "/v2/models/{name}/infer": {"post": {"summary": "Inference (Open Inference Protocol)", "responses": simple}},
+            "/v2/models/{name}/infer": {"post": {"summary": "Inference (Open Inference Protocol; JSON, or binary tensor data after an Inference-Header-Content-Length JSON header)", "responses": simple}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": simple}},
         },
     }  # fmt: skip
