@@ -70,12 +70,13 @@ class Service:
         stamp = self.store.stamp()
         before = self.version
         try:
-            version = self.store.current()
-            if version is not None and version != before:
-                model = Model.from_record(self.config, self.store.read(version))
+            pointer = self.store.pointer()
+            if pointer is not None and pointer.version != before:
+                record = self.store.read(pointer.version, parameters_sha256=pointer.parameters_sha256)
+                model = Model.from_record(self.config, record)
                 self._smoke(model)
                 self.model = model
-                log.info("%s: now serving version %s (was %s)", self.name, version, before)
+                log.info("%s: now serving version %s (was %s)", self.name, model.version, before)
                 for listener in self.listeners:
                     listener(model)
             self.load_error = None

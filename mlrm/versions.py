@@ -10,9 +10,14 @@ Layout (all machine-written; service.yaml is never touched):
 
 A version is written into a temporary folder, every file fsynced, then renamed
 into place and the folder fsynced; current.yaml is replaced the same way. A
-crash at any point leaves the previous current version intact. Artifacts are
-read into memory, hashed, and handed over only when the digest matches the one
-recorded, so a tampered pickle is never loaded.
+crash at any point leaves the previous current version intact.
+
+Digests: current.yaml records the sha256 of the current version's
+parameters.yaml, and parameters.yaml the sha256 of every artifact. Files are
+read into memory, hashed, and handed over only when the digest matches, so a
+file changed by a bad disk, a torn copy or a slip of an editor is never
+loaded. They catch corruption, not tampering: whoever can write the folder can
+rewrite a file and its digest alike.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ def dump_yaml(data: Any) -> bytes:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class Pointer:
+    """What current.yaml says: the version that serves, and its parameters.yaml digest."""
+
+    version: int
+    parameters_sha256: str | None
+
+
 @dataclass
 class VersionRecord:
     """One stored version: its parameters.yaml and its verified artifact bytes."""
@@ -70,6 +83,7 @@ class VersionRecord:
     version: int
     parameters: dict[str, Any]
     files: dict[str, bytes]
+    parameters_sha256: str
 
 
 class VersionStore:
@@ -93,15 +107,34 @@ class VersionStore:
     def current_file(self) -> Path:
         return self.root / CURRENT
 
-    def current(self) -> int | None:
-        """The current version number, or None if nothing was trained yet."""
+    def pointer(self) -> Pointer | None:
+        """current.yaml, or None if nothing was trained yet."""
         try:
             data = yaml.safe_load(self.current_file().read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except (yaml.YAMLError, ValueError):
+            data = None
         if not isinstance(data, dict) or not isinstance(data.get("version"), int):
-            raise StateError(f"{self.current_file()} is corrupt: expected 'version: N'")
-        return int(data["version"])
+            raise StateError(
+                f"{self.current_file()} is corrupt: expected 'version: N'. Make a version current again: {self._fix()}"
+            )
+        digest = data.get("parameters_sha256")
+        return Pointer(int(data["version"]), digest if isinstance(digest, str) else None)
+
+    def current(self) -> int | None:
+        """The current version number, or None if nothing was trained yet."""
+        pointer = self.pointer()
+        return pointer.version if pointer else None
+
+    def read_current(self) -> VersionRecord | None:
+        """The current version, its parameters.yaml checked against current.yaml's digest."""
+        pointer = self.pointer()
+        return None if pointer is None else self.read(pointer.version, parameters_sha256=pointer.parameters_sha256)
+
+    def _fix(self) -> str:
+        versions = ", ".join(map(str, self.versions())) or "none"
+        return f"mlrm rollback {self.root.parent} --to N (versions here: {versions}), or retrain"
 
     def stamp(self) -> tuple[int, int, int] | None:
         """Cheap change detector for current.yaml (inode, size, mtime)."""
@@ -121,31 +154,50 @@ class VersionStore:
 
     def parameters(self, version: int) -> dict[str, Any]:
         """parameters.yaml of a version (no artifacts read)."""
+        return self._parameters(version, None)[0]
+
+    def _parameters(self, version: int, parameters_sha256: str | None) -> tuple[dict[str, Any], str]:
+        """parameters.yaml and its sha256, checked against parameters_sha256 if given."""
         file = self.path_of(version) / PARAMETERS
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+            raw = file.read_bytes()
         except FileNotFoundError:
             raise StateError(f"version {version} does not exist (no {file})") from None
+        # Hashed and parsed from the same bytes, so what was checked is what is used.
+        digest = sha256(raw)
+        if parameters_sha256 is not None and digest != parameters_sha256:
+            raise StateError(
+                f"{file}: sha256 is {digest}, but {self.current_file()} recorded {parameters_sha256} when "
+                f"version {version} was made current; the file has changed since (a bad disk, a torn copy, an "
+                f"edit by hand), so it is not loaded. Fix: {self._fix()}"
+            )
+        try:
+            data = yaml.safe_load(raw.decode("utf-8"))
+        except (yaml.YAMLError, ValueError) as exc:
+            raise StateError(f"{file} is corrupt ({type(exc).__name__}). Fix: {self._fix()}") from None
         if not isinstance(data, dict):
-            raise StateError(f"{file} is corrupt")
-        return data
+            raise StateError(f"{file} is corrupt: expected a mapping. Fix: {self._fix()}")
+        return data, digest
 
-    def read(self, version: int) -> VersionRecord:
-        """A version with every artifact read and its sha256 verified."""
-        parameters = self.parameters(version)
+    def read(self, version: int, *, parameters_sha256: str | None = None) -> VersionRecord:
+        """A version with every artifact read and its sha256 verified (and parameters.yaml's, if given)."""
+        parameters, own_digest = self._parameters(version, parameters_sha256)
         folder = self.path_of(version)
         files: dict[str, bytes] = {}
         for name, digest in (parameters.get("artifacts") or {}).items():
             if "/" in name or name.startswith("."):
                 raise StateError(f"{folder / PARAMETERS}: bad artifact name {name!r}")
-            data = (folder / name).read_bytes()
+            try:
+                data = (folder / name).read_bytes()
+            except FileNotFoundError:
+                raise StateError(f"{folder / name} is missing. Fix: {self._fix()}") from None
             if sha256(data) != digest:
                 raise StateError(
                     f"{folder / name}: sha256 does not match the digest recorded in {PARAMETERS}; "
-                    "refusing to load it (it may have been tampered with). Retrain or roll back."
+                    f"the file has changed since it was written, so it is not loaded. Fix: {self._fix()}"
                 )
             files[name] = data
-        return VersionRecord(version, parameters, files)
+        return VersionRecord(version, parameters, files, own_digest)
 
     def write(self, parameters: dict[str, Any], files: dict[str, bytes], *, make_current: bool = True) -> int:
         """Store a new version atomically; returns its number."""
@@ -154,8 +206,10 @@ class VersionStore:
             version = max(self.versions(), default=0) + 1
             tmp = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
             tmp.mkdir()
-            record = {"version": version, **parameters, "artifacts": {n: sha256(d) for n, d in files.items()}}
-            for name, data in {**files, PARAMETERS: dump_yaml(record)}.items():
+            record = dump_yaml(
+                {"version": version, **parameters, "artifacts": {n: sha256(d) for n, d in files.items()}}
+            )
+            for name, data in {**files, PARAMETERS: record}.items():
                 with open(tmp / name, "wb") as fh:
                     fh.write(data)
                     fh.flush()
@@ -164,17 +218,16 @@ class VersionStore:
             os.rename(tmp, self.path_of(version))
             _fsync_dir(self.versions_dir)
             if make_current:
-                self._set_current(version)
+                self._set_current(version, sha256(record))
             return version
 
     def set_current(self, version: int) -> None:
         """Make an existing version current (rollback), atomically."""
         with self.lock():
-            self.read(version)  # it must exist and verify
-            self._set_current(version)
+            # It must exist and verify; the digest pinned is that of the bytes just verified.
+            self._set_current(version, self.read(version).parameters_sha256)
 
-    def _set_current(self, version: int) -> None:
-        digest = sha256((self.path_of(version) / PARAMETERS).read_bytes())
+    def _set_current(self, version: int, digest: str) -> None:
         write_atomic(self.current_file(), dump_yaml({"version": version, "parameters_sha256": digest}))
 
     def prune(self, keep: int) -> list[int]:

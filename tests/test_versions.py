@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlrm.errors import StateError
-from mlrm.versions import VersionStore
+from mlrm.versions import PARAMETERS, VersionStore, sha256
 from tests.servers import ROOT, env
 
 
@@ -40,6 +41,51 @@ def test_tampered_artifact_is_never_handed_over(tmp_path: Path) -> None:
     (store.path_of(1) / "model.joblib").write_bytes(b"evil")
     with pytest.raises(StateError, match="sha256 does not match"):
         store.read(1)
+
+
+def pinned(store: VersionStore) -> str:
+    return str(yaml.safe_load(store.current_file().read_text())["parameters_sha256"])
+
+
+def test_current_yaml_pins_the_digest_of_the_parameters_it_points_at(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.write({"metrics": {"f1": 0.5}}, {"m": b"a"})
+    store.write({"metrics": {"f1": 0.7}}, {"m": b"b"})
+    for version in (2, 1, 2):  # as written, then after each rollback
+        if version != store.current():
+            store.set_current(version)
+        assert pinned(store) == sha256((store.path_of(version) / PARAMETERS).read_bytes())
+        record = store.read_current()
+        assert record is not None and record.version == version and record.parameters_sha256 == pinned(store)
+
+
+def test_a_changed_parameters_file_is_not_loaded_and_the_error_says_how_to_recover(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "learned")
+    store.write({"metrics": {"f1": 0.5}}, {"m": b"a"})
+    store.write({"metrics": {"f1": 0.7}, "scale": [3.25]}, {"m": b"b"})
+    file = store.path_of(2) / PARAMETERS
+    expected = sha256(file.read_bytes())
+    file.write_bytes(file.read_bytes().replace(b"- 3.25", b"- 7.25"))  # one flipped bit, still valid YAML
+    with pytest.raises(StateError) as caught:
+        store.read_current()
+    message = str(caught.value)
+    assert str(file) in message and expected in message and sha256(file.read_bytes()) in message
+    assert f"mlrm rollback {tmp_path} --to N (versions here: 1, 2), or retrain" in message
+    assert store.read(2).parameters["scale"] == [7.25]  # listing versions still reads it, unchecked
+    store.set_current(1)
+    record = store.read_current()
+    assert record is not None and record.version == 1
+
+
+def test_unreadable_learned_state_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    store.write({}, {"m": b"a"})
+    (store.path_of(1) / PARAMETERS).write_bytes(b"version: [1\n\xff")
+    with pytest.raises(StateError, match=f"{store.path_of(1) / PARAMETERS} is corrupt"):
+        store.read(1)
+    store.current_file().write_text("version: {")
+    with pytest.raises(StateError, match="current.yaml is corrupt: expected 'version: N'"):
+        store.current()
 
 
 def test_prune_keeps_the_newest_and_the_current(tmp_path: Path) -> None:

@@ -122,11 +122,11 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     minimum = int(config.section("training")["min_rows"])
     if len(data) < minimum:
         raise DataError(
-            f"only {len(data)} usable samples ({len(data.rejected)} rejected); training.min_rows is {minimum}"
+            f"only {len(data)} usable samples ({data.rejected_rows} rejected); training.min_rows is {minimum}"
         )
     train_part, holdout, how = stable_split(config, data, np.asarray(ids, dtype=np.int64)[data.rows])
     timings["load_s"] = round(time.perf_counter() - t, 4)
-    progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {len(data.rejected)} rejected")
+    progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {data.rejected_rows} rejected")
 
     t = time.perf_counter()
     model = fit(config, train_part, progress)
@@ -153,7 +153,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
         "train_rows": len(train_part),
         "holdout_rows": len(holdout),
         "holdout": how,
-        "rejected": len(data.rejected),
+        "rejected": data.rejected_rows,  # samples; one may have several problems, listed below
         "first_rejected": [e.as_dict() for e in data.rejected[:5]],
         "samples_through": through,
     }
@@ -161,7 +161,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     t = time.perf_counter()
     info = {
         "rows": len(data), "train_rows": len(train_part), "holdout_rows": len(holdout),
-        "rejected": len(data.rejected), "fingerprint": data.fingerprint(), "samples_through": through,
+        "rejected": data.rejected_rows, "fingerprint": data.fingerprint(), "samples_through": through,
     }  # fmt: skip
     # The version number is only known once written: store the result without it, then report it.
     version = save(
@@ -191,11 +191,11 @@ def _score_current(config: ServiceConfig, holdout: Any) -> tuple[int | None, dic
     """(current version, its metrics on the holdout, why it could not be scored)."""
     versions = VersionStore(config.learned_dir)
     try:
-        version = versions.current()
-        if version is None:
+        record = versions.read_current()
+        if record is None:
             return None, None, None
-        model = Model.from_record(config, versions.read(version))
-        return version, evaluate(config, model, holdout), None
+        model = Model.from_record(config, record)
+        return record.version, evaluate(config, model, holdout), None
     except (StateError, OSError, ValueError, KeyError) as exc:
         return None, None, f"the current version could not be scored: {exc}"
 

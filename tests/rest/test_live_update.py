@@ -1,10 +1,12 @@
 """Live update in a real `mlrm serve` (2 gunicorn workers): a separate writer
 process changes the current version 20 times while a client predicts
 without pause; then a version that fails its digest check is reported and
-the old one keeps serving."""
+the old one keeps serving; so does a parameters.yaml that no longer matches
+the digest current.yaml pinned."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from mlrm.config import load_config_set
 from mlrm.datasets import breast_cancer
 from mlrm.versions import PARAMETERS, VersionStore, dump_yaml, sha256, write_atomic
 from tests.conftest import copy_config_set
-from tests.servers import Process
+from tests.servers import ROOT, Process, env, mlrm_args
 from tests.training_service.conftest import configure
 
 WRITER = """
@@ -91,3 +93,40 @@ def test_zero_failed_requests_across_20_version_changes_and_a_broken_one(
     store.set_current(20)  # `mlrm rollback --to 20`: the fix goes live, the error clears
     answers = predict_until(url, instance, lambda more: bool(more) and more[-1][1] == 20, limit=10)
     assert {status for status, _ in answers} == {200} and answers[-1][1] == 20
+
+
+def test_a_corrupt_parameters_file_made_current_is_refused_and_the_old_version_keeps_serving(
+    serve: Any, tmp_path: Path
+) -> None:
+    folder = copy_config_set("breast-cancer", tmp_path)
+    configure(folder, serving={"reload_interval": 0.1})
+    url, server = serve(folder, "--workers", "2")
+    instance = {k: v for k, v in breast_cancer(rows=1)[0].items() if k != "diagnosis"}
+
+    # Version 2 goes live, and a bad disk flips one bit of its learned scaling
+    # (still valid YAML; its artifacts still match): only current.yaml's digest notices.
+    store = VersionStore(folder / "learned")
+    record = store.read(1)
+    v2 = store.write({k: v for k, v in record.parameters.items() if k not in ("version", "artifacts")},
+                     record.files, make_current=False)  # fmt: skip
+    file = store.path_of(v2) / PARAMETERS
+    good = file.read_bytes()
+    assert b"scale:\n  - 3." in good
+    file.write_bytes(good.replace(b"scale:\n  - 3.", b"scale:\n  - 7.", 1))
+    write_atomic(store.current_file(), dump_yaml({"version": v2, "parameters_sha256": sha256(good)}))
+
+    def errors() -> set[str]:
+        return {str(requests.get(f"{url}/v1/config", timeout=5).json()["status"]["load_error"]) for _ in range(6)}
+
+    server.wait_until(lambda: all("parameters.yaml: sha256 is" in e for e in errors()), 20, "refusing version 2")
+    (error,) = errors()  # both workers report the same
+    assert f"{file}: sha256 is {sha256(file.read_bytes())}" in error and sha256(good) in error
+    assert f"mlrm rollback {folder} --to N (versions here: 1, 2)" in error
+    answers = predict_until(url, instance, lambda more: len(more) >= 20)
+    assert set(answers) == {(200, 1)}
+
+    # The fix the error names: roll back, and the error clears.
+    done = subprocess.run(mlrm_args("rollback", str(folder), "--to", "1"), env=env(), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    server.wait_until(lambda: errors() == {"None"}, 20, "clearing the error after the rollback")
