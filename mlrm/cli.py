@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrm import __version__
-from mlrm.errors import ConfigError, DataError, MlrmError, StateError
+from mlrm.errors import ConfigError, DataError, FieldError, MlrmError, StateError
 
 EPILOG = """\
 A config set is a folder with a service.yaml. Start with:
@@ -120,7 +120,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlrm import training
+    from mlrm import csvdata, training
     from mlrm.config import load_config_set
     from mlrm.progress import ProgressPrinter
 
@@ -131,13 +131,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.data:
         raise DataError("--data FILE.csv is required (or --remote URL to train on a training service)")
     config = load_config_set(args.config_set)
-    records = training.read_csv(args.data)
+    table = csvdata.read_file(args.data, config)
+    for note in table.notes:
+        print(note.at(args.data), file=sys.stderr)
+    data = training.dataset(config, table.records, strings=True, invalid=table.invalid)
+    _report_rejected(args.data, table.lines, data.rejected)
+    if not data.accepted:
+        raise DataError(csvdata.nothing_accepted(args.data, data.total))
+    for label in training.absent_labels(config, table.records, data):
+        print(training.absent_label_warning(label), file=sys.stderr)
     with ProgressPrinter() as progress:
-        result = training.train(config, records, strings=True, progress=progress, write=not args.dry_run)
-    for error in result.rejected[:10]:
-        print(f"rejected {error.pointer}: {error.detail}", file=sys.stderr)
-    if len(result.rejected) > 10:
-        print(f"... and {len(result.rejected) - 10} more rejected values", file=sys.stderr)
+        result = training.train(config, table.records, progress=progress, write=not args.dry_run, data=data)
     metric = config.metric
     unit = "windows" if "sequence" in config.raw else "rows"
     _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} {unit} in {result.timings['total_s']:.2f}s")
@@ -148,6 +152,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         _say("dry run: nothing saved")
     return 0
+
+
+def _report_rejected(path: str, lines: list[int], errors: list[FieldError]) -> None:
+    from mlrm import csvdata
+
+    rows: dict[int, list[FieldError]] = {}
+    for error in errors:  # pointers are /rows/<index>[/<column>]
+        rows.setdefault(int(error.pointer.split("/")[2]), []).append(error)
+    for i in sorted(rows)[: csvdata.SHOWN_ROWS]:
+        for error in rows[i]:
+            print(csvdata.rejected_message(path, lines[i], error.pointer, error.detail), file=sys.stderr)
+    if len(rows) > csvdata.SHOWN_ROWS:
+        print(csvdata.more_rejected(len(rows) - csvdata.SHOWN_ROWS), file=sys.stderr)
 
 
 @command("versions")

@@ -58,9 +58,13 @@ class FieldError:
 
     pointer: str
     detail: str
+    line: int | None = None  # where a CSV body has the problem
 
-    def as_dict(self) -> dict[str, str]:
-        return {"pointer": self.pointer, "detail": self.detail}
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pointer": self.pointer, "detail": self.detail}
+        if self.line is not None:
+            out["line"] = self.line
+        return out
 
 
 @dataclass

@@ -14,9 +14,10 @@ the window (horizon 0: of its last record).
 from __future__ import annotations
 
 import math
+from collections.abc import Set
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,6 +27,16 @@ from mlrm.errors import DataError, FieldError, RequestError
 
 ARRIVAL = "arrival"
 MAX_STREAM_ID = 200
+
+
+class TrainingWindows(NamedTuple):
+    """Windows cut from labelled records, and the verdict on every record."""
+
+    X: np.ndarray  # (windows, window, width)
+    y: np.ndarray | None
+    rejected: list[FieldError]
+    groups: np.ndarray  # stream index of each window
+    accepted: list[int]  # records that passed validation
 
 
 @dataclass(frozen=True)
@@ -175,9 +186,14 @@ class WindowEncoder:
         return (stream, time, matrix[0, self.columns]), []
 
     def training_windows(
-        self, records: list[dict[str, Any]], *, strings: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None, list[FieldError], np.ndarray]:
-        """Labelled records -> (X windows, y, rejected, stream index of each window)."""
+        self,
+        records: list[dict[str, Any]],
+        *,
+        strings: bool = False,
+        pointer: str = "/rows",
+        invalid: Set[int] = frozenset(),
+    ) -> TrainingWindows:
+        """Labelled records -> windows; `invalid` records are rejected already (they cut their stream)."""
         spec, target = self.spec, self.config.target
         as_input = target is not None and target.name in self.rows.names
         features = []
@@ -186,7 +202,7 @@ class WindowEncoder:
             if target is not None and not as_input and type(f) is dict:
                 f = {k: v for k, v in f.items() if k != target.name}
             features.append(f)
-        X, errors, kept = self.rows.encode_collect(features, "/rows", strings=strings)
+        X, errors, kept = self.rows.encode_collect(features, pointer, strings=strings)
         n = len(records)
         row_of = np.full(n, -1, dtype=np.int64)
         row_of[kept] = np.arange(len(kept))
@@ -197,13 +213,13 @@ class WindowEncoder:
             if type(r) is not dict:
                 continue
             field_errors: list[FieldError] = []
-            streams[i] = self._stream(r, f"/rows/{i}", field_errors)
-            times[i] = self._time(r, f"/rows/{i}", field_errors, strings=strings) if spec.order_by else i
+            streams[i] = self._stream(r, f"{pointer}/{i}", field_errors)
+            times[i] = self._time(r, f"{pointer}/{i}", field_errors, strings=strings) if spec.order_by else i
             if targets is not None and target is not None:
                 y[i], message = targets.encode_one(r.get(target.name))
                 if message:
-                    field_errors.append(FieldError(f"/rows/{i}/{target.name}", message))
-            if field_errors:
+                    field_errors.append(FieldError(f"{pointer}/{i}/{target.name}", message))
+            if field_errors or i in invalid:
                 errors.extend(field_errors)
                 row_of[i] = -1
                 times[i] = math.inf  # where it belongs is unknown: let it cut nothing but the tail
@@ -225,7 +241,8 @@ class WindowEncoder:
                     groups.append(g)
         X3 = np.stack(windows) if windows else np.zeros((0, spec.window, self.width))
         out_y = None if target is None else np.asarray(labels, dtype=np.float64)
-        return X3, out_y, errors, np.asarray(groups, dtype=np.int64)
+        accepted = np.flatnonzero(row_of >= 0).tolist()
+        return TrainingWindows(X3, out_y, errors, np.asarray(groups, dtype=np.int64), accepted)
 
     def _label(self, y: np.ndarray, idx: np.ndarray, ahead: np.ndarray) -> Any:
         target = self.config.target

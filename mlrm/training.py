@@ -3,13 +3,12 @@ service share. Nothing here knows about HTTP or MQTT."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,9 +36,17 @@ class Dataset:
     y: np.ndarray | None
     rejected: list[FieldError] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    # Index into the input records of each kept row (X[j] came from records[rows[j]]).
+    # Index into the input records of each kept row (X[j] came from records[rows[j]]); tabular only.
     rows: list[int] = field(default_factory=list)
     groups: np.ndarray | None = None
+    # Index of every record that passed validation (for windows: records, not windows), and how many came in.
+    accepted: list[int] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def rejected_rows(self) -> int:
+        """Records rejected (one record may have several problems in `rejected`)."""
+        return self.total - len(self.accepted)
 
     def __len__(self) -> int:
         return len(self.X)
@@ -65,42 +72,48 @@ class TrainingResult:
     model: Model
 
 
-def read_csv(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a CSV file with a header line, as string mappings."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise DataError(f"no such data file: {path}") from None
-
-
 def dataset(
-    config: ServiceConfig, records: list[dict[str, Any]], *, strings: bool = False, pointer: str = "/rows"
+    config: ServiceConfig,
+    records: list[dict[str, Any]],
+    *,
+    strings: bool = False,
+    pointer: str = "/rows",
+    invalid: Mapping[int, list[FieldError]] | None = None,
 ) -> Dataset:
     """Validate and encode labelled records exactly as predict validates inputs.
 
     Problems are reported by JSON pointer under `pointer` (e.g. /rows/3/volume_pct).
-    With strings=True (CSV files) columns that are neither an input nor the
-    target are ignored and listed in Dataset.ignored; in JSON records they are
-    rejected like an unknown feature in a predict request.
+    With strings=True (CSV files) columns that are neither an input, the
+    target nor a sequence field are ignored and listed in Dataset.ignored; in
+    JSON records they are rejected like an unknown feature in a predict
+    request. `invalid` records (found bad while reading) are rejected with their problems.
     """
     windows = WindowEncoder.of(config)
-    if windows is not None:
-        X, y, rejected, groups = windows.training_windows(records, strings=strings)
-        return Dataset(X, y, rejected, groups=groups)
-    encoder = RowEncoder(config)
+    encoder = windows.rows if windows else RowEncoder(config)
     target = config.target
-    keep = encoder.names if strings else None
+    known = encoder.names | ({target.name} if target else set()) | (windows.spec.fields if windows else set())
     columns = set().union(*(r.keys() for r in records if isinstance(r, dict))) if strings and records else set()
-    ignored = sorted(columns - encoder.names - ({target.name} if target else set()))
+    ignored = sorted(columns - known)
+    if ignored:
+        records = [{k: v for k, v in r.items() if k in known} if isinstance(r, dict) else r for r in records]
+    invalid = invalid or {}
+    if windows is not None:
+        w = windows.training_windows(records, strings=strings, pointer=pointer, invalid=set(invalid))
+        rejected = [e for i in sorted(invalid) for e in invalid[i]] + w.rejected
+        return Dataset(w.X, w.y, rejected, ignored, groups=w.groups, accepted=w.accepted, total=len(records))
+    keep = encoder.names if strings else None
     features = [
         {k: v for k, v in r.items() if (keep is None or k in keep) and (not target or k != target.name)}
         if isinstance(r, dict) else r
         for r in records
     ]  # fmt: skip
     X, errors, kept = encoder.encode_collect(features, pointer, strings=strings)
+    if invalid:
+        errors = [e for i in sorted(invalid) for e in invalid[i]] + errors
+        good = np.array([i not in invalid for i in kept], dtype=bool)
+        X, kept = X[good], [i for i in kept if i not in invalid]
     if target is None:
-        return Dataset(X, None, errors, ignored, rows=kept)
+        return Dataset(X, None, errors, ignored, rows=kept, accepted=kept, total=len(records))
     targets = TargetEncoder(config)
     y = np.empty(len(kept))
     good = np.ones(len(kept), dtype=bool)
@@ -109,7 +122,23 @@ def dataset(
         if message:
             errors.append(FieldError(f"{pointer}/{i}/{target.name}", message))
             good[j] = False
-    return Dataset(X[good], y[good], errors, ignored, rows=[i for j, i in enumerate(kept) if good[j]])
+    rows = [i for j, i in enumerate(kept) if good[j]]
+    return Dataset(X[good], y[good], errors, ignored, rows=rows, accepted=rows, total=len(records))
+
+
+def absent_labels(config: ServiceConfig, records: list[dict[str, Any]], data: Dataset) -> list[str]:
+    """Labels of target.labels that no accepted record has (a model cannot learn to predict them)."""
+    if config.task != "classification" or config.target is None:
+        return []
+    name = config.target.name
+    seen = {str(records[i].get(name, "")).strip() for i in data.accepted}
+    return [str(label) for label in config.labels if str(label) not in seen]
+
+
+def absent_label_warning(label: str) -> str:
+    """The warning for a declared label that no training row has; `mlrm train` local and remote print it."""
+    return (f"warning: no training row has the label {label!r} of target.labels, so the model cannot learn to "
+            f"predict it. Add rows labelled {label!r}, or remove it from target.labels.")  # fmt: skip
 
 
 def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
@@ -169,7 +198,9 @@ def evaluate(config: ServiceConfig, model: Model, data: Dataset) -> dict[str, fl
     kw: dict[str, Any] = {"labels": labels, "zero_division": 0}
     return {
         "accuracy": float(m.accuracy_score(y, p)),
-        "balanced_accuracy": float(m.recall_score(y, p, average="macro", labels=sorted(set(y.tolist())), zero_division=0)),
+        "balanced_accuracy": float(
+            m.recall_score(y, p, average="macro", labels=sorted(set(y.tolist())), zero_division=0)
+        ),
         "f1_macro": float(m.f1_score(y, p, average="macro", **kw)),
         "f1_weighted": float(m.f1_score(y, p, average="weighted", **kw)),
         "precision_macro": float(m.precision_score(y, p, average="macro", **kw)),
@@ -220,31 +251,47 @@ def train(
     strings: bool = False,
     progress: Progress = no_progress,
     write: bool = True,
+    data: Dataset | None = None,
 ) -> TrainingResult:
-    """Validate, split, fit, evaluate and (if write) store a new current version."""
+    """Validate, split, fit, evaluate and (if write) store a new current version.
+
+    `data`: records already validated by dataset() (the CLI reports on them before training).
+    """
     started = time.perf_counter()
     progress("data", None, f"validating {len(records)} rows")
-    data = dataset(config, records, strings=strings)
+    if data is None:
+        data = dataset(config, records, strings=strings)
     if data.ignored:
         progress("data", None, f"ignoring columns that are not inputs or the target: {', '.join(data.ignored)}")
     minimum = int(config.section("training")["min_rows"])
     if len(data) < minimum:
         raise DataError(
-            f"only {len(data)} usable {'windows' if data.groups is not None else 'rows'} ({len(data.rejected)} rejected); training.min_rows is {minimum}. "
+            f"only {len(data)} usable {'windows' if data.groups is not None else 'rows'} ({data.rejected_rows} rows rejected); training.min_rows is {minimum}. "
             + (f"First problem: {data.rejected[0].pointer}: {data.rejected[0].detail}" if data.rejected else "")
         )
     train_part, holdout = split(config, data)
-    progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {len(data.rejected)} rejected")
+    progress(
+        "data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {data.rejected_rows} rows rejected"
+    )
     t_fit = time.perf_counter()
     model = fit(config, train_part, progress)
     t_eval = time.perf_counter()
     progress("evaluate", None, f"evaluating on {len(holdout)} held-out rows")
     metrics = evaluate(config, model, holdout)
     done = time.perf_counter()
-    timings = {"fit_s": round(t_eval - t_fit, 4), "evaluate_s": round(done - t_eval, 4), "total_s": round(done - started, 4)}
+    timings = {
+        "fit_s": round(t_eval - t_fit, 4),
+        "evaluate_s": round(done - t_eval, 4),
+        "total_s": round(done - started, 4),
+    }
     version = None
     if write:
-        info = {"rows": len(data), "train_rows": len(train_part), "holdout_rows": len(holdout), "fingerprint": data.fingerprint()}
+        info = {
+            "rows": len(data),
+            "train_rows": len(train_part),
+            "holdout_rows": len(holdout),
+            "fingerprint": data.fingerprint(),
+        }
         version = save(config, model, metrics, data=info, timings=timings)
         progress("save", 1.0, f"saved version {version}")
     return TrainingResult(version, metrics, len(data), data.rejected, timings, model)

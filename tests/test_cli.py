@@ -41,7 +41,7 @@ def test_train_with_missing_file_or_bad_rows_explains(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("volume_pct,result\nabc,OK\n")
     result = mlrm("train", str(folder), "--data", str(bad))
-    assert result.returncode == 2 and "only 0 usable rows" in result.stderr
+    assert result.returncode == 2 and f"{bad}:1: missing columns 'area_pct' (a required input)" in result.stderr
 
 
 def test_schema_prints_json_schema() -> None:

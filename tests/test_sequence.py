@@ -62,7 +62,7 @@ def test_windows_follow_each_stream_in_time_order(tmp_path: Path) -> None:
     config = config_set(tmp_path)
     rows = records(9, "p1") + records(6, "p2", start=100)
     random.Random(0).shuffle(rows)  # order comes from t, streams from 'press'
-    X, y, rejected, groups = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
+    X, y, rejected, groups, _ = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
     assert rejected == [] and X.shape == (5, 4, 2)
     assert X[:, :, 0].tolist() == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [0, 1, 2, 3], [2, 3, 4, 5]]
     assert y is not None and y.tolist() == [1, 0, 1, 1, 0]  # the label of the last record
@@ -73,7 +73,7 @@ def test_majority_label_and_a_rejected_record_cuts_the_stream(tmp_path: Path) ->
     config = config_set(tmp_path, sequence__label="majority", sequence__step=1)
     rows = records(10)
     rows[6]["force"] = 1000  # out of range: no window may span it
-    X, y, rejected, _ = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
+    X, y, rejected, _, _ = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
     assert [e.pointer for e in rejected] == ["/rows/6/force"]
     assert X[:, :, 0].tolist() == [[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]]
     assert y is not None and y.tolist() == [0, 0, 0]
@@ -85,7 +85,7 @@ def test_forecast_target_may_be_an_input_and_comes_from_the_next_records(tmp_pat
         algorithm={"name": "random_forest_regressor", "hyperparameters": {"n_estimators": 5}},
     )  # fmt: skip
     rows = [{k: v for k, v in r.items() if k != "state"} for r in records(9)]
-    X, y, rejected, _ = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
+    X, y, rejected, _, _ = WindowEncoder.of(config).training_windows(rows)  # type: ignore[union-attr]
     assert rejected == [] and X[:, :, 0].tolist() == [[0, 1, 2, 3], [2, 3, 4, 5]]
     assert y is not None and y.tolist() == [[4, 5], [6, 7]]
     assert "target must not be an input" in problems(tmp_path, target={"name": "force", "kind": "classification",

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import io
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from mlrm import csvdata
 from mlrm.algorithms import Progress
 from mlrm.errors import DataError, RemoteError
 
 CHUNK_ROWS = 5000
 FINAL_STATES = ("succeeded", "failed")
+
+
+class Problem(RemoteError):
+    """The service answered with a problem body (4xx/5xx)."""
+
+    def __init__(self, message: str, status: int, body: dict[str, Any]) -> None:
+        super().__init__(message, status)
+        self.body = body
 
 
 class Client:
@@ -41,7 +49,7 @@ class Client:
             ) from None
         if answer.status_code >= 400:
             detail = body.get("detail") or body.get("title") or answer.reason
-            raise RemoteError(f"{method} {url}: {answer.status_code} {detail}", answer.status_code)
+            raise Problem(f"{method} {url}: {answer.status_code} {detail}", answer.status_code, body)
         return answer.status_code, body
 
     def post_samples(self, name: str, body: bytes, mimetype: str, key: str | None = None) -> dict[str, Any]:
@@ -85,37 +93,88 @@ def service_name(config_set: str) -> str:
     return config_set
 
 
-def upload_csv(client: Client, name: str, path: Path) -> tuple[int, int]:
-    """Post a CSV file in chunks; keys derived from the file make a rerun count once. (accepted, rejected)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"no such data file: {path}") from None
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    if len(rows) < 2:
-        raise DataError(f"{path}: expected a header line and at least one row")
-    header, body = rows[0], [r for r in rows[1:] if r and r != [""]]
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    accepted = rejected = 0
-    for start in range(0, len(body), CHUNK_ROWS):
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(body[start : start + CHUNK_ROWS])
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class _Uploader:
+    """Posts one file in chunks and reports on it as `mlrm train --data` does locally."""
+
+    def __init__(self, client: Client, name: str, path: Path) -> None:
+        self.client, self.name, self.path = client, name, path
+        self.accepted = self.rejected = self.shown = 0
+        self.notes: set[str] = set()
+
+    def run(self) -> tuple[int, int]:
         try:
-            answer = client.post_samples(name, buffer.getvalue().encode(), "text/csv", f"mlrm-train-{digest}-{start}")
-        except RemoteError as exc:
-            if exc.status != 422:  # a chunk with no usable row: report it, go on with the rest
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"no such data file: {self.path}") from None
+        text, notes = csvdata.decode(raw)
+        self._notes([(n.line, n.text) for n in notes])
+        try:
+            upload = csvdata.Upload.of(text)
+        except csvdata.CsvError as exc:
+            raise exc.at(self.path) from None
+        digest = hashlib.sha256(raw).hexdigest()[:16]
+        # An empty or header-only file is posted too: the service says what it lacks, as `mlrm train` would.
+        for start in range(0, max(len(upload.spans), 1), CHUNK_ROWS):
+            self._post(upload, start, upload.chunk(start, start + CHUNK_ROWS), f"mlrm-train-{digest}-{start}")
+        if self.rejected > self.shown:
+            _say(csvdata.more_rejected(self.rejected - self.shown))
+        return self.accepted, self.rejected
+
+    def _post(self, upload: csvdata.Upload, start: int, chunk: str, key: str) -> None:
+        try:
+            answer = self.client.post_samples(self.name, chunk.encode(), "text/csv", key)
+        except Problem as exc:
+            kind = str(exc.body.get("type", "")).rsplit("/", 1)[-1]
+            errors = exc.body.get("errors") or []
+            if kind in ("invalid-csv", "malformed-csv") and errors and errors[0].get("line"):
+                first = errors[0]
+                raise csvdata.CsvError(upload.file_line(start, first["line"]), first["detail"], self.path) from None
+            if kind != "invalid-samples":
                 raise
-            print(f"rows {start + 1}-{start + CHUNK_ROWS}: {exc}", flush=True)
-            rejected += len(body[start : start + CHUNK_ROWS])
-            continue
-        accepted += answer["accepted"]
-        rejected += answer["rejected"]
-        for row in [r for r in answer["rows"] if r["status"] == "rejected"][:10]:
-            for error in row["errors"][:1]:
-                print(f"rejected line {start + row['index'] + 2}: {error['pointer']}: {error['detail']}", flush=True)
-    return accepted, rejected
+            # No usable row in this chunk: nothing of it was stored; report it and go on with the rest.
+            rows = min(CHUNK_ROWS, len(upload.spans) - start)
+            by_row: dict[int, list[dict[str, Any]]] = {}
+            for error in errors:
+                by_row.setdefault(int(error["pointer"].split("/")[2]), []).append(error)
+            self._rejected(upload, start, sorted(by_row.items()))
+            self.rejected += rows
+            return
+        self.accepted += answer["accepted"]
+        self.rejected += answer["rejected"]
+        self._rejected(upload, start, [(r["index"], r["errors"]) for r in answer["rows"] if r["status"] == "rejected"])
+        self._notes([(upload.file_line(start, n["line"]), n["detail"]) for n in answer.get("notes", [])])
+
+    def _rejected(self, upload: csvdata.Upload, start: int, rows: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        for index, errors in rows[: max(0, csvdata.SHOWN_ROWS - self.shown)]:
+            line = upload.spans[start + index][0]
+            for error in errors:
+                _say(csvdata.rejected_message(self.path, line, error["pointer"], error["detail"]))
+            self.shown += 1
+
+    def _notes(self, notes: list[tuple[int, str]]) -> None:
+        for line, text in notes:
+            if text not in self.notes:
+                self.notes.add(text)
+                _say(csvdata.Note(line, text).at(self.path))
+
+
+def upload_csv(client: Client, name: str, path: Path) -> tuple[int, int]:
+    """Post a CSV file in chunks; keys derived from the file make a rerun count once. (accepted, rejected rows)."""
+    return _Uploader(client, name, path).run()
+
+
+def warn_absent_labels(client: Client, name: str) -> None:
+    """The warning `mlrm train` prints for a label of target.labels that no stored sample has."""
+    from mlrm.training import absent_label_warning
+
+    stats = client.call("GET", f"/v1/services/{name}/samples/stats")[1]
+    for label, count in (stats.get("labels") or {}).items():
+        if count == 0:
+            _say(absent_label_warning(label))
 
 
 def train_remote(args: argparse.Namespace) -> int:
@@ -129,6 +188,9 @@ def train_remote(args: argparse.Namespace) -> int:
     if args.data:
         accepted, rejected = upload_csv(client, name, Path(args.data))
         print(f"posted {args.data}: {accepted} samples accepted, {rejected} rejected", flush=True)
+        if not accepted:  # no job: the service would train on what it had, not on this file
+            raise DataError(csvdata.nothing_accepted(args.data, rejected))
+    warn_absent_labels(client, name)
     job, created = client.train(name)
     what = "queued" if created else "joined the running"
     print(f"{what} job {job['id']} for '{name}': {client.base}/v1/jobs/{job['id']}", flush=True)

@@ -3,23 +3,27 @@ row-by-row report.
 
 Validation is mlrm.training.dataset(), the very code training runs, which
 validates features with the RowEncoder that predict uses: JSON values must
-have their declared types, CSV cells are parsed from text first. Records are
-stored as received; training re-validates them all with strings=True, which
-parses only string cells, so a JSON record (already typed, or it would have
-been rejected here) and a CSV record come out the same.
+have their declared types, CSV cells are parsed from text first. CSV text is
+read by mlrm.csvdata, as `mlrm train --data` reads a file (encoding,
+delimiter, decimal commas, missing columns). Records are stored as received
+(CSV: without the columns that are ignored); training re-validates them all
+with strings=True, which parses only string cells, so a JSON record
+(already typed, or it would have been rejected here) and a CSV record come
+out the same. For a windowed config set a record is accepted when it is
+valid; windows are cut at training time.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from mlrm import csvdata
 from mlrm.config.model import ServiceConfig
+from mlrm.encoding import TargetEncoder
 from mlrm.errors import FieldError, RequestError
 from mlrm.training import dataset
 from training_service.store import Sample
@@ -31,21 +35,24 @@ JSON_TYPES = ("application/json",)
 
 @dataclass
 class Batch:
-    """A decoded post: records, whether they are CSV text, and row problems found while decoding."""
+    """A decoded post: JSON records, or CSV text (read for a config set by check())."""
 
     records: list[Any]
     strings: bool
-    errors: dict[int, list[FieldError]] = field(default_factory=dict)
+    text: str | None = None
+    notes: list[csvdata.Note] = field(default_factory=list)
 
 
 @dataclass
 class Checked:
-    """Accepted samples (in order) and the verdict on every row."""
+    """Accepted samples (in order), the verdict on every row, and notes on how CSV text was read."""
 
     samples: list[Sample]
     accepted_rows: list[int]
     rejected: dict[int, list[FieldError]]
     total: int
+    lines: list[int] = field(default_factory=list)  # CSV: the body line each record starts on
+    notes: list[csvdata.Note] = field(default_factory=list)
 
 
 def fingerprint(mimetype: str, body: bytes) -> str:
@@ -64,7 +71,7 @@ def decode(mimetype: str, body: bytes, max_records: int) -> Batch:
             "Unsupported media type", 415, kind="unsupported-media-type",
             detail=f"send Content-Type: application/json ({{\"records\": [...]}}) or text/csv, not {mimetype}",
         )  # fmt: skip
-    if not batch.records:
+    if not batch.records and batch.text is None:  # CSV: check() says what an empty file lacks
         raise RequestError("No records", 422, errors=[FieldError(POINTER, "expected at least one record")])
     if len(batch.records) > max_records:
         raise RequestError(
@@ -99,37 +106,20 @@ def _json(body: bytes) -> Batch:
 
 
 def _csv(body: bytes) -> Batch:
+    text, notes = csvdata.decode(body)
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RequestError("Malformed CSV", 400, detail=f"CSV must be UTF-8: {exc}", kind="malformed-csv") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        if not header or not any(header):
-            raise RequestError(
-                "No records", 422, errors=[FieldError("", "empty CSV: expected a header line of column names")]
-            )
-        duplicate = next((h for i, h in enumerate(header) if h in header[:i]), None)
-        if duplicate is not None:
-            raise RequestError(
-                "Malformed CSV", 422, errors=[FieldError("", f"column {duplicate!r} appears twice in the header")]
-            )
-        batch = Batch([], strings=True)
-        for cells in reader:
-            if not cells or cells == [""]:
-                continue
-            i = len(batch.records)
-            if len(cells) > len(header):
-                batch.errors[i] = [FieldError(
-                    f"{POINTER}/{i}", f"line {reader.line_num} has {len(cells)} cells; the header has {len(header)}"
-                )]  # fmt: skip
-            batch.records.append(dict(zip(header, cells, strict=False)))
-    except csv.Error as exc:
-        raise RequestError(
-            "Malformed CSV", 400, detail=f"line {reader.line_num}: {exc}", kind="malformed-csv"
-        ) from None
-    return batch
+        # Counted here for the limit, read for the config set in check().
+        count = max(0, sum(1 for _ in csvdata.scan(text, csvdata.choose_delimiter(text.split("\n", 1)[0]))) - 1)
+    except csvdata.CsvError as exc:
+        raise _csv_problem(exc) from None
+    return Batch([None] * count, strings=True, text=text, notes=notes)
+
+
+def _csv_problem(exc: csvdata.CsvError) -> RequestError:
+    return RequestError(
+        "Invalid CSV", 422, kind="invalid-csv", detail=f"line {exc.line}: {exc.text}",
+        errors=[FieldError("", exc.text, line=exc.line)],
+    )  # fmt: skip
 
 
 def _row_of(error: FieldError) -> int:
@@ -138,28 +128,32 @@ def _row_of(error: FieldError) -> int:
 
 
 def check(config: ServiceConfig, batch: Batch) -> Checked:
-    """Validate every record; keep the good ones as samples."""
-    data = dataset(config, batch.records, strings=batch.strings, pointer=POINTER)
+    """Validate every record; keep the good ones as samples (RequestError 422 for unreadable CSV)."""
+    records: list[Any] = batch.records
+    invalid: dict[int, list[FieldError]] = {}
+    lines: list[int] = []
+    notes = batch.notes
+    if batch.text is not None:
+        try:
+            table = csvdata.parse(batch.text, config, POINTER, batch.notes)
+        except csvdata.CsvError as exc:
+            raise _csv_problem(exc) from None
+        records, invalid, lines, notes = table.records, table.invalid, table.lines, table.notes
+    data = dataset(config, records, strings=batch.strings, pointer=POINTER, invalid=invalid)
+    if data.ignored:  # stored without them: training would ignore them anyway
+        records = [{k: v for k, v in r.items() if k not in data.ignored} for r in records]
     rejected: dict[int, list[FieldError]] = {}
     for error in data.rejected:
         rejected.setdefault(_row_of(error), []).append(error)
-    for i, errors in batch.errors.items():
-        rejected.setdefault(i, [])[:0] = errors
     samples: list[Sample] = []
-    accepted: list[int] = []
-    labels = config.labels
-    for j, i in enumerate(data.rows):
-        if i in rejected:
-            continue
+    targets = TargetEncoder(config) if config.target is not None else None
+    for i in data.accepted:
         label = value = None
-        if data.y is not None:
-            if config.task == "classification":
-                label = str(labels[int(data.y[j])])
-            else:
-                value = float(data.y[j])
-        samples.append(Sample(batch.records[i], label, value))
-        accepted.append(i)
-    return Checked(samples, accepted, rejected, len(batch.records))
+        if targets is not None and config.target is not None:
+            code, _ = targets.encode_one(records[i].get(config.target.name))
+            label, value = (str(config.labels[int(code)]), None) if config.task == "classification" else (None, code)
+        samples.append(Sample(records[i], label, value))
+    return Checked(samples, list(data.accepted), rejected, len(records), lines, notes)
 
 
 def report(service: str, checked: Checked, ids: list[int], batch: int) -> dict[str, Any]:
@@ -167,28 +161,36 @@ def report(service: str, checked: Checked, ids: list[int], batch: int) -> dict[s
     rows: list[dict[str, Any]] = []
     id_of = dict(zip(checked.accepted_rows, ids, strict=True))
     for i in range(checked.total):
+        row: dict[str, Any] = {"index": i}
+        if checked.lines:
+            row["line"] = checked.lines[i]
         if i in id_of:
-            rows.append({"index": i, "status": "accepted", "id": id_of[i]})
+            rows.append({**row, "status": "accepted", "id": id_of[i]})
         else:
-            rows.append(
-                {"index": i, "status": "rejected", "errors": [e.as_dict() for e in checked.rejected.get(i, [])]}
-            )
-    return {
+            rows.append({**row, "status": "rejected", "errors": [e.as_dict() for e in checked.rejected.get(i, [])]})
+    body = {
         "service": service,
         "batch": batch,
         "accepted": len(ids),
         "rejected": checked.total - len(ids),
+        "problems": sum(len(e) for e in checked.rejected.values()),
         "first_id": ids[0] if ids else None,
         "last_id": ids[-1] if ids else None,
         "rows": rows,
     }
+    if checked.notes:
+        body["notes"] = [{"line": n.line, "detail": n.text} for n in checked.notes]
+    return body
 
 
 def nothing_accepted(checked: Checked) -> RequestError:
     """422 when no row of a batch is usable (nothing is stored)."""
-    errors = [e for i in sorted(checked.rejected) for e in checked.rejected[i]]
+    errors = [
+        FieldError(e.pointer, e.detail, checked.lines[i] if checked.lines else None)
+        for i in sorted(checked.rejected) for e in checked.rejected[i]
+    ]  # fmt: skip
+    first = f" First: {errors[0].pointer}: {errors[0].detail}" if errors else ""
     return RequestError(
         "No sample accepted", 422, kind="invalid-samples",
-        detail=f"all {checked.total} records were rejected; nothing was stored. First: {errors[0].pointer}: {errors[0].detail}",
-        errors=errors[:100],
+        detail=f"all {checked.total} records were rejected; nothing was stored.{first}", errors=errors[:100],
     )  # fmt: skip
