@@ -3,6 +3,8 @@
 Two request shapes are accepted: one tensor per feature (named after it, shape
 [N] or [N, 1]), or a single numeric tensor of shape [N, F] with the features
 in service.yaml order (how MLServer's scikit-learn runtime is called).
+Binary tensor data arrives here already in this JSON form: mlrm.rest.binary_tensors
+reads it, and writes the outputs asked for as binary.
 """
 
 from __future__ import annotations
@@ -71,9 +73,7 @@ def instances_from_inputs(config: ServiceConfig, body: Any) -> list[dict[str, An
         if datatype not in NUMERIC:
             raise _bad("/inputs/0/datatype", "a single [N, F] tensor must be numeric")
         names = [f.name for f in config.inputs]
-        return [
-            {k: _cast(data[r * width + c], kinds[k], datatype) for c, k in enumerate(names)} for r in range(n)
-        ]
+        return [{k: _cast(data[r * width + c], kinds[k], datatype) for c, k in enumerate(names)} for r in range(n)]
     rows: list[dict[str, Any]] = []
     for i, (name, shape, datatype, data) in enumerate(tensors):
         if name not in kinds:
@@ -107,7 +107,7 @@ def outputs(config: ServiceConfig, answer: dict[str, Any], requested: Any) -> li
     if requested is None:
         return tensors
     if not isinstance(requested, list):
-        raise _bad("/outputs", "expected a list of {\"name\": ...}")
+        raise _bad("/outputs", 'expected a list of {"name": ...}')
     wanted = [r.get("name") if isinstance(r, dict) else None for r in requested]
     names = [t["name"] for t in tensors]
     for i, name in enumerate(wanted):
