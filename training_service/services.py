@@ -113,16 +113,28 @@ class ConfigRoot:
         self.unavailable[name] = Unavailable(name, path, problems)
         self._mtimes[name] = mtime
 
+    def _retry_changed(self) -> None:
+        """Load again every unusable set whose service.yaml changed on disk (fixed, maybe)."""
+        for name, item in list(self.unavailable.items()):
+            if _mtime(item.path) != self._mtimes[name]:
+                self._load(item.path)
+                if name not in self.unavailable:
+                    log.info("config set '%s' is usable again", name)
+
     def names(self) -> list[str]:
         """The usable config sets."""
+        self._retry_changed()
         return sorted(self.configs)
 
     def describe_unavailable(self) -> list[dict[str, Any]]:
         """Every set that cannot be used now, with its reason and fix."""
+        self._retry_changed()
         return [self.unavailable[n].as_dict() for n in sorted(self.unavailable)]
 
     def get(self, name: str) -> ServiceConfig:
         """The config set named `name` (503 if unusable, 404 naming the known ones)."""
+        if name in self.unavailable:
+            self._retry_changed()
         config = self.configs.get(name)
         if config is None:
             missing = self.unavailable.get(name)
@@ -131,12 +143,7 @@ class ConfigRoot:
                 raise NotFoundError(
                     f"no service named {name!r} under {self.root}.{did_you_mean(name, self.configs)} Known: {known}"
                 )
-            if _mtime(missing.path) != self._mtimes[name]:
-                self._load(missing.path)  # changed on disk: maybe fixed now
-                if name in self.configs:
-                    log.info("config set '%s' is usable again", name)
-                    return self.configs[name]
-            raise self.unavailable[name].error()
+            raise missing.error()
         mtime = _mtime(config.path)
         if mtime != self._mtimes[name]:
             self._mtimes[name] = mtime
