@@ -44,26 +44,40 @@ class Row:
     ready: str
     restarts: str
     pid: str
+    note: str = ""  # why it is degraded or failed, shown under the table
 
     def cells(self) -> tuple[str, ...]:
         return (self.service, self.url, self.version, self.ready, self.restarts, self.pid)
 
 
-def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str]:
-    """(version, ready) of one running service, asked over HTTP now."""
+def _degraded(body: Any) -> str:
+    """The reason a training service's health gives for being degraded, or ''."""
+    if not isinstance(body, dict) or body.get("status") != "degraded":
+        return ""
+    return "; ".join(
+        f"config set '{u['name']}' is unavailable: {u['reason']}. Fix: {u['fix']}" for u in body["unavailable"]
+    )
+
+
+def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str, str]:
+    """(version, ready, why degraded) of one running service, asked over HTTP now."""
     url, probes = entry["url"], entry["probes"]
     live, _ = http_get(url + probes["live"], timeout)
     if live != 200:
-        return "-", "down" if entry.get("state") == "running" else entry.get("state", "down")
-    ready, _ = http_get(url + probes["ready"], timeout)
+        return "-", "down" if entry.get("state") == "running" else entry.get("state", "down"), ""
+    ready, body = http_get(url + probes["ready"], timeout)
     version = "-"
+    if entry["kind"] == "training":
+        why = _degraded(body if probes["ready"] == "/v1/health" else http_get(url + "/v1/health", timeout)[1])
+        if ready == 200 and why:
+            return version, "degraded", why
     if entry["kind"] == "ml":
         # /v1/config looks for a new current version before it answers; GET / does not.
         status, body = http_get(url + "/v1/config", timeout)
         current = (body.get("status") or {}).get("version") if status == 200 and isinstance(body, dict) else None
         if current is not None:
             version = str(current)
-    return version, "yes" if ready == 200 else "not yet"
+    return version, "yes" if ready == 200 else "not yet", ""
 
 
 def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
@@ -71,14 +85,11 @@ def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
     out = []
     for entry in state["services"]:
         if live and entry.get("state") in ("running", "starting"):
-            version, ready = probe(entry)
+            version, ready, note = probe(entry)
         else:
-            version, ready = entry.get("version") or "-", entry.get("state", "-")
-        out.append(
-            Row(
-                entry["name"], entry["url"], version, ready, str(entry.get("restarts", 0)), str(entry.get("pid") or "-")
-            )
-        )
+            version, ready, note = entry.get("version") or "-", entry.get("state", "-"), entry.get("reason") or ""
+        restarts, pid = str(entry.get("restarts", 0)), str(entry.get("pid") or "-")
+        out.append(Row(entry["name"], entry["url"], version, ready, restarts, pid, note))
     for name, reason in state.get("skipped", {}).items():
         row = Row(name, "-", "-", reason, "-", "-")
         out.insert(0, row) if name == "training-service" else out.append(row)  # it starts first, so it is listed first
@@ -102,7 +113,9 @@ def table(table_rows: list[Row]) -> str:
     """Rows as an aligned text table with a header line."""
     cells = [HEADERS, *(r.cells() for r in table_rows)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(HEADERS))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in cells]
+    notes = [f"{r.service}: {r.ready}: {r.note}" for r in table_rows if r.note]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def write(path: Path, state: dict[str, Any]) -> None:

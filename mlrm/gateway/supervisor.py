@@ -7,7 +7,11 @@ SIGTERM to each gunicorn master (in-flight requests finish), SIGKILL to the
 whole process group after `stop_timeout`. A service that exits on its own is
 restarted after a delay that doubles on every quick crash (exponential
 backoff) and is counted; every line a service prints goes to its own log file
-with a timestamp.
+with a timestamp. A service that exits with status 2 (CONFIG_ERROR: its
+config set or options are unusable) is not restarted: restarting cannot fix
+it, so it is marked failed and the end of its log is shown. Reloading (SIGHUP
+to `mlrm up`) applies a changed plan: new services start, removed ones stop,
+changed or failed ones restart; the others keep serving.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from mlrm.gateway.commands import SKIPPED_BECAUSE, Launch, Plan, guarded
 from mlrm.gateway.manifest import Manifest
 
 Say = Callable[[str], None]
+# The exit status of `mlrm serve` and `mlrm training-service` for an unusable config or option.
+CONFIG_ERROR = 2
 Probe = Callable[[str], int | None]
 
 
@@ -82,6 +88,17 @@ class LogFile:
             self.write(line)
         stream.close()
 
+    def tail(self, lines: int = 8) -> list[str]:
+        """The last lines a service printed (what it said before it failed), without mlrm up's own."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 16384))
+                text = fh.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        said = [line for line in text.splitlines()[1:] if " mlrm up: " not in line]
+        return said[-lines:]
+
     def close(self) -> None:
         with self._lock:
             self._fh.close()
@@ -94,7 +111,8 @@ class Child:
         self.launch, self.log = launch, log
         self.proc: subprocess.Popen[bytes] | None = None
         self.pump: threading.Thread | None = None
-        self.state = "stopped"  # starting, running, backoff, stopping, stopped
+        self.state = "stopped"  # starting, running, backoff, failed, stopping, stopped
+        self.reason: str | None = None  # why it failed, for the status table
         self.restarts = 0
         self.failures = 0  # quick crashes in a row: the backoff exponent
         self.started_at = 0.0
@@ -125,7 +143,7 @@ class Child:
             target=self.log.pump, args=(self.proc.stdout,), daemon=True, name=f"log-{self.name}"
         )
         self.pump.start()
-        self.state, self.started_at, self.restart_at = "starting", clock, None
+        self.state, self.started_at, self.restart_at, self.reason = "starting", clock, None, None
 
     def poll(self) -> int | None:
         return self.proc.poll() if self.proc else None
@@ -161,8 +179,9 @@ class Child:
             "kind": self.launch.kind,
             "url": self.launch.url,
             "port": self.launch.port,
-            "pid": self.pid if self.state not in ("stopped", "backoff") else None,
+            "pid": self.pid if self.state not in ("stopped", "backoff", "failed") else None,
             "state": self.state,
+            "reason": self.reason,
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "log": str(self.log.path),
@@ -198,12 +217,13 @@ class Supervisor:
         self.say, self.probe, self.clock, self.tick = say, probe, clock, tick
         self.should_stop = should_stop
 
-        def log(name: str) -> LogFile:
-            return LogFile(manifest.log_dir / f"{name}.log", manifest.log_max_bytes, manifest.log_keep)
-
-        self.gateway_log = log("gateway")
-        self.children = [Child(launch, log(launch.name)) for launch in plan.launches]
+        self.gateway_log = self._log("gateway")
+        self.children = [Child(launch, self._log(launch.name)) for launch in plan.launches]
         self.started_at = now_iso()
+
+    def _log(self, name: str) -> LogFile:
+        m = self.manifest
+        return LogFile(m.log_dir / f"{name}.log", m.log_max_bytes, m.log_keep)
 
     # -- reporting ---------------------------------------------------------
 
@@ -290,6 +310,9 @@ class Supervisor:
         child.reap()
         child.last_exit = code
         up_for = self.clock() - child.started_at
+        if code == CONFIG_ERROR:
+            self._failed(child, up_for)
+            return
         sup = self.manifest.supervision
         child.failures = 1 if up_for >= sup.stable_after else child.failures + 1
         delay = min(sup.backoff_initial * 2 ** (child.failures - 1), sup.backoff_max)
@@ -297,6 +320,21 @@ class Supervisor:
         text = f"{child.name}: {describe_exit(code)} after {up_for:.1f}s; restart #{child.restarts + 1} in {delay:g}s"
         child.log.write(f"mlrm up: {text}")
         self.event(text)
+        self.save()
+
+    def _failed(self, child: Child, up_for: float) -> None:
+        """A config error: restarting cannot help, so say why and leave it stopped."""
+        said = child.log.tail()
+        child.state, child.restart_at = "failed", None
+        lines = [line.split(" ", 1)[-1].strip() for line in said]  # without the time stamp
+        child.reason = next((line for line in reversed(lines) if line), "see its log")
+        text = (
+            f"{child.name}: failed: exited with status {CONFIG_ERROR} (a config error) after {up_for:.1f}s; "
+            f"not restarted. Fix it, then reload (kill -HUP {os.getpid()}) or restart the gateway. "
+            f"Its log ({child.log.path}) ends:"
+        )
+        child.log.write(f"mlrm up: {text}")
+        self.event("\n    ".join([text, *lines]))
         self.save()
 
     def check(self) -> None:
@@ -315,10 +353,13 @@ class Supervisor:
         if changed:
             self.save()
 
-    def run(self) -> None:
-        """Supervise until should_stop() is true."""
+    def run(self, replan: Callable[[], Plan | None] = lambda: None) -> None:
+        """Supervise until should_stop() is true; apply a plan that replan() returns (a reload)."""
         while not self.should_stop():
             self.check()
+            fresh = replan()
+            if fresh is not None:
+                self.apply(fresh)
             time.sleep(self.tick)
 
     # -- stopping ----------------------------------------------------------
@@ -329,30 +370,70 @@ class Supervisor:
         SIGTERM to each main process, then up to `timeout` for in-flight work
         to finish (force() true cuts it short), then SIGKILL to each process group.
         """
-        limit = self.manifest.supervision.stop_timeout if timeout is None else timeout
         ml = [c for c in self.children if c.launch.kind != "training"]
         training = [c for c in self.children if c.launch.kind == "training"]
         for group in (ml, training):
-            running = [c for c in group if c.poll() is None and c.proc is not None]
-            for child in running:
-                child.state = "stopping"
-                child.signal(signal.SIGTERM)
-                self.event(f"{child.name}: SIGTERM sent to pid {child.pid}; letting in-flight requests finish")
-            deadline = self.clock() + limit
-            while any(c.poll() is None for c in running) and self.clock() < deadline and not force():
-                time.sleep(0.05)
-            for child in group:
-                if child.poll() is None and child.proc is not None:
-                    why = "asked twice to stop" if force() else f"still running after {limit:g}s"
-                    self.event(f"{child.name}: {why}; SIGKILL")
-                child.kill_group()
-                child.reap()
-                if child.state != "stopped":
-                    code = child.poll()
-                    if code is not None and child.state == "stopping":
-                        self.event(f"{child.name}: stopped ({describe_exit(code)})")
-                    child.state = "stopped"
+            self._stop_group(group, timeout, force)
         self.save()
         for child in self.children:
             child.log.close()
         self.gateway_log.close()
+
+    def _stop_group(
+        self, group: list[Child], timeout: float | None = None, force: Callable[[], bool] = lambda: False
+    ) -> None:
+        limit = self.manifest.supervision.stop_timeout if timeout is None else timeout
+        running = [c for c in group if c.poll() is None and c.proc is not None]
+        for child in running:
+            child.state = "stopping"
+            child.signal(signal.SIGTERM)
+            self.event(f"{child.name}: SIGTERM sent to pid {child.pid}; letting in-flight requests finish")
+        deadline = self.clock() + limit
+        while any(c.poll() is None for c in running) and self.clock() < deadline and not force():
+            time.sleep(0.05)
+        for child in group:
+            if child.poll() is None and child.proc is not None:
+                why = "asked twice to stop" if force() else f"still running after {limit:g}s"
+                self.event(f"{child.name}: {why}; SIGKILL")
+            child.kill_group()
+            child.reap()
+            if child.state not in ("stopped", "failed"):
+                code = child.poll()
+                if code is not None and child.state == "stopping":
+                    self.event(f"{child.name}: stopped ({describe_exit(code)})")
+                child.state = "stopped"
+
+    # -- reloading ---------------------------------------------------------
+
+    def apply(self, plan: Plan) -> None:
+        """Reload to a new plan: stop removed services, restart changed or failed ones, start new ones.
+
+        A service whose launch is unchanged and that has not failed keeps running untouched."""
+        current = {c.name: c for c in self.children}
+        wanted = {launch.name for launch in plan.launches}
+        removed = [c for c in self.children if c.name not in wanted]
+        self._stop_group(removed)
+        for gone in removed:
+            self.event(f"{gone.name}: no longer in the manifest; stopped")
+            gone.log.close()
+        children: list[Child] = []
+        started: list[Child] = []
+        for launch in plan.launches:
+            known = current.get(launch.name)
+            if known is not None and known.launch == launch and known.state != "failed":
+                children.append(known)
+                continue
+            if known is None:
+                child = Child(launch, self._log(launch.name))
+            else:
+                child = known
+                self._stop_group([child])
+                child.launch = launch
+            child.start(self.clock())
+            self.event(f"{child.name}: started (pid {child.pid}) for {child.launch.url} (reload)")
+            children.append(child)
+            started.append(child)
+        self.plan, self.children = plan, children
+        self.save()
+        self.wait_live(started)
+        self.event(f"reloaded: {len(started)} service(s) (re)started, {len(children) - len(started)} kept running")
