@@ -46,7 +46,7 @@ def _lock(data_dir: Path) -> int | None:
     return fd
 
 
-def _plan_in_child(manifest_path: str) -> Plan:
+def _plan_in_child(manifest_path: str, *, check_ports: bool = True) -> Plan:
     """Check the manifest with every config set and plan the launches in a
     forked child, which sends the plan (or the problems) back through a pipe.
 
@@ -55,14 +55,21 @@ def _plan_in_child(manifest_path: str) -> Plan:
     """
     from mlrm.gateway.commands import plan
     from mlrm.gateway.manifest import load_manifest
+    from mlrm.gateway.workspace import prepare
 
     read, write = os.pipe()
-    pid = os.fork()  # no threads yet: forking here is safe
+    # Forked before the supervisor starts threads, and again on a reload while its log pumps run:
+    # the child only plans and writes to the pipe, so no lock a thread held can stop it.
+    pid = os.fork()
     if pid == 0:
         os.close(read)
         result: Any
         try:
-            result = plan(load_manifest(manifest_path))
+            # Config sets are not loaded here: a set that does not load fails alone (`mlrm serve`
+            # exits 2, and the supervisor marks it failed) instead of keeping the others from starting.
+            manifest = load_manifest(manifest_path, config_sets=False)
+            manifest.check_folders()
+            result = plan(prepare(manifest), check_ports=check_ports)
         except ConfigError as exc:
             result = exc.problems
         except BaseException as exc:  # noqa: BLE001 (reported by the parent)
@@ -95,12 +102,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     # `mlrm up` is refused before the slower checks.
     manifest = load_manifest(args.manifest, config_sets=args.check)
     if args.check:
+        from mlrm.gateway.checks import start_checks
+
         steps = plan(manifest, check_ports=False)
         _say(f"ok: {args.manifest}: gateway '{manifest.name}', {len(steps.launches)} process(es) to start:")
         for launch in steps.launches:
             _say(f"  {launch.name:<20} {launch.url:<24} {' '.join(launch.argv)}")
         for name, reason in steps.skipped.items():
             _say(f"  {name:<20} skipped: {reason}")
+        for warning in start_checks(manifest):
+            _say(f"warning: {warning}")
         return 0
     lock = _lock(manifest.data_dir)
     if lock is None:
@@ -113,14 +124,31 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     steps = _plan_in_child(args.manifest)
     signals: list[int] = []
+    reloads: list[int] = []
 
     def on_signal(number: int, frame: Any) -> None:
         signals.append(number)
         if len(signals) == 1:
             _say(f"\nmlrm up: {signal.Signals(number).name}: stopping the gateway (again to stop at once)")
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    def on_hangup(number: int, frame: Any) -> None:
+        reloads.append(number)  # as daemons do: SIGHUP reloads, it does not stop
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals))
+
+    def replan() -> Plan | None:
+        if not reloads:
+            return None
+        reloads.clear()
+        supervisor.event(f"SIGHUP: reloading {args.manifest}")
+        try:
+            return _plan_in_child(args.manifest, check_ports=False)
+        except MlrmError as exc:
+            supervisor.event(f"reload refused, the gateway runs on as it was: {exc}")
+            return None
+
     _say(f"mlrm up: gateway '{manifest.name}' from {args.manifest}; logs in {_shown(manifest.log_dir)}/")
     try:
         supervisor.start()
@@ -130,8 +158,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             _say("")
             if steps.training_url:
                 _say(f"training data goes to {steps.training_url}")
-            _say(f"status: mlrm status {args.manifest}   stop: Ctrl-C (or SIGTERM to pid {os.getpid()})")
-            supervisor.run()
+            _say(
+                f"status: mlrm status {args.manifest}   stop: Ctrl-C (or SIGTERM to pid {os.getpid()})   "
+                f"reload: kill -HUP {os.getpid()}"
+            )
+            supervisor.run(replan)
     finally:
         supervisor.stop(force=lambda: len(signals) > 1)
         manifest.state_file.unlink(missing_ok=True)
@@ -181,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         for found in states.values():
             for entry, row in zip(found["services"], gateway_state.rows(found)):
-                entry["version"], entry["ready"] = row.version, row.ready
+                entry["version"], entry["ready"], entry["reason"] = row.version, row.ready, row.note or None
         _say(json.dumps(states, indent=2))
     elif not states and not args.manifest:
         _say(f"no gateway is running from {', '.join(manifests)}. Start one with: mlrm up {manifests[0]}")

@@ -139,6 +139,13 @@ def build_schema() -> dict[str, Any]:
                 "host": _str("Address every service binds.", default="127.0.0.1"),
                 "data_dir": _str("Where state and the training store go (relative to root; default var/<name>)."),
                 "log_dir": _str("One log file per service goes here (default: <data_dir>/logs)."),
+                "working_copies": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "true: run every config set from a copy under <data_dir>/configs, so new "
+                    "versions are written there and the sets this manifest names stay as they are (service.yaml "
+                    "is copied again at every start and reload; learned/ once).",
+                },
                 "log_max_mb": {
                     "type": "number",
                     "exclusiveMinimum": 0,
@@ -223,6 +230,7 @@ class Manifest:
     log_dir: Path
     log_max_bytes: int
     log_keep: int
+    working_copies: bool
     services: tuple[ServiceSpec, ...]
     training: TrainingSpec
     mqtt_broker: str | None
@@ -243,6 +251,29 @@ class Manifest:
 
     def enabled(self) -> list[ServiceSpec]:
         return [s for s in self.services if s.enabled]
+
+    def check_folders(self) -> None:
+        """ConfigError naming every enabled service whose config set folder has no service.yaml.
+
+        The cheap check `mlrm up` makes itself: a set that is there but does not load is the
+        service's own problem (it fails alone), a folder that is not there is the manifest's."""
+        report = Report(self.path, self.lines)
+        for spec in self.enabled():
+            file = spec.config_set / "service.yaml"
+            if not file.is_file():
+                report(
+                    ("services", spec.name, "config_set"),
+                    f"the config set {spec.config_set} does not load; its problems follow.",
+                )
+                report.problems.append(
+                    ConfigProblem(
+                        str(file),
+                        "",
+                        "no service.yaml here. Pass the config set's folder, e.g. configs/pcb-inspection, or create one with `mlrm init NAME`.",
+                    )
+                )
+        if report.problems:
+            raise ConfigError(report.problems)
 
 
 def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -> None:
@@ -369,6 +400,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         log_dir=log_dir,
         log_max_bytes=int(float(data["log_max_mb"]) * 1024 * 1024),
         log_keep=int(data["log_keep"]),
+        working_copies=bool(data["working_copies"]),
         services=services,
         training=training,
         mqtt_broker=(data.get("mqtt") or {}).get("broker"),
