@@ -57,6 +57,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from mlrm.config import build_schema
     from mlrm.config.reference import HEADER, markdown
 
+    if args.write:
+        from mlrm.scaffold import SCHEMA_DIR, write_schema
+
+        if args.markdown or args.output:
+            raise MlrmError("--write DIR puts the JSON Schema into DIR/.mlrm/; drop --markdown and --output")
+        kind = "gateway" if args.gateway else "service"
+        written = write_schema(Path(args.write), kind)
+        _say(f"wrote {written}" if written else f"{Path(args.write) / SCHEMA_DIR / f'{kind}.schema.json'} is current")
+        return 0
     schema = build_schema()
     if args.gateway:
         from mlrm.gateway.manifest import REFERENCE_HEADER
@@ -291,6 +300,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
     s.add_argument("--markdown", action="store_true", help="print the config reference as Markdown instead")
     s.add_argument("--gateway", action="store_true", help="the gateway manifest's schema (services/*.yaml) instead")
+    s.add_argument("--write", metavar="DIR", help="write it to DIR/.mlrm/, where the first line of every service.yaml "
+                   "(or manifest) in a folder of DIR points editors (../.mlrm/service.schema.json)")  # fmt: skip
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
     s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s), or gateway manifests (services/*.yaml)")

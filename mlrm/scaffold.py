@@ -4,12 +4,20 @@ Templates are service.yaml files shipped in mlrm/templates/. Each one is a
 small, working example whose sample data `mlrm data` can make, so a new
 user can train and serve before writing a line; the comments say what to
 change for their own data.
+
+Editors find the schema through the first line of every service.yaml (and
+gateway manifest): `$schema=../.mlrm/service.schema.json`, one folder up from
+the YAML file. A path into the installed package would break as soon as a
+set is copied elsewhere, and no web host serves the schema; one folder up
+stays right for a copy made beside the original (`cp -r configs/a configs/b`)
+wherever the sets live, as long as the folder that holds them has the
+schema in `.mlrm/`. `mlrm init` puts it there, `mlrm schema --write DIR`
+refreshes it, and the project ships it in `configs/.mlrm/` and `.mlrm/`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,27 +50,38 @@ TEMPLATES = {
 }
 
 
+SCHEMA_DIR = ".mlrm"
+
+
+def schema_line(kind: str = "service") -> str:
+    """The first line of a service.yaml (or, kind "gateway", of a manifest): where editors find the schema."""
+    return f"# yaml-language-server: $schema=../{SCHEMA_DIR}/{kind}.schema.json"
+
+
+def write_schema(parent: Path, kind: str = "service") -> Path | None:
+    """Put the packaged <kind>.schema.json in parent/.mlrm/, for the YAML files
+    one folder below parent; returns its path, or None if it was already current."""
+    schema = (resources.files("mlrm") / "schema" / f"{kind}.schema.json").read_bytes()
+    target = parent / SCHEMA_DIR / f"{kind}.schema.json"
+    if target.is_file() and target.read_bytes() == schema:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(schema)
+    return target
+
+
 def template_text(kind: str) -> str:
-    """The raw template (placeholders __NAME__ and __SCHEMA__)."""
+    """The raw template (placeholder __NAME__)."""
     return (resources.files("mlrm") / "templates" / f"{kind}.yaml").read_text(encoding="utf-8")
 
 
-def schema_path(folder: Path) -> str:
-    """The shipped service.yaml schema for editors: relative to folder when
-    both share a project (configs/x -> ../../mlrm/schema/...), else absolute."""
-    schema = Path(str(resources.files("mlrm") / "schema" / "service.schema.json")).resolve()
-    here = folder.resolve()
-    if os.path.commonpath([schema, here]) == here.anchor:
-        return str(schema)
-    return os.path.relpath(schema, here)
-
-
-def render(kind: str, name: str, folder: Path) -> str:
-    return template_text(kind).replace("__SCHEMA__", schema_path(folder)).replace("__NAME__", name)
+def render(kind: str, name: str) -> str:
+    return template_text(kind).replace("__NAME__", name)
 
 
 def init(name: str, kind: str, parent: Path, *, force: bool = False) -> Path:
-    """Write <parent>/<name>/service.yaml from a template; returns the folder.
+    """Write <parent>/<name>/service.yaml from a template, and the schema its
+    first line names into <parent>/.mlrm/; returns the folder.
 
     MlrmError when the name is not usable or the config set exists."""
     folder = parent / name
@@ -74,7 +93,8 @@ def init(name: str, kind: str, parent: Path, *, force: bool = False) -> Path:
     from mlrm.config import load_config_set
 
     folder.mkdir(parents=True, exist_ok=True)
-    file.write_text(render(kind, name, folder), encoding="utf-8")
+    file.write_text(render(kind, name), encoding="utf-8")
+    write_schema(parent)
     load_config_set(folder)  # a template that does not validate is a bug; say so now
     return folder
 
@@ -85,6 +105,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     shown = str(folder)
     csv = f"{args.name}.csv"
     print(f"wrote {shown}/service.yaml: {template.kind}, {template.what}.", flush=True)
+    print(f"Editors check it against {folder.parent / SCHEMA_DIR / 'service.schema.json'} (named on its first line).")
     print("Change its inputs and target to your own data (mlrm validate checks it). Next:")
     print(f"  mlrm data {template.data} --output {csv}     # sample rows that fit this template, or your own CSV")
     print(f"  mlrm train {shown} --data {csv}")

@@ -6,10 +6,13 @@ import json
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from mlrm.config import build_schema, load_config_set
 from mlrm.errors import ConfigError
+from mlrm.scaffold import SCHEMA_DIR, schema_line
 from tests.servers import ROOT, env, mlrm_args
 
 BROKEN = Path(__file__).parent / "broken"
@@ -52,13 +55,40 @@ def test_defaults_are_filled_and_required_follows_default() -> None:
     assert by_name["volume_pct"].required and not by_name["board_thickness_mm"].required
 
 
-@pytest.mark.parametrize("folder", sorted((ROOT / "configs").iterdir()), ids=lambda p: p.name)
+SHIPPED = sorted(p for p in (ROOT / "configs").iterdir() if (p / "service.yaml").is_file())
+
+
+def editor_schema(service_yaml: Path) -> Path:
+    """The file an editor reads for the `$schema=` that the first line names (relative to the YAML file)."""
+    first = service_yaml.read_text(encoding="utf-8").splitlines()[0]
+    assert first == schema_line(), f"{service_yaml}: the first line must be {schema_line()!r}"
+    return service_yaml.parent / first.split("$schema=", 1)[1]
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_config_set_validates_and_points_editors_at_the_schema(folder: Path) -> None:
     load_config_set(folder)
-    first = (folder / "service.yaml").read_text().splitlines()[0]
-    assert first == "# yaml-language-server: $schema=../../mlrm/schema/service.schema.json"
+    assert editor_schema(folder / "service.yaml").is_file()
 
 
-def test_shipped_schema_file_is_current() -> None:
-    shipped = json.loads((ROOT / "mlrm" / "schema" / "service.schema.json").read_text())
-    assert shipped == build_schema(), "regenerate: python -m mlrm schema -o mlrm/schema/service.schema.json"
+def test_shipped_schema_files_are_current() -> None:
+    packaged = ROOT / "mlrm" / "schema" / "service.schema.json"
+    assert json.loads(packaged.read_text()) == build_schema(), (
+        "regenerate: python -m mlrm schema -o mlrm/schema/service.schema.json"
+    )
+    # The copies editors read, for config sets in configs/ and in the project folder itself.
+    for parent in (ROOT / "configs", ROOT):
+        copy = parent / SCHEMA_DIR / "service.schema.json"
+        assert copy.read_bytes() == packaged.read_bytes(), f"refresh it: mlrm schema --write {parent}"
+
+
+def test_a_config_set_copied_with_cp_still_finds_its_schema(tmp_path: Path) -> None:
+    project = tmp_path / "project"  # this project's schema copies and config sets, as shipped
+    project.mkdir()
+    for part in (SCHEMA_DIR, "configs"):
+        subprocess.run(["cp", "-r", str(ROOT / part), str(project / part)], check=True)
+    # README: `cp -r configs/pcb-inspection my-pcb` in the project folder; or beside the original.
+    for copy in (project / "my-pcb", project / "configs" / "my-pcb"):
+        subprocess.run(["cp", "-r", str(project / "configs" / "pcb-inspection"), str(copy)], check=True)
+        schema = json.loads(editor_schema(copy / "service.yaml").read_text())
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((copy / "service.yaml").read_text()))

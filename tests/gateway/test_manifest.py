@@ -11,6 +11,7 @@ import pytest
 from mlrm.errors import ConfigError
 from mlrm.gateway.commands import TRAINING_COMMAND, has_command, plan
 from mlrm.gateway.manifest import build_schema, load_manifest
+from mlrm.scaffold import schema_line
 from tests.servers import ROOT
 
 SERVICES = ROOT / "services"
@@ -28,7 +29,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_shipped_manifest_loads_and_points_editors_at_the_schema(path: Path) -> None:
     manifest = load_manifest(path)
     assert manifest.enabled()
-    assert path.read_text().splitlines()[0] == "# yaml-language-server: $schema=../mlrm/schema/gateway.schema.json"
+    assert path.read_text().splitlines()[0] == schema_line("gateway")
+    schema = path.parent / "../.mlrm/gateway.schema.json"  # beside services/, so a copied manifest keeps it
+    assert schema.read_bytes() == (ROOT / "mlrm" / "schema" / "gateway.schema.json").read_bytes(), (
+        "refresh it: mlrm schema --gateway --write ."
+    )
 
 
 def test_demo_runs_three_services_and_the_training_service_on_embedded_defaults() -> None:
