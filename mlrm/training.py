@@ -165,6 +165,13 @@ def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
 
 def fit(config: ServiceConfig, data: Dataset, progress: Progress = no_progress) -> Model:
     """Fit preprocessing and the algorithm on data; an unsaved Model."""
+    if config.task == "classification" and data.y is not None and len(np.unique(data.y)) < 2:
+        # Some algorithms fail with a traceback here and others learn a constant: neither helps anyone.
+        only = ", ".join(repr(str(config.labels[int(c)])) for c in np.unique(data.y))
+        raise DataError(
+            f"every training row has the label {only or 'none'}: a classifier needs rows of at least two of "
+            f"target.labels ({', '.join(map(str, config.labels))}). Add rows with another label."
+        )
     encoder = RowEncoder(config)
     windows = WindowEncoder.of(config, encoder)
     section = config.section("preprocessing")
