@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,18 @@ def test_mlserver_export_answers_as_mlrm() -> None:
         assert expected.probabilities is not None
         assert (pipeline.predict(X) == expected.values).all()
         assert np.allclose(pipeline.predict_proba(X), expected.probabilities, rtol=0, atol=1e-12)
+
+
+def test_startup_benchmark_runs_on_any_trained_config_set(tmp_path: Path) -> None:
+    """Request bodies come from each set's inputs, so a set with a name no code knows works too."""
+    copy = tmp_path / "pump-watch"
+    shutil.copytree(ROOT / "configs" / "machine-anomaly", copy)
+    yaml_file = copy / "service.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("name: machine-anomaly", "name: pump-watch"))
+    args = [sys.executable, str(BENCHMARKS / "startup.py"), "--runs", "1", "--requests", "3",
+            str(ROOT / "configs" / "air-quality"), str(copy)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:-1]}
+    assert set(rows) == {"air-quality", "pump-watch"}
+    assert all(len(figures) == 3 and float(figures[0]) > 0 for figures in rows.values()), result.stdout

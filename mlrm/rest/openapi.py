@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlrm import __version__
+from mlrm.config.example import example_body
 from mlrm.config.model import Feature, ServiceConfig
 from mlrm.sequence import SequenceSpec
 
@@ -61,11 +62,16 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 def document(config: ServiceConfig) -> dict[str, Any]:
     limit = config.section("limits")["max_instances"]
-    problem = {"description": "Problem (RFC 9457)", "content": {"application/problem+json": {"schema": {"type": "object"}}}}
+    problem = {
+        "description": "Problem (RFC 9457)",
+        "content": {"application/problem+json": {"schema": {"type": "object"}}},
+    }
     predict_request = {
         "type": "object",
         "required": ["instances"],
-        "properties": {"instances": {"type": "array", "minItems": 1, "maxItems": limit, "items": instance_schema(config)}},
+        "properties": {
+            "instances": {"type": "array", "minItems": 1, "maxItems": limit, "items": instance_schema(config)}
+        },
     }
     simple = {"200": {"description": "OK"}}
     return {
@@ -75,7 +81,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v1/predict": {
                 "post": {
                     "summary": "Predict for one or more instances",
-                    "requestBody": {"required": True, **_json(predict_request)},
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": predict_request, "example": example_body(config)}}},
                     "responses": {"200": {"description": "Predictions", **_json({"type": "object"})},
                                   "400": problem, "413": problem, "422": problem, "503": problem},
                 }
