@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -55,19 +54,38 @@ def test_readme_has_tested_examples() -> None:
     assert len(BLOCKS) >= 3
 
 
-def test_readme_examples_run(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    result = run_blocks(BLOCKS, tmp_path)
+def clone(tmp_path: Path) -> Path:
+    """A git clone of this checkout, as a user has it (skips when this is not a git checkout)."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: cannot check that the documented steps leave git status clean")
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp_path / "mlrm")], check=True, timeout=60)
+    return tmp_path / "mlrm"
+
+
+def git_status(checkout: Path) -> str:
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_readme_examples_run_and_leave_the_checkout_clean(tmp_path: Path) -> None:
+    checkout = clone(tmp_path)
+    result = run_blocks(BLOCKS, checkout)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: configs/pcb-inspection" in result.stdout
     assert "saved version 2" in result.stdout
     assert '"predictions":[' in result.stdout and '"version":2' in result.stdout
+    assert git_status(checkout) == "", "the README's tour changed files git tracks or left files it does not ignore"
 
 
 def test_tutorial_runs_from_a_template_to_a_retrained_model_live(tmp_path: Path) -> None:
     blocks = runnable_blocks((ROOT / "docs" / "tutorial.md").read_text())
     assert len(blocks) >= 8
-    result = run_blocks(blocks, tmp_path)
+    checkout = clone(tmp_path)
+    workdir = checkout / "var" / "tutorial"  # where step 1 says to work in a clone
+    workdir.mkdir(parents=True)
+    result = run_blocks(blocks, workdir)
+    assert git_status(checkout) == "", "the tutorial left files in the checkout that git sees"
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "wrote configs/my-pump/service.yaml" in out and "ok: configs/my-pump" in out

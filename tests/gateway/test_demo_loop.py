@@ -50,7 +50,7 @@ def test_demo_gateway_post_data_retrain_live_and_ctrl_c(tmp_path: Path, spawn: C
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert '"accepted":1' in out.replace(" ", ""), out  # the consumer's one reading
-    assert "posted aq.csv: 600 samples accepted, 0 rejected" in out, out
+    assert "posted var/aq.csv: 600 samples accepted, 0 rejected" in out, out
     assert re.search(r"version \d+ promoted: now current", out), out
     assert re.search(r"^air-quality +http://127.0.0.1:\d+ +[2-9] +yes ", out, re.M), out  # live, no restart
     assert status(manifest)["air-quality"]["restarts"] == 0
