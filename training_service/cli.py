@@ -26,7 +26,8 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         workers=args.workers, max_body_bytes=args.max_body_bytes, max_records=args.max_records,
         poll_interval=args.poll_interval, log_level=args.log_level,
     )  # fmt: skip
-    services = ConfigRoot(settings.config_root)  # fail fast, before anything starts
+    services = ConfigRoot(settings.config_root)  # an unusable set is reported (degraded), not fatal
+    services.require_one()  # ...unless none is usable: then fail fast, before anything starts
     store = open_store(settings.store_url)
     store.migrate()
     store.close()

@@ -31,15 +31,15 @@ class Unavailable:
 
     name: str
     path: Path
-    problems: tuple[str, ...]
+    problems: tuple[ConfigProblem, ...]
 
     @property
     def reason(self) -> str:
-        return "; ".join(self.problems)
+        return "; ".join(str(p) for p in self.problems)
 
     @property
     def fix(self) -> str:
-        extra = next((m.group(1) for p in self.problems if (m := _EXTRA.search(p))), None)
+        extra = next((m.group(1) for p in self.problems if (m := _EXTRA.search(p.message))), None)
         if extra is not None:
             return (
                 f"install the extra: pip install 'mlrm[{extra}]' (in a checkout: scripts/setup {extra}), "
@@ -95,21 +95,21 @@ class ConfigRoot:
         try:
             config = load_config_set(folder)
         except ConfigError as exc:
-            self._set_unavailable(folder.name, folder.resolve(), tuple(str(p) for p in exc.problems), mtime)
+            self._set_unavailable(folder.name, folder.resolve(), tuple(exc.problems), mtime)
             return
         other = self.configs.get(config.name)
         if other is not None and other.path != config.path:
-            problem = (
-                f"{folder / SERVICE_FILE}: name: '{config.name}' is also the name of {other.path}; "
-                f"service names must be unique under {self.root}"
-            )
+            problem = ConfigProblem(
+                str(folder / SERVICE_FILE), "name",
+                f"'{config.name}' is also the name of {other.path}; service names must be unique under {self.root}",
+            )  # fmt: skip
             self._set_unavailable(folder.name, folder.resolve(), (problem,), mtime)
             return
         self.unavailable.pop(config.name, None)
         self.configs[config.name] = config
         self._mtimes[config.name] = mtime
 
-    def _set_unavailable(self, name: str, path: Path, problems: tuple[str, ...], mtime: int) -> None:
+    def _set_unavailable(self, name: str, path: Path, problems: tuple[ConfigProblem, ...], mtime: int) -> None:
         self.unavailable[name] = Unavailable(name, path, problems)
         self._mtimes[name] = mtime
 
@@ -120,6 +120,11 @@ class ConfigRoot:
                 self._load(item.path)
                 if name not in self.unavailable:
                     log.info("config set '%s' is usable again", name)
+
+    def require_one(self) -> None:
+        """ConfigError with every problem when no set here is usable: a service with nothing to serve must not start."""
+        if not self.configs:
+            raise ConfigError([p for n in sorted(self.unavailable) for p in self.unavailable[n].problems])
 
     def names(self) -> list[str]:
         """The usable config sets."""

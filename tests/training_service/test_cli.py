@@ -11,6 +11,7 @@ from mlrm.cli import main
 from tests.conftest import copy_config_set
 from tests.servers import free_port
 from tests.training_service.conftest import configure
+from training_service.services import ConfigRoot
 
 
 def test_a_missing_config_root_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -18,19 +19,30 @@ def test_a_missing_config_root_is_named(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no such folder" in capsys.readouterr().err
 
 
-def test_every_bad_config_set_under_the_root_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    copy_config_set("breast-cancer", tmp_path / "a", learned=False)
-    twin = copy_config_set("breast-cancer", tmp_path / "b", learned=False)
-    (tmp_path / "root").mkdir()
-    (tmp_path / "a" / "breast-cancer").rename(tmp_path / "root" / "one")
-    twin.rename(tmp_path / "root" / "two")
+def test_with_no_usable_config_set_every_problem_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     broken = copy_config_set("pcb-inspection", tmp_path / "root", learned=False)
     configure(broken, training={"triggers": {"new_samples": 0}})
+    other = copy_config_set("breast-cancer", tmp_path / "root", learned=False)
+    configure(other, training={"holdout": 7})
     assert main(["training-service", "--config-root", str(tmp_path / "root")]) == 2
     err = capsys.readouterr().err
     assert "2 problems in config" in err
     assert "pcb-inspection/service.yaml" in err and "training.triggers.new_samples" in err
-    assert "'breast-cancer' is also the name of" in err
+    assert "breast-cancer/service.yaml" in err and "training.holdout" in err
+
+
+def test_a_duplicate_name_makes_the_second_set_unavailable(tmp_path: Path) -> None:
+    copy_config_set("breast-cancer", tmp_path / "a", learned=False).rename(tmp_path / "one")
+    copy_config_set("breast-cancer", tmp_path / "b", learned=False).rename(tmp_path / "two")
+    (tmp_path / "root").mkdir()
+    (tmp_path / "one").rename(tmp_path / "root" / "one")
+    (tmp_path / "two").rename(tmp_path / "root" / "two")
+    root = ConfigRoot(tmp_path / "root")
+    assert root.names() == ["breast-cancer"]
+    [twin] = root.describe_unavailable()
+    assert twin["name"] == "two" and "'breast-cancer' is also the name of" in twin["reason"]
 
 
 def test_unsupported_store_says_what_to_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import requests
 
+from mlrm.errors import ConfigProblem
 from tests.servers import Process
 from tests.training_service.conftest import NAME
 from training_service.services import Unavailable
@@ -63,6 +64,8 @@ def test_a_missing_extra_names_the_install_command() -> None:
         "configs/worker-activity/service.yaml:30: algorithm.name: 'cnn1d_classifier' needs the optional extra "
         "'torch', which is not installed. Install it with: pip install 'mlrm[torch]'"
     )
-    item = Unavailable("worker-activity", Path("configs/worker-activity"), (problem,))
+    item = Unavailable(
+        "worker-activity", Path("configs/worker-activity"), (ConfigProblem("x", "algorithm.name", problem),)
+    )
     assert "pip install 'mlrm[torch]'" in item.fix and "scripts/setup torch" in item.fix
     assert item.error().status == 503
