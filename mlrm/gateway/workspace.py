@@ -19,6 +19,7 @@ from mlrm.gateway.manifest import Manifest
 from mlrm.versions import write_atomic
 
 LEARNED = "learned"
+SCHEMAS = ".mlrm"
 
 
 def copies_root(manifest: Manifest) -> Path:
@@ -55,6 +56,9 @@ def prepare(manifest: Manifest) -> Manifest:
     for source, dest in moved.items():
         if (source / SERVICE_FILE).is_file():
             _sync(source, dest)
+        schemas = source.parent / SCHEMAS  # where the sets' first line points editors (`mlrm schema --write`)
+        if schemas.is_dir():
+            _sync(schemas, dest.parent / SCHEMAS)
     services = tuple(
         dataclasses.replace(s, config_set=moved.get(s.config_set, s.config_set)) for s in manifest.services
     )

@@ -64,6 +64,7 @@ def test_up_runs_the_others_when_one_fails_reports_degraded_and_reloads_on_sighu
     tmp_path: Path, spawn: Callable[..., Process]
 ) -> None:
     configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs" / ".mlrm", configs / ".mlrm")
     broken = configs / "broken"
     shutil.copytree(copy_config_set("breast-cancer", configs), broken)
     file = broken / "service.yaml"
@@ -109,7 +110,9 @@ def test_up_runs_the_others_when_one_fails_reports_degraded_and_reloads_on_sighu
     assert "SIGHUP: reloading" in up.output() and up.alive()
 
     # Versions land in the working copies under data_dir; the sets the manifest names are untouched.
-    assert (tmp_path / "var" / "gw" / "configs" / "broken" / "learned").is_dir()
+    copies = tmp_path / "var" / "gw" / "configs"
+    assert (copies / "broken" / "learned").is_dir()
+    assert (copies / ".mlrm" / "service.schema.json").is_file()  # the copies' first line still finds the schema
     assert _tree(configs) == before
 
     everything = descendants(up.pid)
