@@ -223,13 +223,17 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `mlrm up` and `mlrm status` to the command line."""
     s = add(
         "up",
-        "Start every service of a gateway manifest, supervise them (restart on crash), stop all on Ctrl-C.",
+        "Start every service of a gateway manifest, supervise them (restart on crash; a config error is "
+        "marked failed, not restarted), stop all on Ctrl-C, reload the manifest on SIGHUP.",
         "mlrm up services/demo.yaml",
         cmd_up,
     )
     s.add_argument("manifest", metavar="MANIFEST", help="gateway manifest, e.g. services/demo.yaml")
     s.add_argument(
-        "--check", action="store_true", help="validate the manifest and its config sets, show the plan, start nothing"
+        "--check",
+        action="store_true",
+        help="validate the manifest and its config sets (exit 2 on a problem), show the plan, warn about what "
+        "would start not ready or degraded; start nothing",
     )
     s = add(
         "status",
