@@ -62,7 +62,8 @@ def shell(tmp_path: Path, broker: Broker, spawn: Callable[..., Process]) -> Shel
     need_mosquitto()
     if shutil.which("mosquitto_pub") is None or shutil.which("mosquitto_sub") is None:
         pytest.skip("mosquitto-clients (mosquitto_pub, mosquitto_sub) are not installed")
-    shutil.copytree(ROOT / "configs" / "pcb-inspection", tmp_path / "configs" / "pcb-inspection")
+    for name in ("pcb-inspection", ".mlrm"):
+        shutil.copytree(ROOT / "configs" / name, tmp_path / "configs" / name)
     return Shell(tmp_path, broker, spawn)
 
 
@@ -70,7 +71,7 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
     install, config, serve, subscribe, good, bad, batch, health = BLOCKS
     assert "apt-get install" in install
 
-    assert "ok: my-pcb" in shell.run(config)  # 1. an mqtt section that validates
+    assert "ok: var/my-pcb" in shell.run(config)  # 1. an mqtt section that validates
 
     server = shell.start(serve, "serve")  # 2. REST and MQTT together
     server.wait_until(lambda: "connected to mqtt://" in server.output(), 60, "connected to the broker")
