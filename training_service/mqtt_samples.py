@@ -108,13 +108,13 @@ class SampleSink:
 def partly_rejected(response: dict[str, Any]) -> RequestError:
     """The problem for a batch whose good records were stored and others rejected."""
     errors = [
-        FieldError(**e) for row in response["rows"] if row["status"] == "rejected" for e in row["errors"]
+        FieldError(e["pointer"], e["detail"]) for row in response["rows"] if row["status"] == "rejected" for e in row["errors"]
     ]  # fmt: skip
     total = response["accepted"] + response["rejected"]
     return RequestError(
         "Some samples rejected", 422, kind="invalid-samples", errors=errors[:100],
-        detail=f"{response['accepted']} of {total} records were stored; {response['rejected']} were rejected "
-        "(see errors). Fix those and send them in a message with a new id.",
+        detail=f"stored {response['accepted']} of {total} records, rejected {response['rejected']} (see errors). "
+        "Fix those and send them in a message with a new id.",
     )  # fmt: skip
 
 

@@ -7,8 +7,8 @@ Payload (JSON) on a topic matching `topics.training_in`:
 
 `id` and `timestamp` are message metadata and are not passed on. The records
 go to `sink(service_name, records, message_id)`, which must validate them and
-commit them durably before it returns (the training service wires it to its
-sample store). Only then is the message acknowledged, so a crash before the
+commit them durably before it returns (training_service.mqtt_samples wires
+it to the training store). Only then is the message acknowledged, so a crash before the
 commit gets the message redelivered by the broker (QoS 1, kept session).
 
 A redelivered message must be stored once: the sink dedupes by message_id,

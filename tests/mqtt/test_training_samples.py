@@ -135,7 +135,7 @@ def test_problems_go_to_the_errors_topic_and_the_service_starts_without_a_broker
     assert bad["id"] == "bad-1" and bad["device"] == "line-1" and bad["topic"] == TOPIC
     assert bad["errors"][0]["pointer"] == "/volume_pct" and "nothing was stored" in bad["detail"]
     assert mixed["id"] == "mixed" and mixed["errors"][0]["pointer"] == "/records/1/result"
-    assert mixed["detail"].startswith("1 of 2 records were stored")
+    assert mixed["detail"].startswith("stored 1 of 2 records, rejected 1")
     assert malformed["title"] == "Malformed JSON" and malformed["payload"] == "{not json"
     assert reused["type"].endswith("/sample-id-reused") and "new id" in reused["detail"]
     stats = _stats(url)

@@ -6,6 +6,7 @@ service's ports are changed to the test's own (a test broker on a free port).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -26,6 +27,8 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 PAGE = (ROOT / "docs" / "mqtt.md").read_text()
 STEPS = PAGE[PAGE.index("## Step by step") : PAGE.index("## Payloads")]
 BLOCKS = re.findall(r"```sh\n(.*?)```", STEPS, re.S)
+SAMPLES = PAGE[PAGE.index("## Training samples over MQTT") : PAGE.index("### What runs")]
+SAMPLE_BLOCKS = re.findall(r"```sh\n(.*?)```", SAMPLES, re.S)
 
 
 class Shell:
@@ -34,6 +37,7 @@ class Shell:
 
     def __init__(self, cwd: Path, broker: Broker, spawn: Callable[..., Process]) -> None:
         self.cwd, self.broker, self.spawn, self.http = cwd, broker, spawn, free_port()
+        self.training_http = free_port()
         self.path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # mlrm on PATH
 
     def adapt(self, command: str) -> str:
@@ -43,7 +47,17 @@ class Shell:
             .replace("-h localhost", f"-h 127.0.0.1 -p {port}")
             .replace("localhost:8000", f"127.0.0.1:{self.http}")
             .replace("--port 8000", f"--port {self.http}")
+            .replace("localhost:8100", f"127.0.0.1:{self.training_http}")
+            .replace("--port 8100", f"--port {self.training_http}")
         )
+
+    def until_subscribed(self, sub: Process, topic: str) -> None:
+        """Publish to topic until sub shows it (bounded): then it sees everything after."""
+        for _ in range(100):
+            self.run(f"mosquitto_pub -h localhost -q 1 -t {topic} -m ping")
+            if topic in sub.output():
+                return
+            time.sleep(0.1)
 
     def run(self, command: str) -> str:
         result = subprocess.run(["bash", "-euo", "pipefail", "-c", self.adapt(command)], cwd=self.cwd,
@@ -77,12 +91,7 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
     server.wait_until(lambda: "connected to mqtt://" in server.output(), 60, "connected to the broker")
 
     sub = shell.start(subscribe, "sub")  # 3. watch the answers
-    ping = "mosquitto_pub -h localhost -q 1 -t plant/ping/pcb/ping -m ping"
-    for _ in range(100):  # bounded: until the subscriber sees its own topic tree
-        shell.run(ping)
-        if "plant/ping/pcb/ping" in sub.output():
-            break
-        time.sleep(0.1)
+    shell.until_subscribed(sub, "plant/ping/pcb/ping")
 
     for command in (good, bad, batch):  # 4, 5, 6
         shell.run(command)
@@ -104,6 +113,26 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
 
     out = shell.run(health)  # 7. the bridge's health and metrics
     assert '"state":"connected"' in out.replace(" ", "") and "mlrm_mqtt_" in out
+
+
+def test_the_training_samples_steps_of_docs_mqtt_md(shell: Shell) -> None:
+    config, start, watch, publish, stats = SAMPLE_BLOCKS
+    assert "ok: var/training/pcb-inspection" in shell.run(config)  # 1. a config set with training_in
+
+    service = shell.start(start, "training-service")  # 2. the training service subscribes
+    subscribed = "pcb-inspection/training: subscribed to plant/+/pcb/samples"
+    service.wait_until(lambda: subscribed in service.output(), 60, "subscribed to training_in")
+    assert subscribed in SAMPLES  # the log line the page tells to wait for
+
+    sub = shell.start(watch, "sub")  # 3. watch the errors
+    shell.until_subscribed(sub, "plant/ping/pcb/errors")
+    shell.run(publish)  # 4. a sample, and a batch with an incomplete record
+    sub.wait_until(lambda: '"id":"s-2"' in sub.output(), 30, "showing the rejected record")
+    problem = next(line for line in sub.output().splitlines() if '"id":"s-2"' in line)
+    assert problem.startswith("plant/line-3/pcb/errors ") and '"pointer":"/records/1/area_pct"' in problem
+    assert '"detail":"stored 1 of 2 records, rejected 1 ' in problem
+
+    assert json.loads(shell.run(stats))["total"] == 2  # 5. both good records, once
 
 
 def test_the_readme_shows_the_same_commands() -> None:
