@@ -108,7 +108,9 @@ def register(add: Callable[..., Any]) -> None:
     """Add `mlrm training-service` to the CLI."""
     s = add(
         "training-service",
-        "Run the training service: store posted samples, retrain on triggers, write better versions back.",
+        "Run the training service: store samples posted over REST (and, for config sets with "
+        "mqtt.topics.training_in, published over MQTT), retrain on triggers, write better versions back. "
+        "A config set it cannot use is reported (GET /v1/health: degraded), not fatal.",
         "mlrm training-service --config-root configs/ --port 8100",
         cmd_training_service,
     )
