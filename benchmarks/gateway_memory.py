@@ -88,7 +88,7 @@ def temporary_manifest(source: Path, folder: Path) -> Path:
 def warm_up(state: dict[str, object]) -> None:
     """A few predictions per ML service, with the instances their config sets ask for."""
     from mlrm.config import load_config_set
-    from mlrm.datasets import GENERATORS
+    from mlrm.tools.datasets import GENERATORS
 
     for entry in state["services"]:  # type: ignore[attr-defined]
         if entry["kind"] != "ml" or not entry.get("config_set"):

@@ -36,9 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlrm import training  # noqa: E402
 from mlrm.config import load_config_set  # noqa: E402
-from mlrm.datasets import breast_cancer, pcb_inspection  # noqa: E402
+from mlrm.tools.datasets import breast_cancer, pcb_inspection  # noqa: E402
+from mlrm.training import trainer  # noqa: E402
 from tests.servers import Process, free_port, mlrm_args  # noqa: E402
 from training_service.sqlite_store import SQLiteStore  # noqa: E402
 from training_service.store import Sample  # noqa: E402
@@ -107,7 +107,7 @@ def trigger_to_serving(tmp: Path, runs: int, threshold: int = 150) -> list[dict[
     rows = breast_cancer()
     runs = min(runs, (len(rows) - 40) // threshold)  # the data set has 569 rows
     shutil.rmtree(folder / "learned")
-    training.train(load_config_set(folder), rows[:40])
+    trainer.train(load_config_set(folder), rows[:40])
     ts_port, ml_port = free_port(), free_port()
     ts_url, ml_url = f"http://127.0.0.1:{ts_port}", f"http://127.0.0.1:{ml_port}"
     service = start(["training-service", "--config-root", str(root), "--port", str(ts_port)], tmp / "ts.log",

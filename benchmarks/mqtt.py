@@ -44,7 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlrm.datasets import pcb_inspection  # noqa: E402
+from mlrm.tools.datasets import pcb_inspection  # noqa: E402
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 IN, OUT = "bench/{device}/in", "bench/{device}/out"

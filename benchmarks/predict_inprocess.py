@@ -4,8 +4,8 @@
                                            [--algorithms logistic_regression,random_forest_classifier]
                                            [--out benchmarks/results/predict_inprocess.json]
 
-Each algorithm is trained with mlrm's own training code (mlrm.training.train, nothing written to disk)
-on generated PCB inspection rows (mlrm.datasets.pcb_inspection):
+Each algorithm is trained with mlrm's own training code (mlrm.training.trainer.train, nothing written to disk)
+on generated PCB inspection rows (mlrm.tools.datasets.pcb_inspection):
   classification   the PCB verdict (OK / error / pseudo-error) from the 16 readings
   regression       volume_pct from the other 15 readings
   anomaly          isolation_forest / autoencoder on the 16 readings, no target
@@ -20,9 +20,9 @@ measurement, whichever ends first; a few untimed calls first):
   estimator.predict      the fitted scikit-learn estimator alone, on already preprocessed rows
   estimator.predict_proba  likewise, where the estimator has it
 Windowed algorithms (lstm_*, gru_*, cnn1d_*) read windows of records: they are trained on generated wrist
-IMU records (mlrm.datasets.worker_activity) with configs/worker-activity's sequence section (windows of
+IMU records (mlrm.tools.datasets.worker_activity) with configs/worker-activity's sequence section (windows of
 100 records; the forecasters predict acc_x one record ahead), and "1 row" / "64 rows" are ready windows:
-  Model.predict          the service's window path (mlrm.sequence_input): {"window": [100 records]} -> answer
+  Model.predict          the service's window path (mlrm.core.sequence_input): {"window": [100 records]} -> answer
   Model.predict_matrix   from encoded windows: preprocessing + the network
 Reports median and best in µs per call. Torch algorithms (needs the torch extra) are skipped when torch
 does not import.
@@ -115,8 +115,8 @@ def config_set(data: dict[str, Any], folder: Path) -> Any:
 
 def train_windowed(name: str, folder: Path) -> tuple[Any, list[dict[str, Any]]]:
     """(mlrm Model, ready-window instances of one worker's stream)."""
-    from mlrm.datasets import worker_activity
-    from mlrm.training import train as mlrm_train
+    from mlrm.tools.datasets import worker_activity
+    from mlrm.training.trainer import train as mlrm_train
 
     data = windowed_yaml(name)
     config = config_set(data, folder)
@@ -134,8 +134,8 @@ def train_windowed(name: str, folder: Path) -> tuple[Any, list[dict[str, Any]]]:
 
 
 def train(name: str, rows: list[dict[str, Any]], folder: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """(mlrm Model trained by mlrm.training.train, the rows as predict requests carry them)."""
-    from mlrm.training import train as mlrm_train
+    """(mlrm Model trained by mlrm.training.trainer.train, the rows as predict requests carry them)."""
+    from mlrm.training.trainer import train as mlrm_train
 
     config = config_set(service_yaml(name), folder)
     drop = {"result"} | ({REGRESSION_TARGET} if config.task == "regression" else set())
@@ -187,7 +187,7 @@ def measure(name: str, rows: list[dict[str, Any]], folder: Path, iterations: int
 
 
 def measure_windowed(name: str, folder: Path, iterations: int, max_seconds: float) -> dict[str, Any]:
-    from mlrm.sequence_input import SequenceInput
+    from mlrm.core.sequence_input import SequenceInput
 
     model, instances = train_windowed(name, folder)
     service_path = SequenceInput(model.config)
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             chosen.append(name)
 
-    from mlrm.datasets import pcb_inspection
+    from mlrm.tools.datasets import pcb_inspection
 
     rows = pcb_inspection(args.rows, seed=7)
     results: dict[str, dict[str, Any]] = {}

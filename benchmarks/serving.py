@@ -321,9 +321,9 @@ def prepare(key: str, work: Path, check_rows: int) -> Fixture:
     import numpy as np
 
     from mlrm.config import load_config_set
-    from mlrm.datasets import pcb_inspection
-    from mlrm.model import Model
-    from mlrm.versions import VersionStore
+    from mlrm.core.model import Model
+    from mlrm.storage.versions import VersionStore
+    from mlrm.tools.datasets import pcb_inspection
 
     name = CONFIG_SETS[key]
     config_dir = work / "configs" / name

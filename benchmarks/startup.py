@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlrm.config import load_config_set  # noqa: E402
 from mlrm.config.example import example_body  # noqa: E402
-from mlrm.versions import VersionStore  # noqa: E402
+from mlrm.storage.versions import VersionStore  # noqa: E402
 
 DEFAULT_SETS = [str(ROOT / "configs" / "pcb-inspection"), str(ROOT / "configs" / "breast-cancer")]
 

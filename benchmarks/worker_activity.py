@@ -22,10 +22,10 @@ from typing import Any
 
 import requests
 
-from mlrm import training
 from mlrm.config import load_config_set
-from mlrm.datasets import worker_activity
-from mlrm.service import Service
+from mlrm.core.service import Service
+from mlrm.tools.datasets import worker_activity
+from mlrm.training import trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"{config.algorithm} {config.hyperparameters.get('layers')}, load average {os.getloadavg()[0]:.2f}")
         rows = worker_activity(rows=args.rows, seed=7)
         started = time.perf_counter()
-        result = training.train(config, rows)
+        result = trainer.train(config, rows)
         total = time.perf_counter() - started
         size = (config.learned_dir / "versions" / "0001" / "model.pt").stat().st_size
         history = result.model.algorithm.network["history"]  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from consumer import Clock, MlService, TrainingService, options, summary
 
-from mlrm.simulation.rooms import AIR_TARGET, HISTORY_STEPS, HORIZON_STEPS, STEP_MIN, Room, air_features
+from mlrm.tools.simulation.rooms import AIR_TARGET, HISTORY_STEPS, HORIZON_STEPS, STEP_MIN, Room, air_features
 
 SERVICE = "air-quality"
 FORECAST_EVERY = 3  # steps: every 15 minutes

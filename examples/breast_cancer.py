@@ -20,7 +20,7 @@ from typing import Any
 
 from consumer import Clock, MlService, TrainingService, options, summary
 
-from mlrm.datasets import breast_cancer
+from mlrm.tools.datasets import breast_cancer
 
 SERVICE = "breast-cancer"
 SEND_EVERY = 10  # diagnoses per post

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from consumer import Clock, MlService, TrainingService, options, summary
 
-from mlrm.simulation.machines import Machine
+from mlrm.tools.simulation.machines import Machine
 
 SERVICE = "machine-anomaly"
 BATCH = 5  # readings per request: the gateway buffers five seconds

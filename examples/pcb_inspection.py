@@ -19,7 +19,7 @@ from typing import Any
 
 from consumer import Clock, MlService, TrainingService, options, summary
 
-from mlrm.datasets import pcb_inspection
+from mlrm.tools.datasets import pcb_inspection
 
 SERVICE = "pcb-inspection"
 PADS_PER_BOARD = 8

@@ -36,7 +36,7 @@ EXTENSIONS: list[str] = [
     "mlrm.mqtt.cli",
     "training_service.cli",
     "mlrm.gateway.cli",
-    "mlrm.scaffold",
+    "mlrm.tools.scaffold",
 ]
 
 
@@ -58,7 +58,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from mlrm.config.reference import HEADER, markdown
 
     if args.write:
-        from mlrm.scaffold import SCHEMA_DIR, write_schema
+        from mlrm.tools.scaffold import SCHEMA_DIR, write_schema
 
         if args.markdown or args.output:
             raise MlrmError("--write DIR puts the JSON Schema into DIR/.mlrm/; drop --markdown and --output")
@@ -115,7 +115,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @command("data")
 def cmd_data(args: argparse.Namespace) -> int:
-    from mlrm.datasets import GENERATORS, to_csv
+    from mlrm.tools.datasets import GENERATORS, to_csv
 
     rows = GENERATORS[args.name](rows=args.rows, seed=args.seed)
     text = to_csv(rows)
@@ -129,28 +129,28 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-    from mlrm import csvdata, training
     from mlrm.config import load_config_set
-    from mlrm.progress import ProgressPrinter
+    from mlrm.training import csv_files, trainer
+    from mlrm.training.progress import ProgressPrinter
 
     if args.remote:
-        from training_service.client import train_remote
+        from mlrm.training.remote import train_remote
 
         return train_remote(args)
     if not args.data:
         raise DataError("--data FILE.csv is required (or --remote URL to train on a training service)")
     config = load_config_set(args.config_set)
-    table = csvdata.read_file(args.data, config)
+    table = csv_files.read_file(args.data, config)
     for note in table.notes:
         print(note.at(args.data), file=sys.stderr)
-    data = training.dataset(config, table.records, strings=True, invalid=table.invalid)
+    data = trainer.dataset(config, table.records, strings=True, invalid=table.invalid)
     _report_rejected(args.data, table.lines, data.rejected)
     if not data.accepted:
-        raise DataError(csvdata.nothing_accepted(args.data, data.total))
-    for label in training.absent_labels(config, table.records, data):
-        print(training.absent_label_warning(label), file=sys.stderr)
+        raise DataError(csv_files.nothing_accepted(args.data, data.total))
+    for label in trainer.absent_labels(config, table.records, data):
+        print(trainer.absent_label_warning(label), file=sys.stderr)
     with ProgressPrinter() as progress:
-        result = training.train(config, table.records, progress=progress, write=not args.dry_run, data=data)
+        result = trainer.train(config, table.records, progress=progress, write=not args.dry_run, data=data)
     metric = config.metric
     unit = "windows" if "sequence" in config.raw else "rows"
     _say(f"trained '{config.name}' ({config.algorithm}) on {result.rows} {unit} in {result.timings['total_s']:.2f}s")
@@ -164,22 +164,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _report_rejected(path: str, lines: list[int], errors: list[FieldError]) -> None:
-    from mlrm import csvdata
+    from mlrm.training import csv_files
 
     rows: dict[int, list[FieldError]] = {}
     for error in errors:  # pointers are /rows/<index>[/<column>]
         rows.setdefault(int(error.pointer.split("/")[2]), []).append(error)
-    for i in sorted(rows)[: csvdata.SHOWN_ROWS]:
+    for i in sorted(rows)[: csv_files.SHOWN_ROWS]:
         for error in rows[i]:
-            print(csvdata.rejected_message(path, lines[i], error.pointer, error.detail), file=sys.stderr)
-    if len(rows) > csvdata.SHOWN_ROWS:
-        print(csvdata.more_rejected(len(rows) - csvdata.SHOWN_ROWS), file=sys.stderr)
+            print(csv_files.rejected_message(path, lines[i], error.pointer, error.detail), file=sys.stderr)
+    if len(rows) > csv_files.SHOWN_ROWS:
+        print(csv_files.more_rejected(len(rows) - csv_files.SHOWN_ROWS), file=sys.stderr)
 
 
 @command("versions")
 def cmd_versions(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
-    from mlrm.versions import VersionStore
+    from mlrm.storage.versions import VersionStore
 
     config = load_config_set(args.config_set)
     store = VersionStore(config.learned_dir)
@@ -199,7 +199,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 @command("rollback")
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
-    from mlrm.versions import VersionStore
+    from mlrm.storage.versions import VersionStore
 
     config = load_config_set(args.config_set)
     store = VersionStore(config.learned_dir)
@@ -230,7 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     bridge = None
     if args.mqtt_broker:
-        from mlrm.mqtt.checks import parse_broker
+        from mlrm.config.mqtt_checks import parse_broker
         from mlrm.mqtt.settings import BROKER_ENV
 
         try:
@@ -240,8 +240,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         os.environ[BROKER_ENV] = args.mqtt_broker
     if "mqtt" in config.raw or args.mqtt_broker:
-        # One MQTT bridge process beside gunicorn, whatever --workers is (why: mlrm/mqtt/supervisor.py).
-        from mlrm.mqtt.supervisor import BridgeProcess
+        # One MQTT bridge process beside gunicorn, whatever --workers is (why: mlrm/mqtt/bridge_process.py).
+        from mlrm.mqtt.bridge_process import BridgeProcess
 
         bridge = BridgeProcess.start(config.path, args.log_level)
     status = bridge.status_path if bridge else None
@@ -263,11 +263,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 class _Generators:
-    """The names `mlrm data` takes, read from mlrm.datasets (and so numpy)
+    """The names `mlrm data` takes, read from mlrm.tools.datasets (and so numpy)
     only when `mlrm data` runs or prints help, not on every command."""
 
     def _names(self) -> list[str]:
-        from mlrm.datasets import GENERATORS
+        from mlrm.tools.datasets import GENERATORS
 
         return list(GENERATORS)
 

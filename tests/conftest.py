@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from mlrm.config import ServiceConfig, load_config_set
-from mlrm.datasets import pcb_inspection
 from mlrm.rest import create_app
+from mlrm.tools.datasets import pcb_inspection
 from tests.servers import ROOT, Process, free_port, mlrm_args
 
 CONFIGS = ROOT / "configs"

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from mlrm.config import load_config_set
-from mlrm.datasets import pcb_inspection
-from mlrm.model import Model
-from mlrm.versions import VersionStore
+from mlrm.core.model import Model
+from mlrm.storage.versions import VersionStore
+from mlrm.tools.datasets import pcb_inspection
 from tests.servers import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"

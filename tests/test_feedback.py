@@ -17,8 +17,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from mlrm.config import load_config_set
-from mlrm.feedback import Feedback
 from mlrm.rest import create_app
+from mlrm.training.feedback import Feedback
 from tests.servers import free_port
 from tests.training_service.conftest import (  # noqa: F401 (fixtures)
     NAME,
@@ -27,7 +27,7 @@ from tests.training_service.conftest import (  # noqa: F401 (fixtures)
     root,
     training_service,
 )
-from training_service.store import open_store
+from training_service.store_url import open_store
 
 
 @pytest.fixture

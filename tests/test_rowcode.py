@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlrm.config import load_config_set
-from mlrm.encoding import RowEncoder
+from mlrm.core.encoding import RowEncoder
 from mlrm.errors import RequestError
 
 SERVICE = """

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mlrm import training
 from mlrm.config import load_config_set
-from mlrm.datasets import GENERATORS
 from mlrm.errors import MlrmError
-from mlrm.scaffold import SCHEMA_DIR, TEMPLATES, init, schema_line, write_schema
+from mlrm.tools.datasets import GENERATORS
+from mlrm.tools.scaffold import SCHEMA_DIR, TEMPLATES, init, schema_line, write_schema
+from mlrm.training import trainer
 from tests.servers import ROOT, env, mlrm_args
 
 
@@ -24,7 +24,7 @@ def test_every_template_validates_and_trains_on_its_sample_data(tmp_path: Path, 
     text = (folder / "service.yaml").read_text()
     assert text.count("\n#") + text.startswith("#") >= 5, "a template explains itself in comments"
     rows = GENERATORS[TEMPLATES[kind].data](rows=600, seed=3)
-    result = training.train(config, rows, write=False)
+    result = trainer.train(config, rows, write=False)
     assert result.rows == 600 and not result.rejected
     score = result.metrics[config.metric]
     if config.task == "classification":

@@ -13,11 +13,12 @@ import pytest
 import requests
 import yaml
 
-from mlrm import training
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.config.sections import SequenceSpec
+from mlrm.core.sequence import WindowEncoder, split_indices
+from mlrm.core.service import Service
 from mlrm.errors import ConfigError, RequestError
-from mlrm.sequence import SequenceSpec, WindowEncoder, split_indices
-from mlrm.service import Service
+from mlrm.training import trainer
 
 BASE: dict[str, Any] = {
     "name": "press",
@@ -94,8 +95,8 @@ def test_forecast_target_may_be_an_input_and_comes_from_the_next_records(tmp_pat
 
 def test_holdout_is_the_end_of_each_stream_and_shares_no_record_with_training(tmp_path: Path) -> None:
     config = config_set(tmp_path, training__holdout=0.25)
-    data = training.dataset(config, records(41, "p1") + records(21, "p2", start=500))
-    train, hold = training.split(config, data)
+    data = trainer.dataset(config, records(41, "p1") + records(21, "p2", start=500))
+    train, hold = trainer.split(config, data)
     # 19 + 9 windows; a quarter of each stream held out; one overlapping window per stream dropped.
     assert (len(data), len(hold), len(train)) == (28, 5 + 2, 13 + 6)
     starts: dict[int, list[tuple[float, str]]] = {g: [] for g in (0, 1)}
@@ -148,7 +149,7 @@ def test_buffer_settings_are_not_part_of_what_the_model_learned(tmp_path: Path) 
 def service(tmp_path: Path) -> Service:
     """A trained press service: a random forest over flattened windows."""
     config = config_set(tmp_path)
-    training.train(config, records(60, "p1") + records(60, "p2"))
+    trainer.train(config, records(60, "p1") + records(60, "p2"))
     return Service(config)
 
 
@@ -194,7 +195,7 @@ def test_a_bad_record_buffers_nothing_and_is_named_by_pointer(service: Service) 
 
 def test_idle_streams_start_afresh_and_streams_are_bounded(tmp_path: Path) -> None:
     config = config_set(tmp_path, sequence__buffer={"max_streams": 2, "idle_seconds": 60})
-    training.train(config, records(40, "p1"))
+    trainer.train(config, records(40, "p1"))
     service = Service(config)
     now = [1000.0]
     assert service.sequence is not None and service.model is not None and service.model.windows is not None
@@ -228,7 +229,7 @@ def test_spec_defaults(tmp_path: Path) -> None:
 
 def test_buffered_records_survive_a_killed_server(tmp_path: Path, serve: Any) -> None:
     config = config_set(tmp_path)
-    training.train(config, records(60, "p1"))
+    trainer.train(config, records(60, "p1"))
     rows = strip(records(4, "p5"))
     url, process = serve(config.path)
     answer = requests.post(f"{url}/v1/predict", json={"instances": rows[:2]}, timeout=10).json()

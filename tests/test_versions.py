@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mlrm.errors import StateError
-from mlrm.versions import PARAMETERS, VersionStore, sha256
+from mlrm.storage.versions import PARAMETERS, VersionStore, sha256
 from tests.servers import ROOT, env
 
 
@@ -111,7 +111,7 @@ def test_leftovers_of_a_crashed_writer_are_ignored_then_swept(tmp_path: Path) ->
 
 WRITER = """
 import sys
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 store = VersionStore(sys.argv[1])
 for i in range(10_000):
     store.write({"i": i}, {"model.bin": bytes([i % 251]) * 2_000_000})

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import requests
 
-from mlrm import training
 from mlrm.config import load_config_set
-from mlrm.datasets import worker_activity
-from mlrm.service import Service
+from mlrm.core.service import Service
+from mlrm.tools.datasets import worker_activity
+from mlrm.training import trainer
 from tests.conftest import CONFIGS, copy_config_set
 from tests.servers import ROOT, env, mlrm_args
 
@@ -44,7 +44,7 @@ def test_shipped_learned_state_is_small_and_recognises_fresh_data() -> None:
     version = CONFIGS / "worker-activity" / "learned" / "versions" / "0001"
     assert (version / "model.pt").stat().st_size < 1_000_000
     model = Service(config).require_model()
-    data = training.dataset(config, worker_activity(rows=12000, seed=99))  # workers it never saw
+    data = trainer.dataset(config, worker_activity(rows=12000, seed=99))  # workers it never saw
     assert data.y is not None and len(data) > 400
     accuracy = float(np.mean(model.predict_matrix(data.X).values == data.y))
     assert accuracy > 0.85

@@ -13,7 +13,7 @@ from training_service.core import TrainingService
 from training_service.settings import Settings
 
 
-class Api:
+class TrainingApi:
     """Handlers over one TrainingService."""
 
     def __init__(self, service: TrainingService) -> None:
@@ -78,7 +78,7 @@ ROUTES: list[tuple[str, list[str], str]] = [
 def create_app(settings: Settings, *, service: TrainingService | None = None) -> Flask:
     """Build the Flask app of a training service."""
     service = service or TrainingService(settings)
-    api = Api(service)
+    api = TrainingApi(service)
     app = Flask("training_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["training_service"] = service

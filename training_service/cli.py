@@ -19,7 +19,7 @@ from training_service.settings import DEFAULT_PORT, STORE_FILE, Settings
 def cmd_training_service(args: argparse.Namespace) -> int:
     """Check every config set and the store, start the scheduler, then serve the API."""
     from training_service.services import ConfigRoot
-    from training_service.store import open_store
+    from training_service.store_url import open_store
 
     settings = Settings(
         config_root=Path(args.config_root), store_url=args.store, host=args.host, port=args.port,

@@ -10,12 +10,13 @@ import time
 from typing import Any
 
 from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 from training_service import ingest, jobs, triggers
 from training_service.scheduler import HEARTBEAT
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
-from training_service.store import Job, Store, iso, open_store
+from training_service.store import Job, Store, iso
+from training_service.store_url import open_store
 
 MAX_KEY_LENGTH = 255
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlrm.config.schema import LOWER_IS_BETTER
-from mlrm.training import better
+from mlrm.training.trainer import better
 
 # Scores equal up to float noise count as equal.
 EPSILON = 1e-12

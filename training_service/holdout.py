@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlrm.config.model import ServiceConfig
-from mlrm.training import Dataset, split
+from mlrm.config.service_config import ServiceConfig
+from mlrm.training.trainer import Dataset, split
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 

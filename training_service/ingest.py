@@ -1,10 +1,10 @@
 """Turn a posted batch (JSON records or CSV) into validated samples and a
 row-by-row report.
 
-Validation is mlrm.training.dataset(), the very code training runs, which
+Validation is mlrm.training.trainer.dataset(), the very code training runs, which
 validates features with the RowEncoder that predict uses: JSON values must
 have their declared types, CSV cells are parsed from text first. CSV text is
-read by mlrm.csvdata, as `mlrm train --data` reads a file (encoding,
+read by mlrm.training.csv_files, as `mlrm train --data` reads a file (encoding,
 delimiter, decimal commas, missing columns). Records are stored as received
 (CSV: without the columns that are ignored); training re-validates them all
 with strings=True, which parses only string cells, so a JSON record
@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 
-from mlrm import csvdata
-from mlrm.config.model import ServiceConfig
-from mlrm.encoding import TargetEncoder
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.encoding import TargetEncoder
 from mlrm.errors import FieldError, RequestError
-from mlrm.training import dataset
+from mlrm.training import csv_files
+from mlrm.training.trainer import dataset
 from training_service.store import Sample
 
 POINTER = "/records"
@@ -40,7 +40,7 @@ class Batch:
     records: list[Any]
     strings: bool
     text: str | None = None
-    notes: list[csvdata.Note] = field(default_factory=list)
+    notes: list[csv_files.Note] = field(default_factory=list)
 
 
 @dataclass
@@ -52,7 +52,7 @@ class Checked:
     rejected: dict[int, list[FieldError]]
     total: int
     lines: list[int] = field(default_factory=list)  # CSV: the body line each record starts on
-    notes: list[csvdata.Note] = field(default_factory=list)
+    notes: list[csv_files.Note] = field(default_factory=list)
 
 
 def fingerprint(mimetype: str, body: bytes) -> str:
@@ -106,16 +106,16 @@ def _json(body: bytes) -> Batch:
 
 
 def _csv(body: bytes) -> Batch:
-    text, notes = csvdata.decode(body)
+    text, notes = csv_files.decode(body)
     try:
         # Counted here for the limit, read for the config set in check().
-        count = max(0, sum(1 for _ in csvdata.scan(text, csvdata.choose_delimiter(text.split("\n", 1)[0]))) - 1)
-    except csvdata.CsvError as exc:
+        count = max(0, sum(1 for _ in csv_files.scan(text, csv_files.choose_delimiter(text.split("\n", 1)[0]))) - 1)
+    except csv_files.CsvError as exc:
         raise _csv_problem(exc) from None
     return Batch([None] * count, strings=True, text=text, notes=notes)
 
 
-def _csv_problem(exc: csvdata.CsvError) -> RequestError:
+def _csv_problem(exc: csv_files.CsvError) -> RequestError:
     return RequestError(
         "Invalid CSV", 422, kind="invalid-csv", detail=f"line {exc.line}: {exc.text}",
         errors=[FieldError("", exc.text, line=exc.line)],
@@ -135,8 +135,8 @@ def check(config: ServiceConfig, batch: Batch) -> Checked:
     notes = batch.notes
     if batch.text is not None:
         try:
-            table = csvdata.parse(batch.text, config, POINTER, batch.notes)
-        except csvdata.CsvError as exc:
+            table = csv_files.parse(batch.text, config, POINTER, batch.notes)
+        except csv_files.CsvError as exc:
             raise _csv_problem(exc) from None
         records, invalid, lines, notes = table.records, table.invalid, table.lines, table.notes
     data = dataset(config, records, strings=batch.strings, pointer=POINTER, invalid=invalid)

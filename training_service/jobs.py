@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.core.model import Model
 from mlrm.errors import ConfigError, DataError, MlrmError, StateError
-from mlrm.model import Model
-from mlrm.training import dataset, evaluate, fit, save
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
+from mlrm.training.trainer import dataset, evaluate, fit, save
 from training_service import gate
 from training_service.holdout import stable_split
 from training_service.store import Job, Store
@@ -64,7 +64,7 @@ def _already_written(config: ServiceConfig, tag: dict[str, Any]) -> tuple[int, d
 
 
 class Reporter:
-    """The progress callback of mlrm.training, writing to the job row (throttled)."""
+    """The progress callback of mlrm.training.trainer, writing to the job row (throttled)."""
 
     def __init__(self, store: Store, job_id: int) -> None:
         self.store, self.job_id = store, job_id
@@ -202,7 +202,7 @@ def _score_current(config: ServiceConfig, holdout: Any) -> tuple[int | None, dic
 
 def process_main(store_url: str, job_id: int, service: str) -> None:
     """Entry point of a job process (forked by the scheduler)."""
-    from training_service.store import open_store
+    from training_service.store_url import open_store
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -165,7 +165,7 @@ def start(settings: Settings, services: ConfigRoot) -> int | None:
     if pid == 0:
         code = 1
         try:
-            from mlrm.mqtt.supervisor import die_with_parent
+            from mlrm.mqtt.bridge_process import die_with_parent
 
             die_with_parent()
             logging.basicConfig(

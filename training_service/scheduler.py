@@ -31,11 +31,12 @@ from typing import Any, Protocol
 
 from mlrm.config import ServiceConfig
 from mlrm.errors import ConfigError, MlrmError
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 from training_service import jobs, triggers
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
-from training_service.store import Job, Store, open_store
+from training_service.store import Job, Store
+from training_service.store_url import open_store
 
 log = logging.getLogger("training_service.scheduler")
 HEARTBEAT = "scheduler"

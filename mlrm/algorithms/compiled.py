@@ -26,12 +26,8 @@ import numpy as np
 from scipy.special import expit
 
 from mlrm.algorithms import forest
-from mlrm.algorithms.forest import finite as _finite
-
-# (X) -> (indices into classes_ or regression values or anomaly flags, probabilities or anomaly scores or None),
-# or None: ask the estimator.
-Output = tuple[np.ndarray, "np.ndarray | None"]
-Predictor = Callable[[np.ndarray], "Output | None"]
+from mlrm.algorithms.predictor import Output, Predictor
+from mlrm.algorithms.predictor import finite as _finite
 
 
 def compile_predictor(estimator: Any) -> Predictor | None:

@@ -8,19 +8,12 @@ answers equal the estimator's own (see mlrm.algorithms.compiled).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
-if TYPE_CHECKING:
-    from mlrm.algorithms.compiled import Output, Predictor
-
-
-def finite(X: np.ndarray) -> bool:
-    """No NaN or inf anywhere in X (such rows are the estimator's to answer)."""
-    return bool(np.isfinite(X).all())
-
+from mlrm.algorithms.predictor import Output, Predictor, finite
 
 # Trees and forests -------------------------------------------------------------
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlrm.config.model import Feature, ServiceConfig
-from mlrm.sequence import SequenceSpec
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import Feature, ServiceConfig
 
 
 def example_value(feature: Feature) -> Any:

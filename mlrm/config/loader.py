@@ -12,21 +12,24 @@ from pathlib import Path
 from typing import Any
 
 from mlrm import algorithms
-from mlrm.config.model import Feature, ServiceConfig, Target, default_metric
+from mlrm.config.mqtt_checks import check_mqtt
 from mlrm.config.schema import (
     ANOMALY_METRICS,
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     build_schema,
 )
+from mlrm.config.sequence_checks import check_sequence
+from mlrm.config.service_config import Feature, ServiceConfig, Target, default_metric
 from mlrm.config.yamldoc import KeyPath, Report, check_schema, describe, dotted, fill_defaults, read_yaml  # noqa: F401
 from mlrm.errors import ConfigError, ConfigProblem, did_you_mean
 
 SERVICE_FILE = "service.yaml"
 
-# Extra semantic checks other packages add (e.g. sequence, mqtt): f(raw, report).
+# Semantic checks of optional sections, each living beside the feature's schema: f(raw, report).
+# An explicit list, not registration by import side effect (import order cannot change what is checked).
 Check = Callable[[dict[str, Any], Callable[[KeyPath, str], None]], None]
-EXTRA_CHECKS: list[Check] = []
+SECTION_CHECKS: tuple[Check, ...] = (check_mqtt, check_sequence)
 
 
 def _check_input(name: str, spec: dict[str, Any], report: Report) -> None:
@@ -116,7 +119,7 @@ def _check_meaning(raw: dict[str, Any], report: Report) -> str:
             report(("target", "name"), f"'{target['name']}' is also an input. The target must not be an input.")
     raw["training"].setdefault("metric", default_metric(task))
     _check_algorithm(raw, task, report)
-    for check in EXTRA_CHECKS:
+    for check in SECTION_CHECKS:
         check(raw, report)
     return task
 

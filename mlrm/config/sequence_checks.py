@@ -1,4 +1,4 @@
-"""What a `sequence` section must mean, beyond its schema (a loader EXTRA_CHECKS entry)."""
+"""What a `sequence` section must mean, beyond its schema (one of loader.SECTION_CHECKS)."""
 
 from __future__ import annotations
 

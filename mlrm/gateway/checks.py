@@ -17,7 +17,7 @@ from mlrm.gateway.manifest import Manifest
 def start_checks(manifest: Manifest) -> list[str]:
     """Warnings for what would start degraded or not ready."""
     from mlrm.config import load_config_set
-    from mlrm.service import Service
+    from mlrm.core.service import Service
 
     warnings = []
     for spec in manifest.enabled():

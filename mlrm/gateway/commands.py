@@ -1,15 +1,11 @@
 """What a gateway runs: the command line, URL and probes of each service.
 
 This is the one place that knows how `mlrm serve` and `mlrm training-service`
-are called, so the contracts with the training-service and MQTT features
-(marked CONTRACT below) are adjusted here and nowhere else. A feature this
-install lacks is skipped with a reason (the training service) or refused
-with the manifest key to change (MQTT), never started to crash-loop.
+are called: their options are named here and nowhere else in the gateway.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
@@ -19,19 +15,15 @@ from pathlib import Path
 import mlrm
 from mlrm.errors import ConfigError
 from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
+from mlrm.training.remote import TRAINING_SERVICE_ENV
 
-# CONTRACT(issue 3): `mlrm training-service --config-root DIR --port N --host H --store URL`.
+# `mlrm training-service --config-root DIR --port N --host H --store URL`.
 TRAINING_COMMAND = "training-service"
-# CONTRACT(issue 4): `mlrm serve --mqtt-broker URL` also takes predictions over MQTT.
+# `mlrm serve --mqtt-broker URL` also takes predictions over MQTT.
 MQTT_OPTION = "--mqtt-broker"
-# CONTRACT(issue 3): where an ML service forwards POST /v1/feedback (mlrm/feedback.py).
-FEEDBACK_ENV = "MLRM_TRAINING_SERVICE"
 
 # Why a service is left out (the short reason shows in the status table).
-SKIPPED_BECAUSE = {
-    "not installed": f"this mlrm has no `mlrm {TRAINING_COMMAND}` command",
-    "disabled": "enabled: false in the manifest",
-}
+SKIPPED_BECAUSE = {"disabled": "enabled: false in the manifest"}
 
 
 @dataclass(frozen=True)
@@ -56,23 +48,6 @@ class Plan:
     launches: list[Launch]
     skipped: dict[str, str]
     training_url: str | None
-
-
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    from mlrm.cli import parser
-
-    for action in parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
-def has_command(name: str, option: str | None = None) -> bool:
-    """Whether this install's `mlrm` has the subcommand (and that option of it)."""
-    sub = _subcommands().get(name)
-    if sub is None or option is None:
-        return sub is not None
-    return any(option in action.option_strings for action in sub._actions)
 
 
 def free_port(host: str) -> int:
@@ -145,7 +120,7 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: st
         argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
     env = child_env()
     if training_url:
-        env[FEEDBACK_ENV] = training_url
+        env[TRAINING_SERVICE_ENV] = training_url
     return Launch(
         name=spec.name,
         kind="ml",
@@ -200,28 +175,15 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
 
     training_url: str | None = None
     if training.mode == "local":
-        if has_command(TRAINING_COMMAND):
-            launch = training_launch(manifest, port_for(training.port, ("training", "port")))
-            launches.append(launch)
-            training_url = launch.url
-        else:
-            skipped[TRAINING] = "not installed"
+        launch = training_launch(manifest, port_for(training.port, ("training", "port")))
+        launches.append(launch)
+        training_url = launch.url
     elif training.mode == "remote":
         training_url = training.url
-    mqtt_ok: bool | None = None
     for spec in manifest.services:
         if not spec.enabled:
             skipped[spec.name] = "disabled"
             continue
-        if spec.mqtt:
-            mqtt_ok = has_command("serve", MQTT_OPTION) if mqtt_ok is None else mqtt_ok
-            if not mqtt_ok:
-                problems.append(
-                    manifest.problem(
-                        ("services", spec.name, "mqtt"),
-                        "this mlrm serves REST only (no MQTT support installed). Set mqtt: false.",
-                    )
-                )
         port = port_for(spec.port, ("services", spec.name, "port"))
         launches.append(ml_launch(manifest, spec, port, training_url))
     if problems:

@@ -120,7 +120,7 @@ def table(table_rows: list[Row]) -> str:
 
 def write(path: Path, state: dict[str, Any]) -> None:
     """Replace the state file atomically (a reader never sees half of it)."""
-    from mlrm.versions import write_atomic
+    from mlrm.storage.versions import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(state, indent=2) + "\n").encode("utf-8"))

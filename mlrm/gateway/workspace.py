@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlrm.config.loader import SERVICE_FILE
 from mlrm.gateway.manifest import Manifest
-from mlrm.versions import write_atomic
+from mlrm.storage.versions import write_atomic
 
 LEARNED = "learned"
 SCHEMAS = ".mlrm"

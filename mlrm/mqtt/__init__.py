@@ -12,5 +12,5 @@ Pieces, each usable alone (the training service reuses client, outbox and sample
 - bridge/supervisor: the ML service's MQTT process beside `mlrm serve`.
 
 Importing this package imports nothing heavy: REST reads the status file
-through mlrm.mqtt.status without loading paho.
+through mlrm.storage.bridge_status without loading paho.
 """

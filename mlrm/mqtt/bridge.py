@@ -3,7 +3,7 @@
 It loads its own Service (so Service.maybe_reload picks up new versions on
 the next message, as REST workers do), routes `topics.predict_in` to a
 PredictHandler and publishes the answers through the outbox. `mlrm serve`
-runs it beside gunicorn under a supervisor (mlrm.mqtt.supervisor);
+runs it beside gunicorn under a supervisor (mlrm.mqtt.bridge_process);
 `mlrm mqtt CONFIG_SET` runs it alone in the foreground.
 """
 
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.core.service import Service
 from mlrm.errors import ConfigError, ConfigProblem, MlrmError
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.predict import PredictHandler
 from mlrm.mqtt.settings import PREDICT, MqttSettings
-from mlrm.mqtt.status import write_status
-from mlrm.service import Service
+from mlrm.storage.bridge_status import write_status
 
 log = logging.getLogger("mlrm.mqtt.bridge")
 

@@ -10,7 +10,7 @@
   then sends the PUBACKs. A handler that says ack=False (e.g. the sample sink
   failed) gets the message again: the client drops the connection and the
   broker redelivers unacknowledged messages of the kept session.
-- Publishing (mlrm.mqtt.sender): everything goes through the Outbox (SQLite)
+- Publishing (mlrm.mqtt.sender): everything goes through the MqttOutbox (SQLite)
   and leaves it, in order, only when the broker acknowledged it.
 
 The training service reuses this class with its own route (samples.attach).
@@ -31,11 +31,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from mlrm.mqtt.messages import Handled, Inbound, Outgoing
-from mlrm.mqtt.outbox import Outbox
 from mlrm.mqtt.receiver import BatchHandler, Receiver, Route
 from mlrm.mqtt.sender import Sender
 from mlrm.mqtt.settings import MqttSettings
 from mlrm.mqtt.telemetry import Telemetry
+from mlrm.storage.mqtt_outbox import MqttOutbox
 
 log = logging.getLogger("mlrm.mqtt")
 
@@ -58,7 +58,7 @@ class MqttClient:
         self,
         settings: MqttSettings,
         *,
-        outbox: Outbox | None = None,
+        outbox: MqttOutbox | None = None,
         telemetry: Telemetry | None = None,
         window: int = 20,
         max_batch: int = 100,
@@ -68,7 +68,7 @@ class MqttClient:
         self.window = window
         self._paho = self._make_paho()  # before the outbox: a missing secret fails with nothing open
         box = settings.outbox
-        self.outbox = outbox or Outbox(
+        self.outbox = outbox or MqttOutbox(
             box.path, max_messages=box.max_messages, on_full=box.on_full, synchronous=box.synchronous
         )
         self.telemetry = telemetry or Telemetry(settings.service, settings.role)

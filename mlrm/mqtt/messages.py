@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from mlrm.errors import FieldError, RequestError
+from mlrm.storage.mqtt_outbox import Outgoing
 
 # Keys of an incoming payload that are about the message, not features.
 META_KEYS = ("id", "timestamp")
@@ -25,14 +26,6 @@ class Inbound:
     topic: str
     payload: bytes
     received: float = 0.0
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message to publish."""
-
-    topic: str
-    payload: bytes
 
 
 @dataclass

@@ -25,10 +25,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mlrm.config.topics import TopicTemplate
+from mlrm.core.service import Service
 from mlrm.errors import RequestError
 from mlrm.mqtt.messages import Handled, Inbound, Outgoing, decode, encode, meta, problem_body, repoint
-from mlrm.mqtt.topics import TopicTemplate
-from mlrm.service import Service
 
 log = logging.getLogger("mlrm.mqtt.predict")
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlrm.mqtt.messages import Handled, Inbound
-from mlrm.mqtt.outbox import Outbox, OutboxFull
 from mlrm.mqtt.telemetry import Telemetry
+from mlrm.storage.mqtt_outbox import MqttOutbox, OutboxFull
 
 log = logging.getLogger("mlrm.mqtt")
 
@@ -50,7 +50,7 @@ class Receiver:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: MqttOutbox,
         telemetry: Telemetry,
         *,
         qos: int,

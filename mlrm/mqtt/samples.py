@@ -27,9 +27,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from mlrm.config.topics import TopicTemplate
 from mlrm.errors import DataError, RequestError
 from mlrm.mqtt.messages import META_KEYS, Handled, Outgoing, decode, encode, meta, problem_body, repoint
-from mlrm.mqtt.topics import TopicTemplate
 
 log = logging.getLogger("mlrm.mqtt.samples")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from mlrm.mqtt.outbox import Outbox
 from mlrm.mqtt.telemetry import Telemetry
+from mlrm.storage.mqtt_outbox import MqttOutbox
 
 log = logging.getLogger("mlrm.mqtt")
 
@@ -29,7 +29,7 @@ class Sender:
     def __init__(
         self,
         paho: mqtt.Client,
-        outbox: Outbox,
+        outbox: MqttOutbox,
         telemetry: Telemetry,
         *,
         window: int = 20,

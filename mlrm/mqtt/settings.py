@@ -1,6 +1,6 @@
 """The `mqtt` section of service.yaml, resolved for one role at start.
 
-(Checked at load by mlrm.mqtt.checks.) `MqttSettings.from_config(config, role)`
+(Checked at load by mlrm.config.mqtt_checks.) `MqttSettings.from_config(config, role)`
 gives one role's view: the shared connection settings plus that role's topics. Secrets (user name,
 password) are read from the environment or a file only when a client starts,
 so `mlrm validate` can run where they are not available.
@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mlrm.config.loader import fill_defaults
-from mlrm.config.model import ServiceConfig
+from mlrm.config.mqtt_checks import IN_TOPICS, parse_broker
 from mlrm.config.schema import MQTT
+from mlrm.config.service_config import ServiceConfig
+from mlrm.config.topics import TopicTemplate, parse
 from mlrm.errors import ConfigError, ConfigProblem
-from mlrm.mqtt.checks import IN_TOPICS, parse_broker
-from mlrm.mqtt.topics import TopicTemplate, parse
 
 # `mlrm serve --mqtt-broker URL` hands the broker to the bridge process through this.
 BROKER_ENV = "MLRM_MQTT_BROKER"

@@ -15,18 +15,18 @@ from flask import Flask, Response, g, request
 
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.core.service import Service
 from mlrm.errors import NotFoundError, RequestError
-from mlrm.feedback import Feedback
-from mlrm.mqtt.status import read_status
 from mlrm.rest import binary_tensors, inference, openapi
 from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import decode, error_handler, respond
 from mlrm.rest.fastroute import PredictRoute
 from mlrm.rest.metrics import Metrics
-from mlrm.service import Service
+from mlrm.storage.bridge_status import read_status
+from mlrm.training.feedback import Feedback
 
 
-class Api:
+class ServiceApi:
     """Handlers over one Service."""
 
     def __init__(
@@ -210,14 +210,16 @@ def create_app(
         config = load_config_set(config)
     service = service or Service(config)
     metrics = Metrics()
-    api = Api(service, metrics, mqtt_status)
+    api = ServiceApi(service, metrics, mqtt_status)
     app = Flask("mlrm")
     app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
     app.extensions["mlrm"] = {"service": service, "metrics": metrics, "feedback": api.feedback}
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
     app.register_error_handler(Exception, handle_error)
-    app.wsgi_app = PredictRoute(app.wsgi_app, api, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[method-assign]
+    app.wsgi_app = PredictRoute(  # type: ignore[method-assign]
+        app.wsgi_app, api.answer, api.metrics, app.config["MAX_CONTENT_LENGTH"]
+    )
 
     @app.before_request
     def _start() -> None:

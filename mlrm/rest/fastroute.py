@@ -2,7 +2,7 @@
 
 A WSGI middleware in front of the Flask app (`app.wsgi_app`): it answers a
 predict request itself (read the body, decode with orjson, call the same
-Api.answer as the Flask route, encode) and records the same metrics.
+ServiceApi.answer as the Flask route, encode) and records the same metrics.
 
 A request goes to Flask only while nothing has happened yet: another route,
 a media type other than plain JSON, a body without a length or over the
@@ -28,10 +28,12 @@ from typing import TYPE_CHECKING, Any
 from mlrm.rest.codec import PROBLEM, dumps, loads, problem_of
 
 if TYPE_CHECKING:
-    from mlrm.rest.app import Api
+    from mlrm.rest.metrics import Metrics
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# The same function the Flask route calls: a decoded predict body -> the answer to encode.
+Answer = Callable[[Any], Any]
 
 RULE = "/v1/predict"
 
@@ -39,11 +41,11 @@ RULE = "/v1/predict"
 class PredictRoute:
     """WSGI middleware: the fast path for POST /v1/predict, Flask for everything else."""
 
-    def __init__(self, app: WSGIApp, api: Api, max_body: int) -> None:
-        self.app, self.api, self.max_body = app, api, max_body
+    def __init__(self, app: WSGIApp, answer: Answer, metrics: Metrics, max_body: int) -> None:
+        self.app, self.answer, self.metrics, self.max_body = app, answer, metrics, max_body
         # Label children looked up once (a labels() call costs microseconds per request).
-        self.ok = api.metrics.requests.labels(RULE, "POST", "200")
-        self.latency = api.metrics.latency.labels(RULE)
+        self.ok = metrics.requests.labels(RULE, "POST", "200")
+        self.latency = metrics.latency.labels(RULE)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != RULE or environ.get("REQUEST_METHOD") != "POST":
@@ -54,7 +56,7 @@ class PredictRoute:
         if mimetype != "application/json" or not length.isdigit() or int(length) > self.max_body:
             return self.app(environ, start_response)  # nothing done yet: Flask says what is wrong
         try:
-            payload = dumps(self.api.answer(loads(environ["wsgi.input"].read(int(length)))))
+            payload = dumps(self.answer(loads(environ["wsgi.input"].read(int(length)))))
         except Exception as exc:  # every failure is answered here, as by Flask's handler
             error = problem_of(exc, f"POST {RULE}")
             return self._send(start_response, error.status, PROBLEM, dumps(error.problem()), started)
@@ -67,7 +69,7 @@ class PredictRoute:
             f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
         )
-        counter = self.ok if status == 200 else self.api.metrics.requests.labels(RULE, "POST", str(status))
+        counter = self.ok if status == 200 else self.metrics.requests.labels(RULE, "POST", str(status))
         counter.inc()
         self.latency.observe(time.perf_counter() - started)
         return [payload]

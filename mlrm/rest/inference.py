@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlrm.config.model import ServiceConfig
+from mlrm.config.service_config import ServiceConfig
 from mlrm.errors import FieldError, RequestError, did_you_mean
 
 DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}

@@ -7,8 +7,8 @@ from typing import Any
 
 from mlrm import __version__
 from mlrm.config.example import example_body
-from mlrm.config.model import Feature, ServiceConfig
-from mlrm.sequence import SequenceSpec
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import Feature, ServiceConfig
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 

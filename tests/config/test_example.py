@@ -10,11 +10,11 @@ import pytest
 from mlrm import algorithms
 from mlrm.config import load_config_set
 from mlrm.config.example import example_body, example_value
-from mlrm.config.model import Feature
-from mlrm.encoding import RowEncoder
+from mlrm.config.service_config import Feature
+from mlrm.core.encoding import RowEncoder
+from mlrm.core.service import Service
 from mlrm.rest.openapi import instance_schema
-from mlrm.scaffold import TEMPLATES, init
-from mlrm.service import Service
+from mlrm.tools.scaffold import TEMPLATES, init
 from tests.servers import ROOT
 
 SHIPPED = sorted(p for p in (ROOT / "configs").iterdir() if (p / "service.yaml").is_file())

@@ -12,7 +12,7 @@ import yaml
 
 from mlrm.config import build_schema, load_config_set
 from mlrm.errors import ConfigError
-from mlrm.scaffold import SCHEMA_DIR, schema_line
+from mlrm.tools.scaffold import SCHEMA_DIR, schema_line
 from tests.servers import ROOT, env, mlrm_args
 
 BROKEN = Path(__file__).parent / "broken"

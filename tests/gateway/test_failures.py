@@ -37,7 +37,11 @@ def test_a_config_error_is_marked_failed_with_its_log_not_restarted(tmp_path: Pa
     try:
         sup.start()
         failed = sup.children[1]
-        wait_for(lambda: (sup.check(), failed.state == "failed")[1], timeout=10, what="bad marked failed")
+        def marked_failed() -> bool:
+            sup.check()
+            return failed.state == "failed"
+
+        wait_for(marked_failed, timeout=10, what="bad marked failed")
         text = "\n".join(events)
         assert "bad: failed: exited with status 2 (a config error)" in text and "not restarted" in text, text
         assert "x/service.yaml:3: foo: bad key" in text  # the end of its log, on the console

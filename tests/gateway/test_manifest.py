@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlrm.errors import ConfigError
-from mlrm.gateway.commands import TRAINING_COMMAND, has_command, plan
+from mlrm.gateway.commands import TRAINING_COMMAND, plan
 from mlrm.gateway.manifest import build_schema, load_manifest
-from mlrm.scaffold import schema_line
+from mlrm.tools.scaffold import schema_line
 from tests.servers import ROOT
 
 SERVICES = ROOT / "services"
@@ -45,10 +45,7 @@ def test_demo_runs_three_services_and_the_training_service_on_embedded_defaults(
     assert manifest.training.store == "sqlite:///var/demo/training.sqlite"
     steps = plan(manifest, check_ports=False)
     names = [launch.name for launch in steps.launches]
-    if has_command(TRAINING_COMMAND):
-        assert names[0] == "training-service"
-    else:
-        assert steps.skipped == {"training-service": "not installed"}
+    assert names[0] == "training-service" and steps.launches[0].argv[3] == TRAINING_COMMAND
     assert names[-3:] == ["pcb-inspection", "breast-cancer", "air-quality"]
     serve = steps.launches[-3].argv
     assert serve[3:] == [
@@ -160,19 +157,6 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
             ConfigError, match=f"services.a.port: port {port} on 127.0.0.1 is in use by another program"
         ):
             plan(manifest)
-
-
-def test_mqtt_is_refused_while_serve_has_no_mqtt(tmp_path: Path) -> None:
-    manifest = load_manifest(
-        write(
-            tmp_path,
-            "name: gw\nmqtt: {broker: 'mqtt://127.0.0.1:1883'}\nservices:\n  a: {config_set: configs/breast-cancer, port: 0, mqtt: true}\n",
-        )
-    )
-    if has_command("serve", "--mqtt-broker"):
-        pytest.skip("this install serves MQTT")
-    with pytest.raises(ConfigError, match="services.a.mqtt: this mlrm serves REST only"):
-        plan(manifest)
 
 
 def test_port_zero_picks_free_ports_and_disabled_services_are_skipped(tmp_path: Path) -> None:

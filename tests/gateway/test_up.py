@@ -15,10 +15,10 @@ from typing import Any
 
 import requests
 
-from mlrm import training
 from mlrm.config import load_config_set
-from mlrm.datasets import breast_cancer
 from mlrm.gateway.state import alive
+from mlrm.tools.datasets import breast_cancer
+from mlrm.training import trainer
 from tests.conftest import copy_config_set
 from tests.gateway.test_manifest import write
 from tests.servers import ROOT, Process, env, mlrm_args
@@ -91,7 +91,7 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Call
     assert answer["predictions"] == [False] and answer["model"]["version"] == 1
 
     # A new version trained while the gateway runs goes live, and the table says so.
-    training.train(load_config_set(tmp_path / "configs" / "breast-cancer"), breast_cancer())
+    trainer.train(load_config_set(tmp_path / "configs" / "breast-cancer"), breast_cancer())
     wait_for(lambda: status(manifest)["breast-cancer"]["version"] == "2", timeout=20, what="version 2 live")
 
     victim = anomaly["pid"]

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from mlrm.config import load_config_set
+from mlrm.config.topics import TemplateError, parse
 from mlrm.errors import ConfigError
 from mlrm.mqtt.settings import PREDICT, MqttSettings
-from mlrm.mqtt.topics import TemplateError, parse
 from tests.conftest import copy_config_set
 
 

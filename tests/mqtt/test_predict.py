@@ -10,10 +10,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.config.topics import parse
+from mlrm.core.service import Service
 from mlrm.mqtt.messages import Inbound
 from mlrm.mqtt.predict import PredictHandler
-from mlrm.mqtt.topics import parse
-from mlrm.service import Service
 from tests.conftest import copy_config_set
 
 

@@ -14,11 +14,11 @@ import orjson
 import pytest
 
 from mlrm.config import load_config_set
+from mlrm.config.topics import parse
 from mlrm.errors import FieldError, RequestError
 from mlrm.mqtt import samples
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.settings import TRAINING, MqttSettings
-from mlrm.mqtt.topics import parse
 from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, publish
 
 

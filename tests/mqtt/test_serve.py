@@ -13,7 +13,7 @@ import orjson
 import pytest
 import requests
 
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, need_mosquitto, publish
 from tests.servers import Process, free_port, mlrm_args
 

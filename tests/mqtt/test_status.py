@@ -9,8 +9,8 @@ from pathlib import Path
 from flask.testing import FlaskClient
 
 from mlrm.config import load_config_set
-from mlrm.mqtt.status import STALE_AFTER, write_status
 from mlrm.rest import create_app
+from mlrm.storage.bridge_status import STALE_AFTER, write_status
 from tests.mqtt.conftest import mqtt_config_set
 
 

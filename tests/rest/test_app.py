@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from mlrm import training
 from mlrm.config import load_config_set
 from mlrm.rest import create_app
+from mlrm.training import trainer
 from tests.conftest import copy_config_set
 
 Row = dict[str, Any]
@@ -76,7 +76,7 @@ def test_unknown_category_names_the_allowed_values(tmp_path: Any, pcb_rows: list
     )
     (folder / "service.yaml").write_text(text)
     config = load_config_set(folder)
-    training.train(config, [{**row, "line": "AB"[i % 2]} for i, row in enumerate(pcb_rows[:300])])
+    trainer.train(config, [{**row, "line": "AB"[i % 2]} for i, row in enumerate(pcb_rows[:300])])
     client = create_app(config).test_client()
     problem = problem_of(client, {"instances": [{"line": "C"}]})
     assert {"pointer": "/instances/0/line", "detail": "unknown category 'C': expected one of A, B"} in problem["errors"]

@@ -15,9 +15,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import Client, TestResponse
 
-from mlrm.datasets import worker_activity
 from mlrm.rest import create_app
 from mlrm.rest.fastroute import PredictRoute
+from mlrm.tools.datasets import worker_activity
 from tests.conftest import copy_config_set
 
 Row = dict[str, Any]

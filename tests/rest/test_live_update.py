@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from mlrm.config import load_config_set
-from mlrm.datasets import breast_cancer
-from mlrm.versions import PARAMETERS, VersionStore, dump_yaml, sha256, write_atomic
+from mlrm.storage.versions import PARAMETERS, VersionStore, dump_yaml, sha256, write_atomic
+from mlrm.tools.datasets import breast_cancer
 from tests.conftest import copy_config_set
 from tests.servers import ROOT, Process, env, mlrm_args
 from tests.training_service.conftest import configure
@@ -26,9 +26,9 @@ from tests.training_service.conftest import configure
 WRITER = """
 import sys, time
 from mlrm.config import load_config_set
-from mlrm.model import Model
-from mlrm.training import save
-from mlrm.versions import VersionStore
+from mlrm.core.model import Model
+from mlrm.training.trainer import save
+from mlrm.storage.versions import VersionStore
 
 config = load_config_set(sys.argv[1])
 store = VersionStore(config.learned_dir)

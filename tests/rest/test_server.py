@@ -43,8 +43,8 @@ def test_untrained_set_starts_not_ready_and_says_how_to_train(serve: Any, tmp_pa
 
 def test_openmp_model_answers_in_every_forked_worker(serve: Any, tmp_path: Path, pcb_rows: list, pcb_instance: Any) -> None:
     """HistGradientBoosting uses OpenMP; its pool must not be inherited across gunicorn's fork."""
-    from mlrm import training
     from mlrm.config import load_config_set
+    from mlrm.training import trainer
 
     folder = copy_config_set("pcb-inspection", tmp_path, learned=False)
     text = (folder / "service.yaml").read_text()
@@ -52,7 +52,7 @@ def test_openmp_model_answers_in_every_forked_worker(serve: Any, tmp_path: Path,
     end = text.index("preprocessing:")
     text = text[:start] + "algorithm:\n  name: hist_gradient_boosting_classifier\n  hyperparameters: {max_iter: 30}\n\n" + text[end:]
     (folder / "service.yaml").write_text(text)
-    training.train(load_config_set(folder), pcb_rows[:500])
+    trainer.train(load_config_set(folder), pcb_rows[:500])
     url, _ = serve(folder, "--workers", "2")
     with requests.Session() as session:
         for _ in range(20):

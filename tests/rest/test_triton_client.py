@@ -16,7 +16,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from mlrm.config import ServiceConfig, load_config_set
-from mlrm.datasets import GENERATORS
+from mlrm.tools.datasets import GENERATORS
 from tests.conftest import copy_config_set
 
 Row = dict[str, Any]

@@ -14,9 +14,9 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
-from mlrm import training
 from mlrm.config import load_config_set
-from mlrm.datasets import breast_cancer
+from mlrm.tools.datasets import breast_cancer
+from mlrm.training import trainer
 from tests.conftest import copy_config_set
 from tests.servers import Process, free_port, mlrm_args
 from training_service.api import create_app
@@ -56,7 +56,7 @@ def weak_version(folder: Path, rows: list[dict[str, Any]]) -> None:
     weak = [dict(r) for r in rows[:30]]
     for r in weak[:9]:
         r["diagnosis"] = "benign" if r["diagnosis"] == "malignant" else "malignant"
-    training.train(load_config_set(folder), weak)
+    trainer.train(load_config_set(folder), weak)
 
 
 @pytest.fixture

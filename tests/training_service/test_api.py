@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from mlrm.datasets import to_csv
+from mlrm.tools.datasets import to_csv
 from tests.training_service.conftest import NAME
 
 SAMPLES = f"/v1/services/{NAME}/samples"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from mlrm.datasets import to_csv, worker_activity
+from mlrm.tools.datasets import to_csv, worker_activity
 from tests.conftest import copy_config_set
 from tests.servers import Process, env, mlrm_args
 from tests.training_service.conftest import NAME

@@ -17,11 +17,11 @@ import pytest
 import requests
 
 from mlrm.config import load_config_set
-from mlrm.service import Service
-from mlrm.versions import VersionStore
+from mlrm.core.service import Service
+from mlrm.storage.versions import VersionStore
 from tests.servers import free_port
 from tests.training_service.conftest import NAME
-from training_service.store import open_store
+from training_service.store_url import open_store
 
 
 def poster(url: str, rows: list[dict[str, Any]], acked: list[tuple[str, dict[str, Any], list[Any]]],

@@ -11,13 +11,14 @@ import pytest
 import yaml
 from flask import Flask
 
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 from tests.training_service.conftest import NAME, configure
 from training_service import jobs
 from training_service.core import TrainingService
 from training_service.gate import decide
 from training_service.scheduler import Scheduler
-from training_service.store import Job, open_store
+from training_service.store import Job
+from training_service.store_url import open_store
 from training_service.triggers import due
 
 
@@ -206,7 +207,7 @@ def test_store_urls_are_checked(tmp_path: Any) -> None:
 def test_the_holdout_is_stable_as_data_grows(ts_app: Flask, cancer_rows: list[dict[str, Any]]) -> None:
     import numpy as np
 
-    from mlrm.training import dataset
+    from mlrm.training.trainer import dataset
     from training_service.holdout import stable_split
 
     config = ts_app.extensions["training_service"].services.get(NAME)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from mlrm.datasets import to_csv
+from mlrm.tools.datasets import to_csv
 from tests.servers import env, free_port, mlrm_args
 from tests.training_service.conftest import NAME, configure
 

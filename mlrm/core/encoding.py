@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mlrm.config.model import Feature, ServiceConfig
+from mlrm.config.service_config import Feature, ServiceConfig
+from mlrm.core.rowcode import FastRows, compile_rows
 from mlrm.errors import FieldError, RequestError, did_you_mean
-from mlrm.rowcode import FastRows, compile_rows
 
 MAX_ERRORS = 20
 _MISSING = object()
@@ -137,7 +137,7 @@ class RowEncoder:
         self._fast = self._compile(one_hot)
 
     def _compile(self, one_hot: bool) -> FastRows | None:
-        """The generated happy path (mlrm.rowcode), or None if a default is itself invalid."""
+        """The generated happy path (mlrm.core.rowcode), or None if a default is itself invalid."""
         plan = []
         for f, convert, default in self._plan:
             encoded = None

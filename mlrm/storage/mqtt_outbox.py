@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlrm.errors import MlrmError
-from mlrm.mqtt.messages import Outgoing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -36,6 +35,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 """
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to publish."""
+
+    topic: str
+    payload: bytes
 
 
 class OutboxFull(MlrmError):
@@ -56,7 +63,7 @@ class Queued:
     qos: int
 
 
-class Outbox:
+class MqttOutbox:
     """The outbox file at path (created if absent). Thread-safe."""
 
     def __init__(

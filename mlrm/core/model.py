@@ -8,11 +8,11 @@ import numpy as np
 
 from mlrm import algorithms
 from mlrm.algorithms import Algorithm, Prediction
-from mlrm.config.model import ServiceConfig
-from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.core.sequence import WindowEncoder
 from mlrm.errors import StateError
-from mlrm.sequence import WindowEncoder
-from mlrm.versions import VersionRecord
+from mlrm.storage.versions import VersionRecord
 
 
 def make_algorithm(config: ServiceConfig) -> Algorithm:

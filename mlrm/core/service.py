@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from mlrm.config.model import ServiceConfig
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.model import Model
+from mlrm.core.sequence_input import SequenceInput
 from mlrm.errors import NotReadyError, RequestError, StateError
-from mlrm.model import Model
-from mlrm.sequence import SequenceSpec
-from mlrm.sequence_input import SequenceInput
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 
-log = logging.getLogger("mlrm.service")
+log = logging.getLogger("mlrm.core.service")
 
 
 class Service:

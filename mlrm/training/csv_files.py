@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlrm.config.model import ServiceConfig
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import ServiceConfig
 from mlrm.errors import DataError, FieldError, did_you_mean
-from mlrm.sequence import SequenceSpec
 
 DELIMITERS = (",", ";", "\t")
 DECIMAL_COMMA = re.compile(r"\s*[+-]?\d*,\d+(?:[eE][+-]?\d+)?\s*")

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mlrm.config.model import Feature
+from mlrm.config.service_config import Feature
 
 # rows -> list of encoded rows, or None: let RowEncoder check (and explain) them.
 FastRows = Callable[[list[Any]], "list[list[float]] | None"]
@@ -78,7 +78,7 @@ def compile_rows(plan: list[tuple[Feature, range, Any, list[float] | None]], wid
         lines.append(f"        else: r[{span.start} + {out}] = 1.0")
     lines += ["        out.append(r)", "    return out"]
     namespace: dict[str, Any] = {"NAN": math.nan, **src.constants}
-    exec(compile("\n".join(lines), "<mlrm.rowcode>", "exec"), namespace)  # our own source; config values are constants
+    exec(compile("\n".join(lines), "<mlrm.core.rowcode>", "exec"), namespace)  # our own source; config values are constants
     return namespace["fast"]  # type: ignore[no-any-return]
 
 

@@ -32,13 +32,13 @@ from typing import Any
 import orjson
 import requests
 
-from mlrm.config.model import ServiceConfig
+from mlrm.config.service_config import ServiceConfig
 from mlrm.errors import FieldError, RequestError
-from mlrm.training import dataset
+from mlrm.training.remote import TRAINING_SERVICE_ENV
+from mlrm.training.trainer import dataset
 
-log = logging.getLogger("mlrm.feedback")
+log = logging.getLogger("mlrm.training.feedback")
 
-ENV = "MLRM_TRAINING_SERVICE"
 POINTER = "/records"
 # Answers that no retry can change: keep the entry aside instead of blocking the queue.
 PERMANENT = (413, 422)
@@ -66,7 +66,7 @@ class Entry:
     attempts: int
 
 
-class Outbox:
+class FeedbackOutbox:
     """A durable FIFO of feedback posts in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
@@ -156,7 +156,7 @@ class Feedback:
     ) -> None:
         self.config = config
         self.url = url.rstrip("/") if url else None
-        self.outbox = Outbox(outbox)
+        self.outbox = FeedbackOutbox(outbox)
         self.timeout, self.retry_interval = timeout, retry_interval
         self._thread_pid: int | None = None
         self._stop = threading.Event()
@@ -165,7 +165,7 @@ class Feedback:
     def from_config(cls, config: ServiceConfig) -> Feedback:
         """From the feedback section of service.yaml; MLRM_TRAINING_SERVICE overrides its URL."""
         section = config.section("feedback")
-        url = os.environ.get(ENV) or section.get("training_service")
+        url = os.environ.get(TRAINING_SERVICE_ENV) or section.get("training_service")
         return cls(
             config,
             url,
@@ -184,7 +184,7 @@ class Feedback:
             raise RequestError(
                 "Feedback not configured", 503, kind="feedback-not-configured",
                 detail=f"set feedback.training_service in {self.config.path}/service.yaml "
-                f"(or the environment variable {ENV}) to the training service's URL, e.g. http://127.0.0.1:8100",
+                f"(or the environment variable {TRAINING_SERVICE_ENV}) to the training service's URL, e.g. http://127.0.0.1:8100",
             )  # fmt: skip
         records = self._validate(body)
         seq, key = self.outbox.put(orjson.dumps({"records": records}))

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from mlrm.simulation.machines import machine_condition, machine_sensor, machine_temperature, machine_windows
-from mlrm.simulation.rooms import air_quality
+from mlrm.tools.simulation.machines import machine_condition, machine_sensor, machine_temperature, machine_windows
+from mlrm.tools.simulation.rooms import air_quality
 
 PCB_FEATURES = [
     "volume_pct", "area_pct", "height_um", "offset_x_um", "offset_y_um", "bridge_gap_um",

@@ -1,7 +1,7 @@
-"""Checks of the `mqtt` section of service.yaml (a loader.EXTRA_CHECKS hook).
+"""Checks of the `mqtt` section of service.yaml (one of loader.SECTION_CHECKS).
 
-Every problem names the key and the fix. Imports nothing from mlrm.config, so
-mlrm.config can register the hook without an import cycle.
+Every problem names the key and the fix. Used by the MQTT transport too (parse_broker, IN_TOPICS):
+the transport imports config, never the other way round.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from mlrm.mqtt.topics import TemplateError, TopicTemplate, check_out, parse
+from mlrm.config.topics import TemplateError, TopicTemplate, check_out, parse
 
 KeyPath = tuple[Any, ...]
 Report = Callable[[KeyPath, str], None]
@@ -47,7 +47,7 @@ def _fields(text: str) -> list[str]:
 
 
 def check_mqtt(raw: dict[str, Any], report: Report) -> None:
-    """Semantic checks of the mqtt section (a loader.EXTRA_CHECKS hook)."""
+    """Semantic checks of the mqtt section (one of loader.SECTION_CHECKS)."""
     section = raw.get("mqtt")
     if not isinstance(section, dict):
         return

@@ -12,7 +12,7 @@ Why a separate process, and not a gunicorn hook or a thread in a worker:
 - Isolation: a hung broker connection or a crash in the bridge never takes
   REST down, and the reverse.
 
-So `mlrm serve` starts this supervisor (python -m mlrm.mqtt.supervisor)
+So `mlrm serve` starts this supervisor (python -m mlrm.mqtt.bridge_process)
 before gunicorn, with PROMETHEUS_MULTIPROC_DIR already set, so the bridge's
 metrics appear in REST /metrics. The supervisor starts the bridge
 (python -m mlrm.mqtt.bridge), restarts it with backoff when it dies (marking
@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-log = logging.getLogger("mlrm.mqtt.supervisor")
+log = logging.getLogger("mlrm.mqtt.bridge_process")
 
 STATUS_FILE = "status.json"
 MAX_BACKOFF = 60.0
@@ -66,7 +66,7 @@ class BridgeProcess:
     @classmethod
     def start(cls, config_set: Path, log_level: str = "info") -> BridgeProcess:
         runtime = Path(tempfile.mkdtemp(prefix="mlrm-mqtt-"))
-        args = [sys.executable, "-m", "mlrm.mqtt.supervisor", str(config_set), "--status", str(runtime / STATUS_FILE),
+        args = [sys.executable, "-m", "mlrm.mqtt.bridge_process", str(config_set), "--status", str(runtime / STATUS_FILE),
                 "--parent", str(os.getpid()), "--log-level", log_level]  # fmt: skip
         return cls(subprocess.Popen(args), runtime)
 
@@ -133,7 +133,7 @@ def supervise(config_set: str, status: Path, parent: int | None, log_level: str 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mlrm.mqtt.supervisor")
+    p = argparse.ArgumentParser(prog="mlrm.mqtt.bridge_process")
     p.add_argument("config_set")
     p.add_argument("--status", type=Path, required=True)
     p.add_argument("--parent", type=int)

@@ -11,10 +11,12 @@ from typing import Any
 
 import requests
 
-from mlrm import csvdata
 from mlrm.algorithms import Progress
 from mlrm.errors import DataError, RemoteError
+from mlrm.training import csv_files
 
+# Where an ML service finds its training service (feedback), set by `mlrm up` for its services.
+TRAINING_SERVICE_ENV = "MLRM_TRAINING_SERVICE"
 CHUNK_ROWS = 5000
 FINAL_STATES = ("succeeded", "failed")
 
@@ -110,21 +112,21 @@ class _Uploader:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             raise DataError(f"no such data file: {self.path}") from None
-        text, notes = csvdata.decode(raw)
+        text, notes = csv_files.decode(raw)
         self._notes([(n.line, n.text) for n in notes])
         try:
-            upload = csvdata.Upload.of(text)
-        except csvdata.CsvError as exc:
+            upload = csv_files.Upload.of(text)
+        except csv_files.CsvError as exc:
             raise exc.at(self.path) from None
         digest = hashlib.sha256(raw).hexdigest()[:16]
         # An empty or header-only file is posted too: the service says what it lacks, as `mlrm train` would.
         for start in range(0, max(len(upload.spans), 1), CHUNK_ROWS):
             self._post(upload, start, upload.chunk(start, start + CHUNK_ROWS), f"mlrm-train-{digest}-{start}")
         if self.rejected > self.shown:
-            _say(csvdata.more_rejected(self.rejected - self.shown))
+            _say(csv_files.more_rejected(self.rejected - self.shown))
         return self.accepted, self.rejected
 
-    def _post(self, upload: csvdata.Upload, start: int, chunk: str, key: str) -> None:
+    def _post(self, upload: csv_files.Upload, start: int, chunk: str, key: str) -> None:
         try:
             answer = self.client.post_samples(self.name, chunk.encode(), "text/csv", key)
         except Problem as exc:
@@ -132,7 +134,7 @@ class _Uploader:
             errors = exc.body.get("errors") or []
             if kind in ("invalid-csv", "malformed-csv") and errors and errors[0].get("line"):
                 first = errors[0]
-                raise csvdata.CsvError(upload.file_line(start, first["line"]), first["detail"], self.path) from None
+                raise csv_files.CsvError(upload.file_line(start, first["line"]), first["detail"], self.path) from None
             if kind != "invalid-samples":
                 raise
             # No usable row in this chunk: nothing of it was stored; report it and go on with the rest.
@@ -148,18 +150,18 @@ class _Uploader:
         self._rejected(upload, start, [(r["index"], r["errors"]) for r in answer["rows"] if r["status"] == "rejected"])
         self._notes([(upload.file_line(start, n["line"]), n["detail"]) for n in answer.get("notes", [])])
 
-    def _rejected(self, upload: csvdata.Upload, start: int, rows: list[tuple[int, list[dict[str, Any]]]]) -> None:
-        for index, errors in rows[: max(0, csvdata.SHOWN_ROWS - self.shown)]:
+    def _rejected(self, upload: csv_files.Upload, start: int, rows: list[tuple[int, list[dict[str, Any]]]]) -> None:
+        for index, errors in rows[: max(0, csv_files.SHOWN_ROWS - self.shown)]:
             line = upload.spans[start + index][0]
             for error in errors:
-                _say(csvdata.rejected_message(self.path, line, error["pointer"], error["detail"]))
+                _say(csv_files.rejected_message(self.path, line, error["pointer"], error["detail"]))
             self.shown += 1
 
     def _notes(self, notes: list[tuple[int, str]]) -> None:
         for line, text in notes:
             if text not in self.notes:
                 self.notes.add(text)
-                _say(csvdata.Note(line, text).at(self.path))
+                _say(csv_files.Note(line, text).at(self.path))
 
 
 def upload_csv(client: Client, name: str, path: Path) -> tuple[int, int]:
@@ -169,7 +171,7 @@ def upload_csv(client: Client, name: str, path: Path) -> tuple[int, int]:
 
 def warn_absent_labels(client: Client, name: str) -> None:
     """The warning `mlrm train` prints for a label of target.labels that no stored sample has."""
-    from mlrm.training import absent_label_warning
+    from mlrm.training.trainer import absent_label_warning
 
     stats = client.call("GET", f"/v1/services/{name}/samples/stats")[1]
     for label, count in (stats.get("labels") or {}).items():
@@ -179,7 +181,7 @@ def warn_absent_labels(client: Client, name: str) -> None:
 
 def train_remote(args: argparse.Namespace) -> int:
     """`mlrm train CONFIG_SET --remote URL [--data FILE.csv]`: post data, start a job, follow it."""
-    from mlrm.progress import ProgressPrinter
+    from mlrm.training.progress import ProgressPrinter
 
     if args.dry_run:
         raise DataError("--dry-run works only locally; the training service always keeps its runs on record")
@@ -189,7 +191,7 @@ def train_remote(args: argparse.Namespace) -> int:
         accepted, rejected = upload_csv(client, name, Path(args.data))
         print(f"posted {args.data}: {accepted} samples accepted, {rejected} rejected", flush=True)
         if not accepted:  # no job: the service would train on what it had, not on this file
-            raise DataError(csvdata.nothing_accepted(args.data, rejected))
+            raise DataError(csv_files.nothing_accepted(args.data, rejected))
     warn_absent_labels(client, name)
     job, created = client.train(name)
     what = "queued" if created else "joined the running"

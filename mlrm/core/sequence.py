@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Set
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from mlrm.config.model import ServiceConfig
-from mlrm.encoding import RowEncoder, TargetEncoder
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.encoding import RowEncoder, TargetEncoder
 from mlrm.errors import DataError, FieldError, RequestError
 
-ARRIVAL = "arrival"
 MAX_STREAM_ID = 200
 
 
@@ -37,43 +36,6 @@ class TrainingWindows(NamedTuple):
     rejected: list[FieldError]
     groups: np.ndarray  # stream index of each window
     accepted: list[int]  # records that passed validation
-
-
-@dataclass(frozen=True)
-class SequenceSpec:
-    """The resolved sequence section."""
-
-    window: int
-    step: int
-    inputs: tuple[str, ...]
-    order_by: str | None  # None: arrival order
-    stream: str | None  # None: one stream
-    label: str  # last | majority (classification)
-    horizon: int  # regression: records ahead; 0 otherwise
-    buffer: dict[str, Any]
-
-    @classmethod
-    def of(cls, config: ServiceConfig) -> SequenceSpec | None:
-        """The spec of a config set, or None when it has no sequence section."""
-        seq = config.raw.get("sequence")
-        if not seq:
-            return None
-        order_by = seq.get("order_by", ARRIVAL)
-        return cls(
-            window=int(seq["window"]),
-            step=int(seq.get("step", 1)),
-            inputs=tuple(seq.get("inputs") or [f.name for f in config.inputs]),
-            order_by=None if order_by == ARRIVAL else order_by,
-            stream=seq.get("stream"),
-            label=seq.get("label", "last"),
-            horizon=int(seq.get("horizon", 1)) if config.task == "regression" else 0,
-            buffer=dict(seq.get("buffer") or {}),
-        )
-
-    @property
-    def fields(self) -> frozenset[str]:
-        """Record fields beside the inputs."""
-        return frozenset(f for f in (self.stream, self.order_by) if f)
 
 
 def parse_time(value: Any, *, strings: bool = False) -> float | str:

@@ -15,13 +15,13 @@ import numpy as np
 
 from mlrm import __version__
 from mlrm.algorithms import Progress, no_progress
-from mlrm.config.model import ServiceConfig
 from mlrm.config.schema import LOWER_IS_BETTER
-from mlrm.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
+from mlrm.core.model import Model, make_algorithm
+from mlrm.core.sequence import WindowEncoder, split_indices
 from mlrm.errors import DataError, FieldError
-from mlrm.model import Model, make_algorithm
-from mlrm.sequence import WindowEncoder, split_indices
-from mlrm.versions import VersionStore
+from mlrm.storage.versions import VersionStore
 
 
 @dataclass

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from mlrm.config.model import ServiceConfig
+from mlrm.config.sections import SequenceSpec
+from mlrm.config.service_config import ServiceConfig
+from mlrm.core.model import Model
+from mlrm.core.sequence import WindowEncoder, request_error
 from mlrm.errors import FieldError, RequestError
-from mlrm.model import Model
-from mlrm.sequence import SequenceSpec, WindowEncoder, request_error
-from mlrm.stream_buffer import Incoming, StreamBuffer
+from mlrm.storage.stream_buffer import Incoming, StreamBuffer
 
 MAX_ERRORS = 20
 

@@ -1,0 +1,1 @@
+"""What mlrm keeps on disk: learned versions, stream buffers, outboxes, SQLite files."""

@@ -1,0 +1,1 @@
+"""Tools for people: data generators (datasets, simulation) and `mlrm init` (scaffold)."""
