@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
-import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from training_service.children import fork_child, stop_child
 from training_service.settings import DEFAULT_PORT, STORE_FILE, Settings
 
 
@@ -58,50 +56,17 @@ def cmd_training_service(args: argparse.Namespace) -> int:
             log_level=args.log_level, access_log=args.access_log, on_ready=ready,
         )  # fmt: skip
     finally:
-        _stop_scheduler(scheduler)
+        stop_child(scheduler)
         if subscriber is not None:
-            _stop_scheduler(subscriber)  # the same SIGTERM-and-wait fits any child forked here
+            stop_child(subscriber)
     return 0
 
 
 def _start_scheduler(settings: Settings) -> int:
-    """Fork the scheduler: its own process, so triggers are checked once however many API workers run.
-
-    Forked, not exec'd: this process is single-threaded here and has scikit-learn imported (as gunicorn's
-    preload has), so the scheduler is ready at once instead of importing it all again.
-    """
+    """Fork the scheduler: its own process, so triggers are checked once however many API workers run."""
     from training_service.scheduler import main as scheduler_main
 
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = scheduler_main([*settings.scheduler_args(), "--exit-with-parent"])
-        except BaseException:  # noqa: BLE001 (the child must never return into the CLI)
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
-
-
-def _stop_scheduler(pid: int, timeout: float = 15.0) -> None:
-    """SIGTERM the scheduler and wait, unless it is gone already (gunicorn reaps any child that exits)."""
-    deadline = time.monotonic() + timeout
-    signalled = False
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return  # already reaped: the pid may belong to someone else now, so never signal it
-        if done:
-            return
-        if not signalled:
-            os.kill(pid, signal.SIGTERM)
-            signalled = True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    return fork_child(lambda: scheduler_main([*settings.scheduler_args(), "--exit-with-parent"]))
 
 
 def register(add: Callable[..., Any]) -> None:

@@ -30,13 +30,13 @@ import os
 import signal
 import sys
 import threading
-import traceback
 from typing import Any
 
 import orjson
 
 from mlrm.errors import ConfigError, FieldError, MlrmError, RequestError
 from mlrm.mqtt.settings import TRAINING, MqttSettings
+from training_service.children import fork_child
 from training_service.core import MAX_KEY_LENGTH, TrainingService
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
@@ -159,22 +159,14 @@ def start(settings: Settings, services: ConfigRoot) -> int | None:
         print(f"mlrm: degraded: {problem}", file=sys.stderr)
     if not subscribed:
         return None
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            from mlrm.mqtt.bridge_process import die_with_parent
+    def main() -> int:
+        from mlrm.mqtt.bridge_process import die_with_parent
 
-            die_with_parent()
-            logging.basicConfig(
-                level=settings.log_level.upper(), stream=sys.stderr,
-                format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s",
-            )  # fmt: skip
-            code = run(settings, services, subscribed)
-        except BaseException:  # noqa: BLE001 (the child must never return into the CLI)
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    return pid
+        die_with_parent()
+        logging.basicConfig(
+            level=settings.log_level.upper(), stream=sys.stderr,
+            format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s",
+        )  # fmt: skip
+        return run(settings, services, subscribed)
+
+    return fork_child(main)
