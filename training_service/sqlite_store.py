@@ -1,21 +1,22 @@
 """The embedded store: SQLite in WAL mode with synchronous=FULL (see store.py
-for the durability argument). One connection per process and thread."""
+for the durability argument). One connection per process and thread; both the
+connection and the cross-process locks come from mlrm/storage/sqlite.py."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from mlrm.errors import StoreError
+from mlrm.storage.sqlite import SYNCHRONOUS, FileLock, connect, transaction, try_lock
 from training_service.store import FINAL, Job, Sample, iso
 
 _ACTIVE_SQL = "state IN ('queued', 'running')"
@@ -85,25 +86,13 @@ def _job(row: tuple[Any, ...]) -> Job:
     return Job(*values)
 
 
-class FileLock:
-    """flock on a file: held while open, dropped by the kernel when the process dies."""
-
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-
-    def release(self) -> None:
-        if not self.fh.closed:
-            fcntl.flock(self.fh, fcntl.LOCK_UN)
-            self.fh.close()
-
-
 class SQLiteStore:
     """The embedded store: one SQLite file in WAL mode, one connection per process and thread."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path).resolve()
         self.synchronous = synchronous.upper()
-        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+        if self.synchronous not in SYNCHRONOUS:
             raise StoreError(f"synchronous={synchronous!r}: expected full, normal or extra")
         self.url = f"sqlite:///{self.path}" + ("" if self.synchronous == "FULL" else f"?synchronous={synchronous}")
         self._local = threading.local()
@@ -113,24 +102,14 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            # FULL unless the store URL asks otherwise: a 202 promises the samples are on disk.
+            conn = connect(self.path, synchronous=self.synchronous, check_same_thread=False)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; BEGIN IMMEDIATE takes the write lock up front (no upgrade deadlocks)."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on this thread's connection."""
+        return transaction(self._conn())
 
     def migrate(self) -> None:
         try:
@@ -364,10 +343,4 @@ class SQLiteStore:
         return folder
 
     def try_lock(self, name: str) -> FileLock | None:
-        fh = open(self._locks() / f"{name}.lock", "a+")  # noqa: SIM115 (held open as the lock)
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return None
-        return FileLock(fh)
+        return try_lock(self._locks() / f"{name}.lock")

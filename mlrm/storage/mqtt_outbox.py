@@ -15,9 +15,6 @@ new ones (OutboxFull). Both are counted (`dropped`). One process owns a file
 
 from __future__ import annotations
 
-import fcntl
-import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -25,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlrm.errors import MlrmError
+from mlrm.storage.sqlite import FileLock, connect, lock_path, transaction, try_lock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -73,27 +71,26 @@ class MqttOutbox:
             raise ValueError(f"on_full must be drop_oldest or reject_new, not {on_full!r}")
         self.path = Path(path)
         self.max_messages, self.on_full = max_messages, on_full
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = self._take_lock()
+        self._owner = self._take_lock()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        # The level is the user's (mqtt.outbox.synchronous): FULL by default, as a message the
+        # service has decided to publish is as valuable as the answer it carries; NORMAL for a
+        # device whose storage cannot take an fsync per message (it still survives a crash of mlrm).
+        level = "FULL" if synchronous == "full" else "NORMAL"
+        # Shared by the publishing thread and the sender thread, serialised by self._lock.
+        self._db = connect(self.path, synchronous=level, check_same_thread=False)
         self._db.executescript(SCHEMA)
         self._length = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         self.dropped = 0
 
-    def _take_lock(self) -> int:
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+    def _take_lock(self) -> FileLock:
+        owner = try_lock(lock_path(self.path))
+        if owner is None:
             raise OutboxLocked(
                 f"the outbox {self.path} is in use by another process: is this service's MQTT bridge already "
                 f"running? Each process needs its own mqtt.outbox.path and client_id."
-            ) from None
-        return fd
+            )
+        return owner
 
     def __len__(self) -> int:
         return self._length
@@ -111,8 +108,7 @@ class MqttOutbox:
                     f"the outbox holds {self._length} messages (mqtt.outbox.max_messages: {self.max_messages}) "
                     f"and on_full is reject_new: {len(rows)} new message(s) dropped"
                 )
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._db):
                 if over > 0:
                     cur = self._db.execute(
                         "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (over,)
@@ -123,10 +119,6 @@ class MqttOutbox:
                 # More new rows than the whole outbox holds: keep the newest.
                 keep = rows[-self.max_messages :]
                 self._db.executemany("INSERT INTO outbox (topic, payload, qos, created) VALUES (?, ?, ?, ?)", keep)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._length += len(keep) - removed
             self.dropped += removed + len(rows) - len(keep)
 
@@ -144,15 +136,12 @@ class MqttOutbox:
         if not keys:
             return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             before = self._db.total_changes
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", keys)
-            self._db.execute("COMMIT")
+            with transaction(self._db):
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", keys)
             self._length -= self._db.total_changes - before
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)  # releases the flock
-                self._lock_fd = -1
+            self._owner.release()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mlrm.errors import FieldError, RequestError
+from mlrm.storage.sqlite import connect, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,24 +84,24 @@ class StreamBuffer:
         # A connection must not cross fork(): gunicorn builds the app before forking workers.
         if self._db is not None and self._pid == os.getpid():
             return self._db
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("BEGIN IMMEDIATE")
+        # NORMAL, not FULL: a commit on every predict request, and a fsync each would cost more than
+        # the request. WAL with NORMAL still survives a crash or kill of the worker; a power cut may
+        # lose the last buffered records, and their windows then fill from the records that follow.
+        # A predict request waits at most 10 s for another worker's write, not the stores' 30 s.
+        # check_same_thread=False: the threads of one worker share it, serialised by self._lock.
+        db = connect(self.path, synchronous="NORMAL", busy_timeout=10, check_same_thread=False)
         try:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            stored = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
-            if stored is None or stored[0] != self.layout:
-                # Buffered rows of another window layout cannot join these windows.
-                db.execute("DELETE FROM records")
-                db.execute("DELETE FROM streams")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (self.layout,))
-            db.execute("COMMIT")
+            with transaction(db):
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                stored = db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+                if stored is None or stored[0] != self.layout:
+                    # Buffered rows of another window layout cannot join these windows.
+                    db.execute("DELETE FROM records")
+                    db.execute("DELETE FROM streams")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('layout', ?)", (self.layout,))
         except BaseException:
-            db.execute("ROLLBACK")
             db.close()
             raise
         self._db, self._pid = db, os.getpid()
@@ -110,15 +111,9 @@ class StreamBuffer:
         """Buffer records in order, all or none; one result per record."""
         with self._lock:
             db = self._connect()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(db):
                 now = self.clock()
-                out = [self._push(db, r, now) for r in records]
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return out
+                return [self._push(db, r, now) for r in records]
 
     def _push(self, db: sqlite3.Connection, r: Incoming, now: float) -> Pushed:
         state = db.execute("SELECT seen, since, answered FROM streams WHERE stream = ?", (r.stream,)).fetchone()
