@@ -7,14 +7,14 @@ choose among these short names and never import a class by dotted path.
 from __future__ import annotations
 
 import importlib
-import io
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 
+from mlrm.algorithms import artifacts
 from mlrm.algorithms.base import Hyperparameter, Prediction, Progress, Task, no_progress
 from mlrm.algorithms.compiled import Predictor, compile_predictor
+from mlrm.errors import StateError
 
 # Hyperparameters that mlrm sets itself, with the fix to tell the user.
 _RESERVED = {
@@ -148,13 +148,19 @@ class SklearnAlgorithm:
         return Prediction(values=np.asarray(values, dtype=np.int64), probabilities=probabilities)
 
     def dump(self) -> dict[str, bytes]:
-        buffer = io.BytesIO()
-        joblib.dump({"estimator": self.estimator, "n_classes": self.n_classes}, buffer)
-        return {"model.joblib": buffer.getvalue()}
+        return {artifacts.ARTIFACT: artifacts.dumps(self.name, self.estimator, self.n_classes)}
 
     def load(self, files: dict[str, bytes]) -> None:
-        state = joblib.load(io.BytesIO(files["model.joblib"]))
-        self.estimator, self.n_classes = state["estimator"], state["n_classes"]
+        # Never a pickle: model.skops rebuilds only the types this entry lists (mlrm.algorithms.artifacts).
+        if artifacts.ARTIFACT not in files:
+            raise StateError(f"{self.name}: the learned state lacks {artifacts.ARTIFACT}. Retrain it.")
+        self.adopt(*artifacts.loads(self.name, self.estimator_class(), files[artifacts.ARTIFACT]))
+
+    def adopt(self, estimator: Any, n_classes: int | None) -> None:
+        """Take over a fitted estimator of this entry's class (a loaded one, or one `mlrm migrate` converts)."""
+        if type(estimator) is not self.estimator_class():
+            raise StateError(f"{self.name}: expected a fitted {self.class_name}, got a {type(estimator).__name__}")
+        self.estimator, self.n_classes = estimator, n_classes
         self._compile()
 
 

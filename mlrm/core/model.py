@@ -9,6 +9,7 @@ import numpy as np
 from mlrm import algorithms
 from mlrm.algorithms import Algorithm, Prediction
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Outputs
 from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.core.sequence import WindowEncoder
 from mlrm.errors import StateError
@@ -53,6 +54,14 @@ class Model:
                 f"version {record.version} was trained with different {', '.join(changed)} than service.yaml "
                 f"now declares. Retrain it: mlrm train {config.path} --data FILE.csv"
             )
+        legacy = sorted(name for name in record.files if name.endswith(".joblib"))
+        if legacy:
+            # A pickle runs whatever code it names when loaded: it is refused, never opened.
+            raise StateError(
+                f"version {record.version} of {config.path} holds {legacy[0]}, a pickle, which can run code when "
+                f"loaded; mlrm loads only files that cannot. If you trust this folder, convert it once: "
+                f"mlrm migrate {config.path} (it checks the digests and re-saves every version under its number)"
+            )
         algorithm = make_algorithm(config)
         algorithm.load(record.files)
         preprocessor = Preprocessor.from_dict(record.parameters["preprocessing"])
@@ -70,12 +79,12 @@ class Model:
         """Predict from encoded (not yet preprocessed) rows or windows."""
         return self.algorithm.predict(self.features(raw))
 
-    def outputs(self, prediction: Prediction) -> dict[str, Any]:
+    def outputs(self, prediction: Prediction) -> Outputs:
         """The JSON-ready body parts for a prediction (no model info)."""
         task = self.config.task
         if task == "classification":
             labels = self.labels
-            body: dict[str, Any] = {"predictions": [labels[int(c)] for c in prediction.values]}
+            body: Outputs = {"predictions": [labels[int(c)] for c in prediction.values]}
             if prediction.probabilities is not None:
                 keys = [str(label) for label in labels]
                 body["probabilities"] = [dict(zip(keys, row)) for row in prediction.probabilities.tolist()]
@@ -87,6 +96,6 @@ class Model:
             }
         return {"predictions": prediction.values.tolist()}
 
-    def predict(self, instances: Any) -> dict[str, Any]:
+    def predict(self, instances: Any) -> Outputs:
         """Validate instances and predict: the body of a /v1/predict answer."""
         return self.outputs(self.predict_matrix(self.encoder.encode(instances)))

@@ -6,7 +6,8 @@ Layout (all machine-written; service.yaml is never touched):
       current.yaml            version: 3, parameters_sha256: ...
       versions/0003/
         parameters.yaml       metadata, metrics, resolved config, artifact digests
-        model.joblib          (whatever the adapter dumped)
+        model.skops           (whatever the adapter dumped)
+        signature.yaml        Ed25519 signature of parameters.yaml's sha256, when signed
 
 A version is written into a temporary folder, every file fsynced, then renamed
 into place and the folder fsynced; current.yaml is replaced the same way. A
@@ -17,7 +18,9 @@ parameters.yaml, and parameters.yaml the sha256 of every artifact. Files are
 read into memory, hashed, and handed over only when the digest matches, so a
 file changed by a bad disk, a torn copy or a slip of an editor is never
 loaded. They catch corruption, not tampering: whoever can write the folder can
-rewrite a file and its digest alike.
+rewrite a file and its digest alike. Signatures (mlrm.storage.signatures) catch
+tampering: with MLRM_SIGNING_KEY set every version written is signed, and with
+MLRM_VERIFY_KEY set a version is read only if its signature verifies.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 import yaml
 
 from mlrm.errors import StateError
+from mlrm.storage import signatures
 
 CURRENT = "current.yaml"
 PARAMETERS = "parameters.yaml"
@@ -183,6 +187,10 @@ class VersionStore:
         """A version with every artifact read and its sha256 verified (and parameters.yaml's, if given)."""
         parameters, own_digest = self._parameters(version, parameters_sha256)
         folder = self.path_of(version)
+        verifier = signatures.verifier_from_env()
+        if verifier is not None:
+            # Before any artifact is read: an unsigned version's files are never even opened.
+            verifier.check(folder, own_digest, _read_optional(folder / signatures.SIGNATURE))
         files: dict[str, bytes] = {}
         for name, digest in (parameters.get("artifacts") or {}).items():
             if "/" in name or name.startswith("."):
@@ -204,22 +212,52 @@ class VersionStore:
         with self.lock():
             self._sweep()
             version = max(self.versions(), default=0) + 1
-            tmp = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
-            tmp.mkdir()
-            record = dump_yaml(
-                {"version": version, **parameters, "artifacts": {n: sha256(d) for n, d in files.items()}}
-            )
-            for name, data in {**files, PARAMETERS: record}.items():
-                with open(tmp / name, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            _fsync_dir(tmp)
+            tmp, digest = self._stage(version, parameters, files)
             os.rename(tmp, self.path_of(version))
             _fsync_dir(self.versions_dir)
             if make_current:
-                self._set_current(version, sha256(record))
+                self._set_current(version, digest)
             return version
+
+    def _stage(self, version: int, parameters: dict[str, Any], files: dict[str, bytes]) -> tuple[Path, str]:
+        """A complete version folder under a temporary name, fsynced (signed when a key is set); its
+        parameters.yaml digest."""
+        signer = signatures.signer_from_env()  # a bad key fails here, before anything is written
+        tmp = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        record = dump_yaml({"version": version, **parameters, "artifacts": {n: sha256(d) for n, d in files.items()}})
+        digest = sha256(record)
+        out = {**files, PARAMETERS: record}
+        if signer is not None:
+            out[signatures.SIGNATURE] = signer.signature_file(digest)
+        for name, data in out.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+        return tmp, digest
+
+    def rewrite(self, version: int, files: dict[str, bytes]) -> str:
+        """Replace the artifacts of an existing version (`mlrm migrate`): same number and metadata, new files
+        and digests, signed anew when a key is set; current.yaml follows if it points here. Returns the new
+        parameters.yaml digest. A crash midway leaves the old folder or the new one, never a mix."""
+        with self.lock():
+            self._sweep()
+            pointer = self.pointer()
+            pinned = pointer.parameters_sha256 if pointer and pointer.version == version else None
+            old = self.read(version, parameters_sha256=pinned)
+            parameters = {k: v for k, v in old.parameters.items() if k not in ("version", "artifacts")}
+            tmp, digest = self._stage(version, parameters, files)
+            path = self.path_of(version)
+            aside = self.versions_dir / f".old-{version:04d}-{uuid.uuid4().hex}"
+            os.rename(path, aside)
+            os.rename(tmp, path)
+            _fsync_dir(self.versions_dir)
+            if pointer and pointer.version == version:
+                self._set_current(version, digest)
+            shutil.rmtree(aside)
+            return digest
 
     def set_current(self, version: int) -> None:
         """Make an existing version current (rollback), atomically."""
@@ -243,3 +281,17 @@ class VersionStore:
         """Remove temporary folders left by a crashed writer."""
         for p in self.versions_dir.glob(".tmp-*"):
             shutil.rmtree(p, ignore_errors=True)
+        # A rewrite that crashed between its two renames: put the old folder back.
+        for p in self.versions_dir.glob(".old-*"):
+            home = self.versions_dir / p.name.split("-")[1]
+            if home.exists():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.rename(p, home)
+
+
+def _read_optional(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
