@@ -1,22 +1,24 @@
-"""Fixtures chain config_set -> app -> client; `spawn` starts real processes."""
+"""Fixtures chain config_set -> app -> client; `spawn` starts real processes;
+`root` and `training_service` give any test a real training service. The helpers
+they call are in tests/toolkit/."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.rest import create_app
-from mlrm.tools.datasets import pcb_inspection
-from tests.servers import ROOT, Process, free_port, mlrm_args
-
-CONFIGS = ROOT / "configs"
+from mlrm.tools.datasets import breast_cancer, pcb_inspection
+from tests.toolkit.files import configure, copy_config_set
+from tests.toolkit.processes import Process, free_port, mlrm_args
+from tests.toolkit.training import NAME, weak_version
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +31,6 @@ def pcb_rows() -> list[dict[str, Any]]:
 def pcb_instance(pcb_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One valid predict instance (no target)."""
     return {k: v for k, v in pcb_rows[0].items() if k != "result"}
-
-
-def copy_config_set(name: str, dest: Path, *, learned: bool = True) -> Path:
-    """A private copy of a shipped config set (with or without its learned state)."""
-    target = dest / name
-    ignore = None if learned else shutil.ignore_patterns("learned")
-    shutil.copytree(CONFIGS / name, target, ignore=ignore)
-    return target
 
 
 @pytest.fixture
@@ -84,6 +78,40 @@ def serve(spawn: Callable[..., Process]) -> Callable[..., tuple[str, Process]]:
         process = spawn(mlrm_args("serve", str(config_set), "--port", str(port), *extra), name="serve")
         url = f"http://127.0.0.1:{port}"
         process.wait_http(f"{url}/v2/health/live")
+        return url, process
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def cancer_rows() -> list[dict[str, Any]]:
+    """All 569 labelled breast-cancer rows, shuffled once (seeded)."""
+    rows = breast_cancer()
+    order = np.random.default_rng(0).permutation(len(rows))
+    return [rows[i] for i in order]
+
+
+@pytest.fixture
+def root(tmp_path: Path, cancer_rows: list[dict[str, Any]]) -> Path:
+    """A config root holding breast-cancer with a weak version 1 and fast reloads."""
+    folder = copy_config_set(NAME, tmp_path / "root")
+    configure(folder, serving={"reload_interval": 0.2})
+    weak_version(folder, cancer_rows)
+    return tmp_path / "root"
+
+
+@pytest.fixture
+def training_service(spawn: Callable[..., Process]) -> Callable[..., tuple[str, Process]]:
+    """Run the real `mlrm training-service` on a free port; (base URL, process) once it answers."""
+
+    def start(root: Path, *extra: str, store: str | None = None, port: int | None = None) -> tuple[str, Process]:
+        port = port or free_port()
+        args = ["training-service", "--config-root", str(root), "--port", str(port), "--poll-interval", "0.1"]
+        if store:
+            args += ["--store", store]
+        process = spawn(mlrm_args(*args, *extra), name="training-service")
+        url = f"http://127.0.0.1:{port}"
+        process.wait_http(f"{url}/v1/health")
         return url, process
 
     return start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT
 
 # Bottom to top: a package may import its own layer's modules and any layer below, never above.
 LAYERS: list[tuple[str, ...]] = [
@@ -68,7 +68,11 @@ def test_every_import_goes_down_the_layers() -> None:
 
 def test_no_import_circle() -> None:
     edges = graph()
-    circles, index, low, stack, on_stack = [], {}, {}, [], set()
+    circles: list[list[str]] = []
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
 
     def visit(v: str) -> None:  # Tarjan's strongly connected components
         index[v] = low[v] = len(index)

@@ -21,7 +21,7 @@ from mlrm.config import load_config_set
 from mlrm.core.model import Model
 from mlrm.storage.versions import VersionStore
 from mlrm.tools.datasets import pcb_inspection
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT
 
 BENCHMARKS = ROOT / "benchmarks"
 

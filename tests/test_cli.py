@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.conftest import copy_config_set
-from tests.servers import ROOT, env, mlrm_args
+from tests.toolkit.files import ROOT, copy_config_set
+from tests.toolkit.processes import env, mlrm_args
 
 
 def mlrm(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ import pytest
 from mlrm.config import load_config_set
 from mlrm.tools.datasets import to_csv, worker_activity
 from mlrm.training import csv_files, trainer
-from tests.conftest import CONFIGS
+from tests.toolkit.files import CONFIGS
 
 
 def test_text_is_utf8_without_its_mark_or_else_windows_1252_with_the_line_and_byte() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlrm.config.reference import markdown
-from tests.servers import ROOT, env, free_port
+from tests.toolkit.files import ROOT
+from tests.toolkit.processes import env, free_port
 
 README = (ROOT / "README.md").read_text()
 

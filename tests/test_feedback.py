@@ -19,14 +19,9 @@ from flask.testing import FlaskClient
 from mlrm.config import load_config_set
 from mlrm.rest import create_app
 from mlrm.training.feedback import Feedback
-from tests.servers import free_port
-from tests.training_service.conftest import (  # noqa: F401 (fixtures)
-    NAME,
-    cancer_rows,
-    configure,
-    root,
-    training_service,
-)
+from tests.toolkit.files import configure
+from tests.toolkit.processes import free_port
+from tests.toolkit.training import NAME
 from training_service.store_url import open_store
 
 

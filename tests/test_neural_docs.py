@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlrm import algorithms
 from mlrm.algorithms import torch_params
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT
 
 DOC = (ROOT / "docs" / "neural-networks.md").read_text()
 

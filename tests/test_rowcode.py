@@ -31,10 +31,15 @@ algorithm: {name: ridge}
 preprocessing: {one_hot: ONE_HOT}
 """
 
+# Beside the good values (the first three of each pool): float32's largest value, the bound of
+# every number input (accepted), the next float up and ints past it (refused), one too large for
+# a float at all (float() would raise).
+BIG = 3.4028234663852886e38
 POOLS: dict[str, list[Any]] = {
     "bounded": [0, 4.5, -5, 5, 5.0001, -7, "1", True, None, math.nan, [1]],
-    "free": [1e300, -3, 0.5, math.inf, -math.inf, math.nan, "x", False, {}],
-    "count": [0, 3, 3.0, 2.5, -1, True, "4", None],
+    "free": [-3, 0.5, BIG, -BIG, math.nextafter(BIG, math.inf), 1e300, -(10**39), 10**400, math.inf, -math.inf,
+             math.nan, "x", False, {}],  # fmt: skip
+    "count": [0, 3, 3.0, 2.5, -1, True, "4", None, int(BIG), int(BIG) + 1, 10**400, 1e300],
     "with_default": [1, 9.5, 11, None, "2"],
     "optional": [1.5, None, "a"],
     "flag": [True, False, 1, 0, "true", None],
@@ -94,3 +99,29 @@ def test_one_bad_row_sends_the_whole_request_to_the_checked_path(tmp_path: Path)
     with pytest.raises(RequestError) as caught:
         enc.encode([good, {**good, "count": -1}, "row"])
     assert [e.pointer for e in caught.value.errors] == ["/instances/1/count", "/instances/2"]
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [(BIG, True), (-BIG, True), (int(BIG), True), (math.nextafter(BIG, math.inf), False), (int(BIG) + 1, False),
+     (-1e300, False), (10**400, False)],
+)  # fmt: skip
+def test_both_paths_bound_numbers_by_float32s_range(tmp_path: Path, value: float, accepted: bool) -> None:
+    enc = encoder(tmp_path, True)
+    row = {"bounded": 1, "free": value, "count": 3, "flag": True, "mode": "run"}
+    assert enc._fast is not None
+    assert (enc._fast([row]) is not None) == accepted
+    assert (slow(enc, [row]) is not None) == accepted
+
+
+def test_a_value_past_the_bound_is_named_with_the_bound_and_the_fix(tmp_path: Path) -> None:
+    enc = encoder(tmp_path, True)
+    row = {"bounded": 1, "free": 1e300, "count": 10**400, "flag": True, "mode": "run"}
+    with pytest.raises(RequestError) as caught:
+        enc.encode([row])
+    details = {e.pointer: e.detail for e in caught.value.errors}
+    assert details["/instances/0/free"] == (
+        "1e+300 is out of range: expected -3.4028234663852886e+38 to 3.4028234663852886e+38 (no number beyond "
+        "float32's range, +-3.4e38, reaches a model; declare min and max to bound it)"
+    )
+    assert details["/instances/0/count"].startswith("an integer of about 401 digits is out of range: expected 0 to ")

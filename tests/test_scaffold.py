@@ -13,7 +13,8 @@ from mlrm.errors import MlrmError
 from mlrm.tools.datasets import GENERATORS
 from mlrm.tools.scaffold import SCHEMA_DIR, TEMPLATES, init, schema_line, write_schema
 from mlrm.training import trainer
-from tests.servers import ROOT, env, mlrm_args
+from tests.toolkit.files import ROOT
+from tests.toolkit.processes import env, mlrm_args
 
 
 @pytest.mark.parametrize("kind", sorted(TEMPLATES))

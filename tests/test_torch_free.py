@@ -12,8 +12,8 @@ import pytest
 
 from mlrm.config import load_config_set
 from mlrm.errors import ConfigError
-from tests.conftest import CONFIGS, copy_config_set
-from tests.servers import ROOT, env
+from tests.toolkit.files import CONFIGS, ROOT, copy_config_set
+from tests.toolkit.processes import env
 
 SCRIPT = """
 import json, sys

@@ -11,7 +11,7 @@ from mlrm.errors import DataError
 from mlrm.storage.versions import VersionStore
 from mlrm.tools.datasets import breast_cancer
 from mlrm.training import trainer
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 
 def test_train_evaluates_and_saves_a_version_with_its_record(config: ServiceConfig, pcb_rows: list[dict]) -> None:

@@ -12,7 +12,8 @@ import yaml
 
 from mlrm.errors import StateError
 from mlrm.storage.versions import PARAMETERS, VersionStore, sha256
-from tests.servers import ROOT, env
+from tests.toolkit.files import ROOT
+from tests.toolkit.processes import env
 
 
 def test_write_read_and_rollback(tmp_path: Path) -> None:

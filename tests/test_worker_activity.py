@@ -17,8 +17,8 @@ from mlrm.config import load_config_set
 from mlrm.core.service import Service
 from mlrm.tools.datasets import worker_activity
 from mlrm.training import trainer
-from tests.conftest import CONFIGS, copy_config_set
-from tests.servers import ROOT, env, mlrm_args
+from tests.toolkit.files import CONFIGS, ROOT, copy_config_set
+from tests.toolkit.processes import env, mlrm_args
 
 pytest.importorskip("torch")
 pytestmark = pytest.mark.torch

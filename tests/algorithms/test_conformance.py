@@ -257,3 +257,25 @@ def test_an_overflowing_row_gets_the_estimators_answer(name: str, n_classes: int
     assert (fast.probabilities is None) == (reference.probabilities is None)
     if fast.probabilities is not None:
         np.testing.assert_array_equal(fast.probabilities, reference.probabilities)
+
+
+@pytest.mark.parametrize(("name", "params", "n_classes", "compiled"), VARIANTS)
+def test_every_setting_round_trips_in_a_format_that_cannot_run_code(
+    name: str, params: dict[str, object], n_classes: int | None, compiled: bool
+) -> None:
+    from mlrm.algorithms import artifacts
+
+    model = fitted(name, params, n_classes)
+    files = model.dump()
+    assert set(files) == {artifacts.ARTIFACT}
+    # A zip of JSON and numpy arrays, not a pickle (whose first byte is the PROTO opcode 0x80).
+    assert files[artifacts.ARTIFACT][:2] == b"PK"
+    fresh = algorithms.get(name)(**params)
+    fresh.load(files)
+    X, _, _ = small_data(algorithms.task_of(name))
+    before, after = model.predict(X), fresh.predict(X)
+    np.testing.assert_array_equal(before.values, after.values)
+    for a, b in ((before.probabilities, after.probabilities), (before.scores, after.scores)):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)

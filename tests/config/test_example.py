@@ -15,7 +15,7 @@ from mlrm.core.encoding import RowEncoder
 from mlrm.core.service import Service
 from mlrm.rest.openapi import instance_schema
 from mlrm.tools.scaffold import TEMPLATES, init
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT
 
 SHIPPED = sorted(p for p in (ROOT / "configs").iterdir() if (p / "service.yaml").is_file())
 

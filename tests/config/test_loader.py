@@ -13,7 +13,8 @@ import yaml
 from mlrm.config import build_schema, load_config_set
 from mlrm.errors import ConfigError
 from mlrm.tools.scaffold import SCHEMA_DIR, schema_line
-from tests.servers import ROOT, env, mlrm_args
+from tests.toolkit.files import ROOT
+from tests.toolkit.processes import env, mlrm_args
 
 BROKEN = Path(__file__).parent / "broken"
 CASES = sorted(p.name for p in BROKEN.iterdir() if p.is_dir())

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import copy_config_set
-from tests.servers import ROOT, Process, env, free_port, mlrm_args
+from tests.toolkit.files import ROOT, copy_config_set
+from tests.toolkit.processes import Process, env, free_port, mlrm_args
 
 EXAMPLES = ROOT / "examples"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from mlrm.gateway.state import alive
-from tests.gateway.test_up import descendants, status
-from tests.servers import ROOT, Process, env, mlrm_args
+from tests.toolkit.files import ROOT
+from tests.toolkit.gateway import status
+from tests.toolkit.processes import Process, descendants, env, mlrm_args
 
 pytestmark = pytest.mark.slow
 

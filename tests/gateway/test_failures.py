@@ -18,10 +18,10 @@ import requests
 
 from mlrm.gateway.commands import Plan
 from mlrm.gateway.state import alive
-from tests.conftest import copy_config_set
-from tests.gateway.test_supervisor import http_server, launch, supervisor
-from tests.gateway.test_up import descendants, mlrm, status, wait_for
-from tests.servers import ROOT, Process, env, free_port, mlrm_args
+from tests.toolkit.files import ROOT, copy_config_set
+from tests.toolkit.gateway import http_server, launch, status, supervisor
+from tests.toolkit.processes import Process, descendants, env, free_port, mlrm, mlrm_args
+from tests.toolkit.waiting import wait_until
 
 CONFIG_ERROR = (
     "import sys; print('1 problem in config:', flush=True); "
@@ -37,11 +37,12 @@ def test_a_config_error_is_marked_failed_with_its_log_not_restarted(tmp_path: Pa
     try:
         sup.start()
         failed = sup.children[1]
+
         def marked_failed() -> bool:
             sup.check()
             return failed.state == "failed"
 
-        wait_for(marked_failed, timeout=10, what="bad marked failed")
+        wait_until(marked_failed, timeout=10, what="bad marked failed")
         text = "\n".join(events)
         assert "bad: failed: exited with status 2 (a config error)" in text and "not restarted" in text, text
         assert "x/service.yaml:3: foo: bad key" in text  # the end of its log, on the console
@@ -108,7 +109,7 @@ def test_up_runs_the_others_when_one_fails_reports_degraded_and_reloads_on_sighu
     file.write_text(file.read_text(encoding="utf-8").replace("algoritm:", "algorithm:", 1), encoding="utf-8")
     before = _tree(configs)
     os.kill(up.pid, signal.SIGHUP)
-    wait_for(lambda: status(manifest)["broken"]["ready"] == "yes", timeout=60, what="broken ready after SIGHUP")
+    wait_until(lambda: status(manifest)["broken"]["ready"] == "yes", timeout=60, what="broken ready after SIGHUP")
     after = status(manifest)
     assert after["breast-cancer"]["pid"] == kept and after["training-service"]["ready"] == "yes", after
     assert "SIGHUP: reloading" in up.output() and up.alive()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,17 +11,9 @@ from mlrm.errors import ConfigError
 from mlrm.gateway.commands import TRAINING_COMMAND, plan
 from mlrm.gateway.manifest import build_schema, load_manifest
 from mlrm.tools.scaffold import schema_line
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT, write_manifest
 
 SERVICES = ROOT / "services"
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    """A manifest in tmp_path/services/ whose root is this checkout."""
-    path = tmp_path / "services" / "gw.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"root: {ROOT}\ndata_dir: {tmp_path / 'var'}\n" + textwrap.dedent(text))
-    return path
 
 
 @pytest.mark.parametrize("path", sorted(SERVICES.glob("*.yaml")), ids=lambda p: p.name)
@@ -137,7 +128,7 @@ BROKEN = {
 def test_broken_manifest_names_file_line_key_and_fix(tmp_path: Path, case: str) -> None:
     text, expected = BROKEN[case]
     with pytest.raises(ConfigError) as caught:
-        load_manifest(write(tmp_path, text))
+        load_manifest(write_manifest(tmp_path, text))
     message = str(caught.value)
     for part in expected:
         assert part in message, f"{part!r} not in:\n{message}"
@@ -151,7 +142,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
         held.listen()
         port = held.getsockname()[1]
         manifest = load_manifest(
-            write(tmp_path, f"name: gw\nservices:\n  a: {{config_set: configs/breast-cancer, port: {port}}}\n")
+            write_manifest(tmp_path, f"name: gw\nservices:\n  a: {{config_set: configs/breast-cancer, port: {port}}}\n")
         )
         with pytest.raises(
             ConfigError, match=f"services.a.port: port {port} on 127.0.0.1 is in use by another program"
@@ -161,7 +152,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 def test_port_zero_picks_free_ports_and_disabled_services_are_skipped(tmp_path: Path) -> None:
     manifest = load_manifest(
-        write(
+        write_manifest(
             tmp_path,
             """
             name: gw

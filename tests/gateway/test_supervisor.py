@@ -4,41 +4,15 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
-from mlrm.gateway.commands import Launch, Plan, child_env
-from mlrm.gateway.manifest import Probes, load_manifest
-from mlrm.gateway.supervisor import LogFile, Supervisor
-from tests.gateway.test_manifest import write
-from tests.servers import free_port
+from mlrm.gateway.manifest import Probes
+from mlrm.gateway.supervisor import LogFile
+from tests.toolkit.gateway import http_server, launch, supervisor
+from tests.toolkit.processes import free_port
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ")
-
-
-ROOT_PROBES = Probes("/", "/")
-
-
-def launch(name: str, code: str, port: int = 0, probes: Probes = ROOT_PROBES) -> Launch:
-    return Launch(
-        name, "ml", [sys.executable, "-c", code], f"http://127.0.0.1:{port}", probes, Path.cwd(), port, child_env()
-    )
-
-
-def http_server(port: int, ignore_term: bool = False) -> str:
-    ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if ignore_term else ""
-    return (
-        f"import signal, http.server; {ignore}print('serving', flush=True); "
-        f"http.server.HTTPServer(('127.0.0.1', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()"
-    )
-
-
-def supervisor(tmp_path: Path, launches: list[Launch], events: list[str], supervision: str = "") -> Supervisor:
-    manifest = load_manifest(
-        write(tmp_path, f"name: t\nservices:\n  a: {{config_set: configs/breast-cancer, port: 0}}\n{supervision}")
-    )
-    return Supervisor(manifest, Plan(launches, {}, None), say=events.append, tick=0.02)
 
 
 def test_a_crashing_service_is_restarted_with_doubling_delays_and_counted(tmp_path: Path) -> None:

@@ -4,11 +4,8 @@ counted, SIGTERM to `mlrm up` stops everything and leaves no process behind."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,45 +16,10 @@ from mlrm.config import load_config_set
 from mlrm.gateway.state import alive
 from mlrm.tools.datasets import breast_cancer
 from mlrm.training import trainer
-from tests.conftest import copy_config_set
-from tests.gateway.test_manifest import write
-from tests.servers import ROOT, Process, env, mlrm_args
-
-
-def mlrm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(mlrm_args(*args), capture_output=True, text=True, env=env(), cwd=ROOT, timeout=60)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every living process below pid (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def status(manifest: Path) -> dict[str, Any]:
-    result = mlrm("status", str(manifest), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return {s["name"]: s for s in json.loads(result.stdout)[str(manifest)]["services"]}
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(what)
+from tests.toolkit.files import ROOT, copy_config_set, write_manifest
+from tests.toolkit.gateway import status
+from tests.toolkit.processes import Process, descendants, mlrm, mlrm_args
+from tests.toolkit.waiting import wait_until
 
 
 def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Callable[..., Process]) -> None:
@@ -92,7 +54,7 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Call
 
     # A new version trained while the gateway runs goes live, and the table says so.
     trainer.train(load_config_set(tmp_path / "configs" / "breast-cancer"), breast_cancer())
-    wait_for(lambda: status(manifest)["breast-cancer"]["version"] == "2", timeout=20, what="version 2 live")
+    wait_until(lambda: status(manifest)["breast-cancer"]["version"] == "2", timeout=20, what="version 2 live")
 
     victim = anomaly["pid"]
     old_workers = descendants(victim)
@@ -104,7 +66,7 @@ def test_up_supervises_restarts_and_stops_everything(tmp_path: Path, spawn: Call
         restarted.update(status(manifest)["machine-anomaly"])
         return restarted["restarts"] == 1 and restarted["ready"] == "yes"
 
-    wait_for(back, timeout=45, what="machine-anomaly restarted and ready")
+    wait_until(back, timeout=45, what="machine-anomaly restarted and ready")
     assert restarted["pid"] != victim and restarted["url"] == anomaly["url"]
     assert not any(alive(pid) for pid in old_workers), "workers of the killed master were left running"
     assert "machine-anomaly: killed by SIGKILL" in up.output() and "restart #1" in up.output()
@@ -130,12 +92,12 @@ def test_check_validates_and_shows_the_plan_without_starting(tmp_path: Path) -> 
     result = mlrm("up", str(ROOT / "services" / "demo.yaml"), "--check")
     assert result.returncode == 0, result.stderr
     assert "ok: " in result.stdout and "serve configs/air-quality --host 127.0.0.1 --port 8003" in result.stdout
-    broken = write(tmp_path, "name: gw\nservices:\n  a: {config_set: configs/breast-cancer, prot: 1}\n")
+    broken = write_manifest(tmp_path, "name: gw\nservices:\n  a: {config_set: configs/breast-cancer, prot: 1}\n")
     validated = mlrm("validate", str(ROOT / "services" / "demo.yaml"), str(broken))
     assert validated.returncode == 2 and "gateway 'demo', 3 services, training local" in validated.stdout
     assert "services.a.prot: unknown key 'prot'. Did you mean 'port'?" in validated.stderr
     assert "Traceback" not in validated.stderr
-    missing = write(tmp_path, "name: gw2\nservices:\n  a: {config_set: configs/nope, port: 0}\n")
+    missing = write_manifest(tmp_path, "name: gw2\nservices:\n  a: {config_set: configs/nope, port: 0}\n")
     result = mlrm("up", str(missing))  # config sets are checked in a forked child: same errors, same exit status
     assert result.returncode == 2 and "configs/nope/service.yaml: no service.yaml here." in result.stderr
     assert "services.a.config_set: the config set" in result.stderr and "Traceback" not in result.stderr

@@ -15,8 +15,8 @@ from mlrm.config import load_config_set
 from mlrm.errors import ConfigError
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.settings import MqttSettings
-from tests.mqtt.conftest import MOSQUITTO_PASSWD, Broker, Collector, mqtt_config_set, publish
-from tests.servers import Process, mlrm_args
+from tests.toolkit.brokers import MOSQUITTO_PASSWD, Broker, Collector, mqtt_config_set, publish
+from tests.toolkit.processes import Process, mlrm_args
 
 pytestmark = pytest.mark.mqtt
 

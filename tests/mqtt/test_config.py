@@ -12,7 +12,7 @@ from mlrm.config import load_config_set
 from mlrm.config.topics import TemplateError, parse
 from mlrm.errors import ConfigError
 from mlrm.mqtt.settings import PREDICT, MqttSettings
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 
 def test_template_keeps_named_levels_and_fills_the_answer_topic() -> None:

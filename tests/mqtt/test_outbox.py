@@ -12,7 +12,7 @@ import pytest
 
 from mlrm.mqtt.messages import Outgoing
 from mlrm.storage.mqtt_outbox import MqttOutbox, OutboxFull, OutboxLocked
-from tests.servers import ROOT
+from tests.toolkit.files import ROOT
 
 
 def _msgs(*ids: int) -> list[Outgoing]:

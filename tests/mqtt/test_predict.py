@@ -11,10 +11,11 @@ from flask.testing import FlaskClient
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.config.topics import parse
+from mlrm.core.answer import Answer
 from mlrm.core.service import Service
 from mlrm.mqtt.messages import Inbound
 from mlrm.mqtt.predict import PredictHandler
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 
 def _handler(config: ServiceConfig, errors: str | None = "plant/{device}/errors", **kwargs: Any) -> PredictHandler:
@@ -107,7 +108,7 @@ def test_a_burst_costs_one_model_call_and_errors_stay_with_their_message(
     calls: list[int] = []
     predict = handler.service.predict
 
-    def counted_predict(instances: Any) -> dict[str, Any]:
+    def counted_predict(instances: Any) -> Answer:
         calls.append(len(instances))
         return predict(instances)
 

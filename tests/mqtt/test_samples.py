@@ -19,7 +19,7 @@ from mlrm.errors import FieldError, RequestError
 from mlrm.mqtt import samples
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.settings import TRAINING, MqttSettings
-from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, publish
+from tests.toolkit.brokers import Broker, Collector, mqtt_config_set, publish
 
 
 class SqliteSink:

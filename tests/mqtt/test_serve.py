@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from mlrm.storage.versions import VersionStore
-from tests.mqtt.conftest import Broker, Collector, mqtt_config_set, need_mosquitto, publish
-from tests.servers import Process, free_port, mlrm_args
+from tests.toolkit.brokers import Broker, Collector, mqtt_config_set, need_mosquitto, publish
+from tests.toolkit.files import copy_config_set
+from tests.toolkit.processes import Process, free_port, mlrm_args
 
 pytestmark = pytest.mark.mqtt
 
@@ -151,8 +152,6 @@ def test_mqtt_broker_option_serves_a_set_without_mqtt_section(
     tmp_path: Path, spawn: Callable[..., Process], collect: Callable[..., Collector], pcb_instance: dict[str, Any]
 ) -> None:
     """`mlrm serve --mqtt-broker URL` (what a gateway manifest's mqtt: true passes) uses the default topics."""
-    from tests.conftest import copy_config_set
-
     need_mosquitto()
     broker = Broker(tmp_path / "broker")
     broker.start()

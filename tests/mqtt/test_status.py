@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from mlrm.config import load_config_set
 from mlrm.rest import create_app
 from mlrm.storage.bridge_status import STALE_AFTER, write_status
-from tests.mqtt.conftest import mqtt_config_set
+from tests.toolkit.brokers import mqtt_config_set
 
 
 def test_without_mqtt_section_the_endpoint_says_how_to_add_one(client: FlaskClient) -> None:

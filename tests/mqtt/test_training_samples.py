@@ -16,8 +16,8 @@ from mlrm.config import load_config_set
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.messages import Outgoing
 from mlrm.mqtt.settings import MqttSettings
-from tests.mqtt.conftest import Broker, Collector, mqtt_config_set
-from tests.servers import Process, free_port, mlrm_args
+from tests.toolkit.brokers import Broker, Collector, mqtt_config_set
+from tests.toolkit.processes import Process, free_port, mlrm_args
 from training_service import mqtt_samples
 from training_service.services import ConfigRoot
 from training_service.settings import STORE_FILE

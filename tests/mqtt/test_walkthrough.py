@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.mqtt.conftest import Broker, need_mosquitto
-from tests.servers import ROOT, Process, env, free_port
+from tests.toolkit.brokers import Broker, need_mosquitto
+from tests.toolkit.files import ROOT
+from tests.toolkit.processes import Process, env, free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.slow]
 

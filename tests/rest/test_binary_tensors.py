@@ -15,7 +15,7 @@ import pytest
 from mlrm.errors import RequestError
 from mlrm.rest import create_app
 from mlrm.rest.binary_tensors import HEADER, read_request, write_reply
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 Tensor = dict[str, Any]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 
 def test_serve_predicts_over_http(serve: Any, config_set: Path, pcb_instance: dict[str, Any]) -> None:
@@ -41,7 +41,9 @@ def test_untrained_set_starts_not_ready_and_says_how_to_train(serve: Any, tmp_pa
     assert "mlrm train" in answer.json()["detail"]
 
 
-def test_openmp_model_answers_in_every_forked_worker(serve: Any, tmp_path: Path, pcb_rows: list, pcb_instance: Any) -> None:
+def test_openmp_model_answers_in_every_forked_worker(
+    serve: Any, tmp_path: Path, pcb_rows: list, pcb_instance: Any
+) -> None:
     """HistGradientBoosting uses OpenMP; its pool must not be inherited across gunicorn's fork."""
     from mlrm.config import load_config_set
     from mlrm.training import trainer
@@ -50,7 +52,11 @@ def test_openmp_model_answers_in_every_forked_worker(serve: Any, tmp_path: Path,
     text = (folder / "service.yaml").read_text()
     start = text.index("algorithm:")
     end = text.index("preprocessing:")
-    text = text[:start] + "algorithm:\n  name: hist_gradient_boosting_classifier\n  hyperparameters: {max_iter: 30}\n\n" + text[end:]
+    text = (
+        text[:start]
+        + "algorithm:\n  name: hist_gradient_boosting_classifier\n  hyperparameters: {max_iter: 30}\n\n"
+        + text[end:]
+    )
     (folder / "service.yaml").write_text(text)
     trainer.train(load_config_set(folder), pcb_rows[:500])
     url, _ = serve(folder, "--workers", "2")

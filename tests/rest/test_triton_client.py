@@ -17,7 +17,7 @@ from tritonclient.utils import InferenceServerException
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.tools.datasets import GENERATORS
-from tests.conftest import copy_config_set
+from tests.toolkit.files import copy_config_set
 
 Row = dict[str, Any]
 Serve = Callable[..., tuple[str, Any]]

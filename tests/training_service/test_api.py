@@ -8,7 +8,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from mlrm.tools.datasets import to_csv
-from tests.training_service.conftest import NAME
+from tests.toolkit.training import NAME
 
 SAMPLES = f"/v1/services/{NAME}/samples"
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from mlrm.cli import main
-from tests.conftest import copy_config_set
-from tests.servers import free_port
-from tests.training_service.conftest import configure
+from tests.toolkit.files import configure, copy_config_set
+from tests.toolkit.processes import free_port
 from training_service.services import ConfigRoot
 
 

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from mlrm.tools.datasets import to_csv, worker_activity
-from tests.conftest import copy_config_set
-from tests.servers import Process, env, mlrm_args
-from tests.training_service.conftest import NAME
+from tests.toolkit.files import copy_config_set
+from tests.toolkit.processes import Process, env, mlrm_args
+from tests.toolkit.training import NAME
 
 pytestmark = pytest.mark.slow
 

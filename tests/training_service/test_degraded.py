@@ -9,8 +9,8 @@ from pathlib import Path
 import requests
 
 from mlrm.errors import ConfigProblem
-from tests.servers import Process
-from tests.training_service.conftest import NAME
+from tests.toolkit.processes import Process
+from tests.toolkit.training import NAME
 from training_service.services import Unavailable
 
 PROBLEM = "application/problem+json"

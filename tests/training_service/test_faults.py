@@ -19,8 +19,8 @@ import requests
 from mlrm.config import load_config_set
 from mlrm.core.service import Service
 from mlrm.storage.versions import VersionStore
-from tests.servers import free_port
-from tests.training_service.conftest import NAME
+from tests.toolkit.processes import free_port
+from tests.toolkit.training import NAME
 from training_service.store_url import open_store
 
 

@@ -12,7 +12,8 @@ import yaml
 from flask import Flask
 
 from mlrm.storage.versions import VersionStore
-from tests.training_service.conftest import NAME, configure
+from tests.toolkit.files import configure
+from tests.toolkit.training import NAME
 from training_service import jobs
 from training_service.core import TrainingService
 from training_service.gate import decide

@@ -18,8 +18,9 @@ import pytest
 import requests
 
 from mlrm.tools.datasets import to_csv
-from tests.servers import env, free_port, mlrm_args
-from tests.training_service.conftest import NAME, configure
+from tests.toolkit.files import configure
+from tests.toolkit.processes import env, free_port, mlrm_args
+from tests.toolkit.training import NAME
 
 TARGET = "diagnosis"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import env
+from tests.toolkit.processes import env
 from training_service.sqlite_store import SQLiteStore
 from training_service.store import Sample
 

@@ -1,0 +1,22 @@
+"""The training service's test data: breast-cancer with a deliberately weak
+version 1, so that better data visibly helps."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mlrm.config import load_config_set
+from mlrm.training import trainer
+
+NAME = "breast-cancer"
+
+
+def weak_version(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """Replace the shipped learned state by a poor version 1: 30 rows, 30% of labels flipped."""
+    shutil.rmtree(folder / "learned", ignore_errors=True)
+    weak = [dict(r) for r in rows[:30]]
+    for r in weak[:9]:
+        r["diagnosis"] = "benign" if r["diagnosis"] == "malignant" else "malignant"
+    trainer.train(load_config_set(folder), weak)
