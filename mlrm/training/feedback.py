@@ -13,12 +13,13 @@ the rest; it stays in the outbox for a person to look at.
 
 Delivery is tried at once on each post, and again every
 feedback.retry_interval seconds by a small thread per worker that does only
-SQLite and HTTP (never scikit-learn, so it is safe beside sync workers).
+SQLite and HTTP (never scikit-learn, so it is safe beside sync workers). It
+posts through TrainingServiceClient, the client `mlrm train --remote` uses,
+so both name a failure the same way.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -30,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import requests
 
 from mlrm.config.service_config import ServiceConfig
-from mlrm.errors import FieldError, RequestError
-from mlrm.training.remote import TRAINING_SERVICE_ENV
+from mlrm.errors import FieldError, RemoteError, RequestError
+from mlrm.storage.sqlite import connect, lock_path, try_lock
+from mlrm.training.remote import TRAINING_SERVICE_ENV, Problem, TrainingServiceClient
 from mlrm.training.trainer import dataset
 
 log = logging.getLogger("mlrm.training.feedback")
@@ -75,11 +76,8 @@ class FeedbackOutbox:
 
     def _connect(self) -> sqlite3.Connection:
         # A connection per call: cheap, and safe across fork() and threads.
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        # FULL: the 202 tells the consumer its feedback is kept, and it will not send it again.
+        conn = connect(self.path, synchronous="FULL")
         if not self._ready:
             conn.execute(SCHEMA)
             self._ready = True
@@ -148,6 +146,12 @@ class FeedbackOutbox:
         }
 
 
+def _described(exc: RemoteError) -> str:
+    """What went wrong, with the rows the training service refused, for the person who reads last_error."""
+    errors = exc.body.get("errors") if isinstance(exc, Problem) else None
+    return f"{exc} {orjson.dumps(errors[:5]).decode()}" if errors else str(exc)
+
+
 class Feedback:
     """Validates feedback, keeps it in the outbox and forwards it to the training service."""
 
@@ -173,10 +177,6 @@ class Feedback:
             timeout=float(section.get("timeout", 2.0)),
             retry_interval=float(section.get("retry_interval", 5.0)),
         )
-
-    @property
-    def target(self) -> str:
-        return f"{self.url}/v1/services/{self.config.name}/samples"
 
     def submit(self, body: Any) -> dict[str, Any]:
         """Validate a {"records": [...]} post, store it, and try to deliver the outbox now."""
@@ -229,36 +229,27 @@ class Feedback:
         deadline = None if budget is None else time.monotonic() + budget
         if not self.url or not self.outbox.path.exists():
             return done
-        with open(self.outbox.path.with_name(self.outbox.path.name + ".lock"), "a+") as lock:
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if deadline is None or time.monotonic() > deadline:
-                        return done
-                    time.sleep(0.01)
+        lock = try_lock(lock_path(self.outbox.path), wait=budget or 0.0)
+        if lock is None:
+            return done
+        # A client per delivery, never one built before gunicorn's fork and shared by the workers.
+        with lock, TrainingServiceClient(self.url, timeout=self.timeout) as client:
             while (entry := self.outbox.head()) is not None:
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 try:
-                    answer = requests.post(
-                        self.target, data=entry.body, timeout=self.timeout,
-                        headers={"Content-Type": "application/json", "Idempotency-Key": entry.key},
-                    )  # fmt: skip
-                except requests.RequestException as exc:
-                    self.outbox.failed(entry.seq, f"{type(exc).__name__}: {exc}", dead=False)
-                    break
-                if answer.status_code in (200, 202):
-                    self.outbox.delivered(entry.seq)
-                    done.append(entry.seq)
+                    client.post_samples(self.config.name, entry.body, "application/json", entry.key)
+                except RemoteError as exc:
+                    dead = exc.status in PERMANENT
+                    error = _described(exc)
+                    self.outbox.failed(entry.seq, error, dead=dead)
+                    if exc.status is not None:  # an outage is the retry thread's normal work, not an error
+                        log.error("feedback %s %s: %s", entry.key, "set aside" if dead else "will be retried", error)
+                    if not dead:
+                        break
                     continue
-                error = f"HTTP {answer.status_code}: {answer.text[:500]}"
-                dead = answer.status_code in PERMANENT
-                self.outbox.failed(entry.seq, error, dead=dead)
-                log.error("feedback %s %s: %s", entry.key, "set aside" if dead else "will be retried", error)
-                if not dead:
-                    break
+                self.outbox.delivered(entry.seq)
+                done.append(entry.seq)
         return done
 
     def ensure_background(self) -> None:

@@ -1,4 +1,5 @@
-"""A small HTTP client of the training service, and `mlrm train --remote`."""
+"""The one HTTP client of the training service's API (`mlrm train --remote` and the
+feedback forwarder use it), and `mlrm train --remote` itself."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import requests
@@ -29,20 +31,35 @@ class Problem(RemoteError):
         self.body = body
 
 
-class Client:
-    """Calls one training service; every failure is a RemoteError that says what went wrong."""
+class TrainingServiceClient:
+    """Calls one training service; every failure is a RemoteError that says what went wrong.
+
+    Not shared across fork(): its session may hold open connections.
+    """
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
 
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> TrainingServiceClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         url = self.base + path
         try:
             answer = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise RemoteError(f"cannot reach the training service at {self.base}: {exc}") from None
+            reason = f"{type(exc).__name__}: {exc}"  # the type says what failed: refused, timed out, ...
+            raise RemoteError(f"cannot reach the training service at {self.base}: {reason}") from None
         try:
             body = answer.json()
         except ValueError:
@@ -55,6 +72,7 @@ class Client:
         return answer.status_code, body
 
     def post_samples(self, name: str, body: bytes, mimetype: str, key: str | None = None) -> dict[str, Any]:
+        """Post a batch of samples; with an Idempotency-Key, a retried post is stored once."""
         headers = {"Content-Type": mimetype, **({"Idempotency-Key": key} if key else {})}
         return self.call("POST", f"/v1/services/{name}/samples", data=body, headers=headers)[1]
 
@@ -102,7 +120,7 @@ def _say(text: str) -> None:
 class _Uploader:
     """Posts one file in chunks and reports on it as `mlrm train --data` does locally."""
 
-    def __init__(self, client: Client, name: str, path: Path) -> None:
+    def __init__(self, client: TrainingServiceClient, name: str, path: Path) -> None:
         self.client, self.name, self.path = client, name, path
         self.accepted = self.rejected = self.shown = 0
         self.notes: set[str] = set()
@@ -164,12 +182,12 @@ class _Uploader:
                 _say(csv_files.Note(line, text).at(self.path))
 
 
-def upload_csv(client: Client, name: str, path: Path) -> tuple[int, int]:
+def upload_csv(client: TrainingServiceClient, name: str, path: Path) -> tuple[int, int]:
     """Post a CSV file in chunks; keys derived from the file make a rerun count once. (accepted, rejected rows)."""
     return _Uploader(client, name, path).run()
 
 
-def warn_absent_labels(client: Client, name: str) -> None:
+def warn_absent_labels(client: TrainingServiceClient, name: str) -> None:
     """The warning `mlrm train` prints for a label of target.labels that no stored sample has."""
     from mlrm.training.trainer import absent_label_warning
 
@@ -181,12 +199,16 @@ def warn_absent_labels(client: Client, name: str) -> None:
 
 def train_remote(args: argparse.Namespace) -> int:
     """`mlrm train CONFIG_SET --remote URL [--data FILE.csv]`: post data, start a job, follow it."""
-    from mlrm.training.progress import ProgressPrinter
-
     if args.dry_run:
         raise DataError("--dry-run works only locally; the training service always keeps its runs on record")
     name = service_name(args.config_set)
-    client = Client(args.remote)
+    with TrainingServiceClient(args.remote) as client:
+        return _train(client, args, name)
+
+
+def _train(client: TrainingServiceClient, args: argparse.Namespace, name: str) -> int:
+    from mlrm.training.progress import ProgressPrinter
+
     if args.data:
         accepted, rejected = upload_csv(client, name, Path(args.data))
         print(f"posted {args.data}: {accepted} samples accepted, {rejected} rejected", flush=True)
