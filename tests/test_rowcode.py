@@ -37,8 +37,22 @@ preprocessing: {one_hot: ONE_HOT}
 BIG = 3.4028234663852886e38
 POOLS: dict[str, list[Any]] = {
     "bounded": [0, 4.5, -5, 5, 5.0001, -7, "1", True, None, math.nan, [1]],
-    "free": [-3, 0.5, BIG, -BIG, math.nextafter(BIG, math.inf), 1e300, -(10**39), 10**400, math.inf, -math.inf,
-             math.nan, "x", False, {}],  # fmt: skip
+    "free": [
+        -3,
+        0.5,
+        BIG,
+        -BIG,
+        math.nextafter(BIG, math.inf),
+        1e300,
+        -(10**39),
+        10**400,
+        math.inf,
+        -math.inf,
+        math.nan,
+        "x",
+        False,
+        {},
+    ],  # fmt: skip
     "count": [0, 3, 3.0, 2.5, -1, True, "4", None, int(BIG), int(BIG) + 1, 10**400, 1e300],
     "with_default": [1, 9.5, 11, None, "2"],
     "optional": [1.5, None, "a"],

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlrm.config.service_config import Feature, ServiceConfig
-from mlrm.core.rowcode import FastRows, compile_rows
+from mlrm.core.rowcode import LIMIT, FastRows, bounds, compile_rows
 from mlrm.errors import FieldError, RequestError, did_you_mean
 
 MAX_ERRORS = 20
@@ -45,20 +45,19 @@ def _parse_string(kind: str, value: str) -> Any:
 
 
 def _number_converter(f: Feature, col: int) -> Converter:
-    low = -math.inf if f.min is None else float(f.min)
-    high = math.inf if f.max is None else float(f.max)
+    low, high = bounds(f)
     integer = f.type == "integer"
 
     def convert(v: Any, out: list[float]) -> str | None:
         t = type(v)
         if t is bool or (t is not int and t is not float):
             return f"expected {'an integer' if integer else 'a number'}, got {_shown(v)}"
-        x = float(v)
-        if integer and not x.is_integer():
+        if integer and t is float and not v.is_integer():
             return f"expected an integer, got {v!r}"
-        if not low <= x <= high:  # also rejects NaN
-            return f"{v!r} is out of range: expected {_range(f)}"
-        out[col] = x
+        # v itself, not float(v): an int too large for a float compares exactly instead of raising.
+        if not low <= v <= high:  # also rejects NaN
+            return f"{_brief(v)} is out of range: expected {_range(f)}"
+        out[col] = float(v)
         return None
 
     return convert
@@ -81,9 +80,10 @@ def _category_converter(f: Feature, col: int, one_hot: bool) -> Converter:
     allowed = ", ".join(str(v) for v in values)
 
     def convert(v: Any, out: list[float]) -> str | None:
-        i = index.get(v) if type(v) in (str, int, float) else None
+        scalar = type(v) in (str, int, float)
+        i = index.get(v) if scalar else None
         if i is None:
-            return f"unknown category {v!r}: expected one of {allowed}"
+            return f"unknown category {_brief(v) if scalar else _shown(v)}: expected one of {allowed}"
         if one_hot:
             out[col + i] = 1.0
         else:
@@ -95,13 +95,24 @@ def _category_converter(f: Feature, col: int, one_hot: bool) -> Converter:
 
 def _shown(v: Any) -> str:
     kind = {str: "string", bool: "boolean", dict: "object", list: "array", type(None): "null"}.get(type(v), "value")
-    return f"{kind} {v!r}" if not isinstance(v, (dict, list)) else kind
+    return f"{kind} {_brief(v)}" if not isinstance(v, (dict, list)) else kind
+
+
+def _brief(v: Any) -> str:
+    """A value for a message, kept short: no repr of a 1 MB string, or of an int past repr's 4,300 digits."""
+    if type(v) is int and abs(v) >= 10**24:
+        return f"an integer of about {int(v.bit_length() * math.log10(2)) + 1} digits"
+    if type(v) is str and len(v) > 100:
+        return f"{v[:100]!r}... ({len(v)} characters)"
+    return repr(v)
 
 
 def _range(f: Feature) -> str:
-    if f.min is not None and f.max is not None:
-        return f"{f.min} to {f.max}"
-    return f">= {f.min}" if f.min is not None else f"<= {f.max}"
+    low, high = bounds(f)
+    shown = f"{f.min if low == f.min else -LIMIT} to {f.max if high == f.max else LIMIT}"
+    if low != f.min or high != f.max:
+        shown += " (no number beyond float32's range, +-3.4e38, reaches a model; declare min and max to bound it)"
+    return shown
 
 
 class RowEncoder:
@@ -153,7 +164,10 @@ class RowEncoder:
         return self._spans[name]
 
     def encode(self, rows: Any, pointer: str = "/instances") -> np.ndarray:
-        """Rows (list of mappings) -> n x width matrix; any bad value raises RequestError."""
+        """Rows (list of mappings) -> n x width matrix; any bad value, or no row at all, raises RequestError."""
+        # The OpenAPI document says minItems 1: an empty answer would hide a client's bug.
+        if isinstance(rows, list) and not rows:
+            raise RequestError("Invalid input", 422, errors=[FieldError(pointer, "expected at least one instance")])
         return self._encode(rows, pointer, strings=False, collect=False)[0]
 
     def encode_collect(
@@ -190,8 +204,11 @@ class RowEncoder:
             return [FieldError(at, f"expected an object of feature values, got {_shown(row)}")]
         errors: list[FieldError] = []
         extra = row.keys() - self.names
-        for key in sorted(extra):
-            errors.append(FieldError(f"{at}/{key}", f"unknown feature '{key}'.{did_you_mean(key, self.names)}"))
+        if extra:
+            # The first unknown key only: a body of 90,000 of them must not cost 90,000 suggestions.
+            key = min(extra)
+            more = f" (and {len(extra) - 1} more unknown features)" if len(extra) > 1 else ""
+            errors.append(FieldError(f"{at}/{key}", f"unknown feature '{key}'{more}.{did_you_mean(key, self.names)}"))
         out = self._blank.copy()
         for f, convert, default in self._plan:
             v = row.get(f.name, _MISSING)

@@ -24,6 +24,19 @@ from mlrm.config.service_config import Feature
 # rows -> list of encoded rows, or None: let RowEncoder check (and explain) them.
 FastRows = Callable[[list[Any]], "list[list[float]] | None"]
 
+# The largest magnitude a number input may have, whatever its min and max say:
+# float32's largest value. Tree models compare in float32, and no model's
+# arithmetic (scaling, squares, dot products in float64) overflows from it, so
+# a finite but extreme value is refused at the door instead of failing inside.
+LIMIT = 3.4028234663852886e38
+
+
+def bounds(f: Feature) -> tuple[float, float]:
+    """The values a number input accepts: its min and max, within +-LIMIT."""
+    low = -LIMIT if f.min is None else max(float(f.min), -LIMIT)
+    high = LIMIT if f.max is None else min(float(f.max), LIMIT)
+    return low, high
+
 
 class _Source:
     """Lines of the generated function and the constants they refer to."""
@@ -78,18 +91,19 @@ def compile_rows(plan: list[tuple[Feature, range, Any, list[float] | None]], wid
         lines.append(f"        else: r[{span.start} + {out}] = 1.0")
     lines += ["        out.append(r)", "    return out"]
     namespace: dict[str, Any] = {"NAN": math.nan, **src.constants}
-    exec(compile("\n".join(lines), "<mlrm.core.rowcode>", "exec"), namespace)  # our own source; config values are constants
+    # Our own source: config values are only ever constants in the namespace.
+    exec(compile("\n".join(lines), "<mlrm.core.rowcode>", "exec"), namespace)
     return namespace["fast"]  # type: ignore[no-any-return]
 
 
 def _check(src: _Source, f: Feature, v: str, out: str, one_hot: bool) -> None:
     """Lines that accept a present value into `out`, or return None."""
     if f.type in ("number", "integer"):
-        low = src.const(-math.inf if f.min is None else float(f.min))
-        high = src.const(math.inf if f.max is None else float(f.max))
+        low, high = (src.const(b) for b in bounds(f))
         src.add(3, f"t = type({v})")
         src.add(3, f"if t is float: {out} = {v}")
-        src.add(3, f"elif t is int: {out} = float({v})")
+        # Compared before float(): an int too large for a float compares exactly instead of raising.
+        src.add(3, f"elif t is int and {low} <= {v} <= {high}: {out} = float({v})")
         src.add(3, "else: return None")
         src.add(3, f"if not {low} <= {out} <= {high}: return None")  # also NaN
         if f.type == "integer":
