@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from flask import Request, Response, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from werkzeug.exceptions import HTTPException
 
 from mlrm.errors import FieldError, RequestError
@@ -72,6 +73,14 @@ def problem_of(error: Exception, where: str, too_large: Callable[[], str] | None
     """
     if isinstance(error, RequestError):
         return error
+    if isinstance(error, (ParseException, NoMoreData)):
+        # gunicorn reads a chunked body as the app reads it, so a bad chunk-size line
+        # surfaces here, inside the app, and is the client's fault.
+        return RequestError(
+            "Malformed body", 400, kind="malformed-body", detail=f"the request body could not be read ({error}): "
+            "send chunks as a hexadecimal size line, CRLF, the bytes, CRLF, and a last chunk of size 0; "
+            "or send a Content-Length instead of Transfer-Encoding: chunked",
+        )  # fmt: skip
     if isinstance(error, HTTPException):
         code = error.code or 500
         detail = too_large() if code == 413 and too_large else error.description or error.name

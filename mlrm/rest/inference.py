@@ -17,17 +17,26 @@ from mlrm.errors import FieldError, RequestError, did_you_mean
 DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}
 NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"}
 KNOWN = NUMERIC | {"BYTES"}
+# Lists nested in a tensor's data: far more than the shapes accepted here need ([N] or [N, F]).
+MAX_DEPTH = 8
 
 
 def _bad(pointer: str, detail: str) -> RequestError:
     return RequestError("Invalid inference request", 400, errors=[FieldError(pointer, detail)])
 
 
-def _flat(data: Any) -> list[Any]:
+def _flat(data: Any, at: str, depth: int = 0) -> list[Any]:
+    """Tensor data, flat or nested, in row-major order.
+
+    The depth is checked before recursing, so data nested hundreds of levels
+    deep is a 400, not a RecursionError.
+    """
     if not isinstance(data, list):
         return [data]
     if data and isinstance(data[0], list):
-        return [x for row in data for x in _flat(row)]
+        if depth >= MAX_DEPTH:
+            raise _bad(at, f"data is nested more than {MAX_DEPTH} lists deep: send it flat, in row-major order")
+        return [x for row in data for x in _flat(row, at, depth + 1)]
     return data
 
 
@@ -39,17 +48,25 @@ def _tensor(tensor: Any, i: int) -> tuple[str, list[int], str, list[Any]]:
         if key not in tensor:
             raise _bad(f"{at}/{key}", f"missing '{key}'")
     name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+    if not isinstance(name, str):
+        raise _bad(f"{at}/name", f"expected the input's name as a string, got {_kind(name)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise _bad(f"{at}/shape", "expected a list of non-negative integers")
-    if datatype not in KNOWN:
-        raise _bad(f"{at}/datatype", f"unknown datatype {datatype!r}: expected one of {', '.join(sorted(KNOWN))}")
-    data = _flat(tensor["data"])
+    if not isinstance(datatype, str) or datatype not in KNOWN:
+        shown = repr(datatype) if isinstance(datatype, str) else _kind(datatype)
+        raise _bad(f"{at}/datatype", f"unknown datatype {shown}: expected one of {', '.join(sorted(KNOWN))}")
+    data = _flat(tensor["data"], f"{at}/data")
     size = 1
     for d in shape:
         size *= d
     if size != len(data):
         raise _bad(f"{at}/data", f"shape {shape} holds {size} elements but data has {len(data)}")
-    return str(name), shape, datatype, data
+    return name, shape, datatype, data
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, without its repr (it may be nested too deep to print)."""
+    return {dict: "an object", list: "an array", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
 
 
 def _cast(value: Any, kind: str, datatype: str) -> Any:
@@ -65,6 +82,8 @@ def instances_from_inputs(config: ServiceConfig, body: Any) -> list[dict[str, An
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise _bad("/inputs", "expected a non-empty list of input tensors")
     tensors = [_tensor(t, i) for i, t in enumerate(body["inputs"])]
+    if tensors[0][1][:1] == [0]:
+        raise _bad("/inputs/0/shape", "expected at least one row: a shape of [N] or [N, ...] with N >= 1")
     kinds = {f.name: f.type for f in config.inputs}
     if len(tensors) == 1 and tensors[0][0] not in kinds and len(tensors[0][1]) == 2:
         _name, (n, width), datatype, data = tensors[0]
