@@ -14,7 +14,6 @@ import requests
 import yaml
 
 from mlrm.config import ServiceConfig, load_config_set
-from mlrm.config.sections import SequenceSpec
 from mlrm.core.sequence import WindowEncoder, split_indices
 from mlrm.core.service import Service
 from mlrm.errors import ConfigError, RequestError
@@ -221,7 +220,7 @@ def test_a_record_older_than_the_whole_window_is_refused(service: Service) -> No
 
 
 def test_spec_defaults(tmp_path: Path) -> None:
-    spec = SequenceSpec.of(config_set(tmp_path, sequence={"window": 3}))
+    spec = config_set(tmp_path, sequence={"window": 3}).sequence
     assert spec is not None
     assert (spec.step, spec.order_by, spec.stream, spec.label, spec.horizon) == (1, None, None, "last", 0)
     assert spec.inputs == ("force", "speed")

@@ -7,6 +7,7 @@ encodes the answer; a CLI or another transport could call the same methods.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
@@ -75,7 +76,7 @@ class TrainingService:
         last = self.store.last_training(name)
         since_training = through if last is None or last.samples_through is None else last.samples_through
         new_since_training = self.store.count_since(name, since_training)
-        wanted = config.section("training").get("triggers") or {}
+        wanted = config.training.triggers
         elapsed = time.time() - last.created_at if last else 0.0
         out: dict[str, Any] = {
             "service": name,
@@ -87,7 +88,7 @@ class TrainingService:
             "last_id": numbers["last_id"],
             "first_received_at": numbers["first_received_at"],
             "last_received_at": numbers["last_received_at"],
-            "triggers": {**wanted, "due": triggers.due(wanted, new_since_training, elapsed) if last else None},
+            "triggers": {**asdict(wanted), "due": triggers.due(wanted, new_since_training, elapsed) if last else None},
             "last_training_job": last.id if last else None,
         }
         if config.task == "classification":
@@ -168,13 +169,13 @@ class TrainingService:
 
     def describe(self, name: str) -> dict[str, Any]:
         config = self.services.get(name)
-        section = config.section("training")
+        section = config.training
         version, _ = jobs.current_watermark(config)
         active = self.store.active_job(name)
         return {
             "name": name, "path": str(config.path), "algorithm": config.algorithm, "task": config.task,
-            "metric": config.metric, "current_version": version, "triggers": section.get("triggers"),
-            "gate": section.get("gate"), "active_job": active.as_dict() if active else None,
+            "metric": config.metric, "current_version": version, "triggers": asdict(section.triggers),
+            "gate": asdict(section.gate), "active_job": active.as_dict() if active else None,
         }  # fmt: skip
 
     def index(self) -> dict[str, Any]:

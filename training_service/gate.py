@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mlrm.config.schema import LOWER_IS_BETTER
+from mlrm.config.sections import Gate
 from mlrm.training.trainer import better
 
 # Scores equal up to float noise count as equal.
@@ -34,12 +35,12 @@ class Decision:
 
 
 def decide(
-    metric: str, gate: dict[str, Any], candidate: dict[str, float], current: dict[str, float] | None
+    metric: str, gate: Gate, candidate: dict[str, float], current: dict[str, float] | None
 ) -> Decision:
     """Apply training.gate to the candidate's and the current model's metrics on one holdout."""
     score = float(candidate[metric])
-    min_score = gate.get("min_score")
-    max_drop = float(gate.get("max_drop", 0.0))
+    min_score = gate.min_score
+    max_drop = float(gate.max_drop)
     now = None if current is None else float(current[metric])
     lower = metric in LOWER_IS_BETTER
 

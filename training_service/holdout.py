@@ -31,8 +31,8 @@ def _uniform(ids: np.ndarray, seed: int) -> np.ndarray:
 
 def stable_split(config: ServiceConfig, data: Dataset, ids: np.ndarray) -> tuple[Dataset, Dataset, str]:
     """(train, holdout, how): ids[j] is the sample id of data row j."""
-    section = config.section("training")
-    held = _uniform(ids, int(section["seed"])) < float(section["holdout"])
+    section = config.training
+    held = _uniform(ids, section.seed) < section.holdout
     if held.all() or not held.any():
         # Too few samples for the hash to put some on each side: the core's split, this once.
         train, holdout = split(config, data)

@@ -119,7 +119,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     progress("data", None, f"reading samples up to #{through}")
     ids, records = store.identified(job.service, through)
     data = dataset(config, records, strings=True)
-    minimum = int(config.section("training")["min_rows"])
+    minimum = config.training.min_rows
     if len(data) < minimum:
         raise DataError(
             f"only {len(data)} usable samples ({data.rejected_rows} rejected); training.min_rows is {minimum}"
@@ -136,7 +136,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     progress("evaluate", None, f"scoring candidate and current model on {len(holdout)} held-out rows")
     metrics = evaluate(config, model, holdout)
     previous, current_metrics, current_error = _score_current(config, holdout)
-    decision = gate.decide(config.metric, config.section("training")["gate"], metrics, current_metrics)
+    decision = gate.decide(config.metric, config.training.gate, metrics, current_metrics)
     timings["evaluate_s"] = round(time.perf_counter() - t, 4)
 
     result: dict[str, Any] = {

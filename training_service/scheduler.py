@@ -123,8 +123,8 @@ class Scheduler:
 
     def _trigger(self, name: str) -> Job | None:
         config = self.services.get(name)
-        wanted = config.section("training").get("triggers") or {}
-        if wanted.get("new_samples") is None and wanted.get("interval") is None:
+        wanted = config.training.triggers
+        if not wanted.enabled:
             return None
         last = self.store.last_training(name)
         through = last.samples_through if last and last.samples_through is not None else self._watermark(config)

@@ -7,19 +7,19 @@ trigger fire again at once; it fires again after that many more samples.
 
 from __future__ import annotations
 
-from typing import Any
+from mlrm.config.sections import Triggers
 
 
-def due(triggers: dict[str, Any], new_samples: int, seconds_since_last: float) -> str | None:
+def due(triggers: Triggers, new_samples: int, seconds_since_last: float) -> str | None:
     """'new_samples' or 'interval' if a trigger fires now, else None.
 
     new_samples: samples stored since the last training run read its data.
     seconds_since_last: since that run was created (or the scheduler started).
     """
-    threshold = triggers.get("new_samples")
-    if threshold is not None and new_samples >= int(threshold):
+    threshold = triggers.new_samples
+    if threshold is not None and new_samples >= threshold:
         return "new_samples"
-    interval = triggers.get("interval")
-    if interval is not None and new_samples > 0 and seconds_since_last >= float(interval):
+    interval = triggers.interval
+    if interval is not None and new_samples > 0 and seconds_since_last >= interval:
         return "interval"
     return None

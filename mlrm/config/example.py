@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import Feature, ServiceConfig
 
 
@@ -47,7 +46,7 @@ def example_record(config: ServiceConfig) -> dict[str, Any]:
 def example_instance(config: ServiceConfig) -> dict[str, Any]:
     """One instance of /v1/predict: a record, or for a sequence set a ready window of records."""
     record = example_record(config)
-    spec = SequenceSpec.of(config)
+    spec = config.sequence
     if spec is None:
         return record
     if spec.order_by is None:

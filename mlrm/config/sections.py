@@ -1,19 +1,123 @@
-"""Typed views of config sections that travel far from the loader.
+"""Typed views of the config sections that travel far from the loader.
 
-`ServiceConfig.section(name)` gives the resolved dict (defaults filled); a section
-read in many places gets a small frozen dataclass here instead, so what is in it
-is said once, with types.
+Each is built from the section as the loader resolved it: the schema
+(`schema.py`) is the one place that holds defaults, so nothing here repeats
+one, and a key the loader did not fill is a KeyError at the first read, not a
+silent second default. Values keep the types the schema checked (a `number`
+may be an int), so messages that show them read as service.yaml does.
+`ServiceConfig` builds these once and caches them (`config.training`, ...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlrm.config.service_config import ServiceConfig
-
 # sequence.order_by's value for "in the order records arrive".
 ARRIVAL = "arrival"
+
+
+@dataclass(frozen=True)
+class Triggers:
+    """training.triggers: when the training service retrains on its own (None: never)."""
+
+    new_samples: int | None
+    interval: int | None  # seconds
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> Triggers:
+        return cls(new_samples=section["new_samples"], interval=section["interval"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.new_samples is not None or self.interval is not None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """training.gate: what a candidate must score to replace the current version."""
+
+    min_score: float | None
+    max_drop: float
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> Gate:
+        return cls(min_score=section["min_score"], max_drop=section["max_drop"])
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """The resolved training section."""
+
+    holdout: float  # share of rows (windows) held out for evaluation
+    metric: str
+    seed: int
+    min_rows: int
+    keep_versions: int
+    triggers: Triggers
+    gate: Gate
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> TrainingSection:
+        return cls(
+            holdout=section["holdout"],
+            metric=section["metric"],
+            seed=section["seed"],
+            min_rows=section["min_rows"],
+            keep_versions=section["keep_versions"],
+            triggers=Triggers.of(section["triggers"]),
+            gate=Gate.of(section["gate"]),
+        )
+
+
+@dataclass(frozen=True)
+class ServingSection:
+    """The resolved serving section."""
+
+    reload_interval: float  # seconds; 0 turns the check for a new version off
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> ServingSection:
+        return cls(reload_interval=section["reload_interval"])
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    """The resolved limits section."""
+
+    max_instances: int
+    max_body_bytes: int
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> LimitsSection:
+        return cls(max_instances=section["max_instances"], max_body_bytes=section["max_body_bytes"])
+
+
+@dataclass(frozen=True)
+class PreprocessingSection:
+    """The resolved preprocessing section."""
+
+    missing: str  # mean | median | zero
+    scaling: str  # standard | minmax | none
+    one_hot: bool
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> PreprocessingSection:
+        return cls(missing=section["missing"], scaling=section["scaling"], one_hot=section["one_hot"])
+
+
+@dataclass(frozen=True)
+class SequenceBuffer:
+    """sequence.buffer: the per-stream buffer of single records."""
+
+    file: str  # relative to the config set
+    max_streams: int
+    idle_seconds: float
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> SequenceBuffer:
+        return cls(file=section["file"], max_streams=section["max_streams"], idle_seconds=section["idle_seconds"])
 
 
 @dataclass(frozen=True)
@@ -27,24 +131,22 @@ class SequenceSpec:
     stream: str | None  # None: one stream
     label: str  # last | majority (classification)
     horizon: int  # regression: records ahead; 0 otherwise
-    buffer: dict[str, Any]
+    buffer: SequenceBuffer
 
     @classmethod
-    def of(cls, config: ServiceConfig) -> SequenceSpec | None:
-        """The spec of a config set, or None when it has no sequence section."""
-        seq = config.raw.get("sequence")
-        if not seq:
-            return None
-        order_by = seq.get("order_by", ARRIVAL)
+    def of(cls, section: Mapping[str, Any], inputs: tuple[str, ...], task: str) -> SequenceSpec:
+        """The spec of a resolved sequence section; inputs: every input, in order."""
+        order_by = section["order_by"]
         return cls(
-            window=int(seq["window"]),
-            step=int(seq.get("step", 1)),
-            inputs=tuple(seq.get("inputs") or [f.name for f in config.inputs]),
+            window=int(section["window"]),
+            step=int(section["step"]),
+            inputs=tuple(section.get("inputs") or inputs),
             order_by=None if order_by == ARRIVAL else order_by,
-            stream=seq.get("stream"),
-            label=seq.get("label", "last"),
-            horizon=int(seq.get("horizon", 1)) if config.task == "regression" else 0,
-            buffer=dict(seq.get("buffer") or {}),
+            stream=section.get("stream"),
+            # label and horizon have no schema default: theirs depends on the task.
+            label=section.get("label", "last"),
+            horizon=int(section.get("horizon", 1)) if task == "regression" else 0,
+            buffer=SequenceBuffer.of(section["buffer"]),
         )
 
     @property

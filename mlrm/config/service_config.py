@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from mlrm.config.schema import ANOMALY_METRICS
+from mlrm.config.sections import LimitsSection, PreprocessingSection, SequenceSpec, ServingSection, TrainingSection
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,37 @@ class ServiceConfig:
         return self.path / "learned"
 
     def section(self, key: str) -> dict[str, Any]:
-        """A top-level section with defaults filled ({} if absent)."""
+        """A top-level section as a dict, defaults filled ({} if absent).
+
+        For showing or recording the resolved config; code that reads a value
+        uses the typed section (`training`, `serving`, `limits`, ...).
+        """
         value = self.raw.get(key) or {}
         return value if isinstance(value, dict) else {}
+
+    # Typed sections, built on first use: the loader has filled every default by then,
+    # and a ServiceConfig is not changed after loading.
+    @cached_property
+    def training(self) -> TrainingSection:
+        return TrainingSection.of(self.section("training"))
+
+    @cached_property
+    def serving(self) -> ServingSection:
+        return ServingSection.of(self.section("serving"))
+
+    @cached_property
+    def limits(self) -> LimitsSection:
+        return LimitsSection.of(self.section("limits"))
+
+    @cached_property
+    def preprocessing(self) -> PreprocessingSection:
+        return PreprocessingSection.of(self.section("preprocessing"))
+
+    @cached_property
+    def sequence(self) -> SequenceSpec | None:
+        """The sequence section, or None when the config set has none."""
+        section = self.section("sequence")
+        return SequenceSpec.of(section, tuple(f.name for f in self.inputs), self.task) if section else None
 
     @property
     def labels(self) -> tuple[Any, ...]:
@@ -70,7 +100,7 @@ class ServiceConfig:
 
     @property
     def metric(self) -> str:
-        return str(self.section("training")["metric"])
+        return self.training.metric
 
     def resolved(self) -> dict[str, Any]:
         """The resolved config, as recorded beside learned parameters."""

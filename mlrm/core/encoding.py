@@ -119,7 +119,7 @@ class RowEncoder:
     """Compiled validator and encoder for one config set's inputs."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        one_hot = bool(config.section("preprocessing").get("one_hot", True))
+        one_hot = config.preprocessing.one_hot
         self.features = config.inputs
         self.names = frozenset(f.name for f in config.inputs)
         self.columns: list[str] = []

@@ -9,6 +9,7 @@ import numpy as np
 from mlrm import algorithms
 from mlrm.algorithms import Algorithm, Prediction
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Outputs
 from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.core.sequence import WindowEncoder
 from mlrm.errors import StateError
@@ -78,12 +79,12 @@ class Model:
         """Predict from encoded (not yet preprocessed) rows or windows."""
         return self.algorithm.predict(self.features(raw))
 
-    def outputs(self, prediction: Prediction) -> dict[str, Any]:
+    def outputs(self, prediction: Prediction) -> Outputs:
         """The JSON-ready body parts for a prediction (no model info)."""
         task = self.config.task
         if task == "classification":
             labels = self.labels
-            body: dict[str, Any] = {"predictions": [labels[int(c)] for c in prediction.values]}
+            body: Outputs = {"predictions": [labels[int(c)] for c in prediction.values]}
             if prediction.probabilities is not None:
                 keys = [str(label) for label in labels]
                 body["probabilities"] = [dict(zip(keys, row)) for row in prediction.probabilities.tolist()]
@@ -95,6 +96,6 @@ class Model:
             }
         return {"predictions": prediction.values.tolist()}
 
-    def predict(self, instances: Any) -> dict[str, Any]:
+    def predict(self, instances: Any) -> Outputs:
         """Validate instances and predict: the body of a /v1/predict answer."""
         return self.outputs(self.predict_matrix(self.encoder.encode(instances)))

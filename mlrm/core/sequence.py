@@ -76,7 +76,7 @@ class WindowEncoder:
 
     @classmethod
     def of(cls, config: ServiceConfig, rows: RowEncoder | None = None) -> WindowEncoder | None:
-        spec = SequenceSpec.of(config)
+        spec = config.sequence
         return cls(config, spec, rows) if spec else None
 
     @property
@@ -243,9 +243,9 @@ def _segments(ordered: list[int], row_of: np.ndarray) -> list[np.ndarray]:
 def split_indices(config: ServiceConfig, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Chronological holdout: the last `training.holdout` share of every stream's
     windows, minus the training windows that share records with them."""
-    spec = SequenceSpec.of(config)
+    spec = config.sequence
     assert spec is not None
-    fraction = float(config.section("training")["holdout"])
+    fraction = config.training.holdout
     overlap = math.ceil((spec.window + spec.horizon) / spec.step) - 1
     train: list[np.ndarray] = []
     hold: list[np.ndarray] = []

@@ -11,12 +11,12 @@ records of that stream are needed before it is answered.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Outputs, WindowState
 from mlrm.core.model import Model
 from mlrm.core.sequence import WindowEncoder, request_error
 from mlrm.errors import FieldError, RequestError
@@ -29,7 +29,7 @@ class SequenceInput:
     """The windowing part of a Service: validation, the stream buffer, the answer's shape."""
 
     def __init__(self, config: ServiceConfig) -> None:
-        spec = SequenceSpec.of(config)
+        spec = config.sequence
         assert spec is not None
         self.config, self.spec = config, spec
         self._buffer: StreamBuffer | None = None
@@ -40,14 +40,14 @@ class SequenceInput:
             spec, settings = self.spec, self.spec.buffer
             layout = json.dumps({"window": spec.window, "columns": [windows.rows.columns[c] for c in windows.columns]})
             self._buffer = StreamBuffer(
-                self.config.path / str(settings.get("file", "var/sequence-buffer.sqlite")),
+                self.config.path / settings.file,
                 window=spec.window, step=spec.step, width=windows.width, ordered=spec.order_by is not None,
-                max_streams=int(settings.get("max_streams", 1000)), idle_seconds=float(settings.get("idle_seconds", 300)),
+                max_streams=settings.max_streams, idle_seconds=float(settings.idle_seconds),
                 layout=layout,
             )  # fmt: skip
         return self._buffer
 
-    def predict(self, model: Model, instances: Any) -> dict[str, Any]:
+    def predict(self, model: Model, instances: Any) -> Outputs:
         """Validate every instance, buffer the records, predict every full window."""
         windows = model.windows
         assert windows is not None
@@ -75,13 +75,14 @@ class SequenceInput:
                 break
         if errors:
             raise request_error(errors)
-        entries: list[dict[str, Any]] = [{"stream": None, "pending": False, "needed": 0} for _ in instances]
+        entries: list[WindowState] = [{"stream": None, "pending": False, "needed": 0} for _ in instances]
         if records:
             for (i, _), pushed in zip(records, self.buffer(windows).push([r for _, r in records]), strict=True):
                 entries[i] = {"stream": pushed.stream if self.spec.stream else None,
                               "pending": pushed.window is None, "needed": pushed.needed}  # fmt: skip
                 if pushed.window is not None:
                     ready[i] = pushed.window
+        # Spread column by column, whichever the task's outputs are: a plain dict until returned.
         body: dict[str, Any] = {"predictions": [None] * len(instances)}
         if ready:
             order = sorted(ready)
@@ -92,4 +93,4 @@ class SequenceInput:
                     for i, value in zip(order, values, strict=True):
                         column[i] = value
         body["windows"] = entries
-        return body
+        return cast(Outputs, body)

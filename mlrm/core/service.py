@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Answer
 from mlrm.core.model import Model
 from mlrm.core.sequence_input import SequenceInput
 from mlrm.errors import NotReadyError, RequestError, StateError
@@ -33,13 +33,13 @@ class Service:
         self.store = VersionStore(config.learned_dir)
         self.model: Model | None = None
         self.load_error: str | None = None
-        self.interval = float(config.section("serving").get("reload_interval", 1.0))
+        self.interval = float(config.serving.reload_interval)
         self._clock = clock
         self._checked = -float("inf")
         self._stamp: Any = None
         self.listeners: list[Callable[[Model], None]] = []
         # Windows and the per-stream buffer, for config sets with a sequence section.
-        self.sequence = SequenceInput(config) if SequenceSpec.of(config) else None
+        self.sequence = SequenceInput(config) if config.sequence else None
         self.reload()
 
     @property
@@ -100,10 +100,10 @@ class Service:
             )
         return self.model
 
-    def predict(self, instances: Any) -> dict[str, Any]:
+    def predict(self, instances: Any) -> Answer:
         """Validate and predict; the answer names the version that answered."""
         model = self.require_model()
-        limit = int(self.config.section("limits")["max_instances"])
+        limit = self.config.limits.max_instances
         if isinstance(instances, list) and len(instances) > limit:
             raise RequestError(
                 "Too many instances",
@@ -112,8 +112,10 @@ class Service:
                 kind="too-many-instances",
             )
         body = self.sequence.predict(model, instances) if self.sequence else model.predict(instances)
-        body["model"] = {"name": self.name, "version": model.version}
-        return body
+        # Completed in place: a copy per request would cost more than the typing is worth.
+        answer = cast(Answer, body)
+        answer["model"] = {"name": self.name, "version": model.version}
+        return answer
 
     def status(self) -> dict[str, Any]:
         return {

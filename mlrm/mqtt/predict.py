@@ -23,9 +23,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from mlrm.config.topics import TopicTemplate
+from mlrm.core.answer import Answer
 from mlrm.core.service import Service
 from mlrm.errors import RequestError
 from mlrm.mqtt.messages import Handled, Inbound, Outgoing, decode, encode, meta, problem_body, repoint
@@ -102,7 +103,7 @@ class PredictHandler:
         return [r if r is not None else Handled(error="internal") for r in results]
 
     def _groups(self, parsed: list[_Parsed]) -> list[list[_Parsed]]:
-        limit = int(self.service.config.section("limits")["max_instances"])
+        limit = self.service.config.limits.max_instances
         groups: list[list[_Parsed]] = []
         size = limit + 1
         for item in parsed:
@@ -114,21 +115,22 @@ class PredictHandler:
             size += n
         return groups
 
-    def _predict(self, group: list[_Parsed]) -> list[dict[str, Any] | RequestError]:
+    def _predict(self, group: list[_Parsed]) -> list[Answer | RequestError]:
         if len(group) > 1:
             try:
                 answer = self.service.predict([row for item in group for row in item.instances])
             except RequestError:
                 pass  # find out which message is at fault, one by one
             else:
-                out: list[dict[str, Any] | RequestError] = []
+                out: list[Answer | RequestError] = []
                 offset = 0
                 for item in group:
                     n = len(item.instances)
-                    out.append({k: v[offset : offset + n] if isinstance(v, list) else v for k, v in answer.items()})
+                    part = {k: v[offset : offset + n] if isinstance(v, list) else v for k, v in answer.items()}
+                    out.append(cast(Answer, part))  # each list cut to this message's instances
                     offset += n
                 return out
-        results: list[dict[str, Any] | RequestError] = []
+        results: list[Answer | RequestError] = []
         for item in group:
             try:
                 results.append(self.service.predict(item.instances))
@@ -136,7 +138,7 @@ class PredictHandler:
                 results.append(repoint(exc, "/instances/0", "") if item.single else exc)
         return results
 
-    def _answer(self, item: _Parsed, answer: dict[str, Any]) -> Handled:
+    def _answer(self, item: _Parsed, answer: Answer) -> Handled:
         out: dict[str, Any] = {**meta(item.body), **item.kept}
         for key, value in answer.items():
             if key == "model":

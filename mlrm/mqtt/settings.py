@@ -110,7 +110,7 @@ class MqttSettings:
                 str(box["on_full"]),
                 str(box["synchronous"]),
             ),
-            max_payload=int(config.section("limits").get("max_body_bytes", 1048576)),
+            max_payload=config.limits.max_body_bytes,
             raw=raw,
             file=file,
         )

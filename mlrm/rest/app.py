@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
+from mlrm.core.answer import Answer
 from mlrm.core.service import Service
 from mlrm.errors import NotFoundError, RequestError
 from mlrm.rest import binary_tensors, inference, openapi
@@ -49,7 +50,7 @@ class ServiceApi:
         if self.service.version is not None:
             self.metrics.version.labels(name).set(self.service.version)
 
-    def _count(self, answer: dict[str, Any]) -> None:
+    def _count(self, answer: Answer) -> None:
         # A buffered record still waiting for its window is answered with null.
         predictions = [p for p in answer["predictions"] if p is not None]
         self._rows.inc(len(predictions))
@@ -71,7 +72,7 @@ class ServiceApi:
             "endpoints": sorted(self.openapi["paths"]),
         })  # fmt: skip
 
-    def answer(self, body: Any) -> dict[str, Any]:
+    def answer(self, body: Any) -> Answer:
         """The answer to a decoded /v1/predict body (also called by mlrm.rest.fastroute)."""
         self.feedback.ensure_background()
         if not isinstance(body, dict) or "instances" not in body:
@@ -212,7 +213,7 @@ def create_app(
     metrics = Metrics()
     api = ServiceApi(service, metrics, mqtt_status)
     app = Flask("mlrm")
-    app.config["MAX_CONTENT_LENGTH"] = int(config.section("limits")["max_body_bytes"])
+    app.config["MAX_CONTENT_LENGTH"] = config.limits.max_body_bytes
     app.extensions["mlrm"] = {"service": service, "metrics": metrics, "feedback": api.feedback}
     for rule, methods, name in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)

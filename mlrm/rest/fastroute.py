@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from mlrm.core.answer import Answer
 from mlrm.rest.codec import PROBLEM, dumps, loads, problem_of
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # The same function the Flask route calls: a decoded predict body -> the answer to encode.
-Answer = Callable[[Any], Any]
+Answerer = Callable[[Any], Answer]
 
 RULE = "/v1/predict"
 
@@ -41,7 +42,7 @@ RULE = "/v1/predict"
 class PredictRoute:
     """WSGI middleware: the fast path for POST /v1/predict, Flask for everything else."""
 
-    def __init__(self, app: WSGIApp, answer: Answer, metrics: Metrics, max_body: int) -> None:
+    def __init__(self, app: WSGIApp, answer: Answerer, metrics: Metrics, max_body: int) -> None:
         self.app, self.answer, self.metrics, self.max_body = app, answer, metrics, max_body
         # Label children looked up once (a labels() call costs microseconds per request).
         self.ok = metrics.requests.labels(RULE, "POST", "200")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Answer
 from mlrm.errors import FieldError, RequestError, did_you_mean
 
 DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "category": "BYTES"}
@@ -108,15 +109,16 @@ def instances_from_inputs(config: ServiceConfig, body: Any) -> list[dict[str, An
     return rows
 
 
-def outputs(config: ServiceConfig, answer: dict[str, Any], requested: Any) -> list[dict[str, Any]]:
+def outputs(config: ServiceConfig, answer: Answer, requested: Any) -> list[dict[str, Any]]:
     """V2 output tensors for a /v1-style answer, limited to the requested names."""
     predictions = answer["predictions"]
     n = len(predictions)
     kind = {"classification": "BYTES", "regression": "FP64", "anomaly": "BOOL"}[config.task]
-    tensors = [{"name": "predict", "shape": [n], "datatype": kind, "data": predictions}]
+    tensors: list[dict[str, Any]] = [{"name": "predict", "shape": [n], "datatype": kind, "data": predictions}]
     if answer.get("probabilities") is not None:
         labels = [str(x) for x in config.labels]
-        data = [row[label] for row in answer["probabilities"] for label in labels]
+        # A row is None for a sequence record still pending in the buffer: OIP has no answer for it yet.
+        data = [row[label] for row in answer["probabilities"] for label in labels]  # type: ignore[index]
         tensors.append(
             {"name": "predict_proba", "shape": [n, len(labels)], "datatype": "FP64", "data": data,
              "parameters": {"labels": labels}}

@@ -34,7 +34,7 @@ def instance_schema(config: ServiceConfig) -> dict[str, Any]:
         "required": [f.name for f in config.inputs if f.required],
         "additionalProperties": False,
     }
-    spec = SequenceSpec.of(config)
+    spec = config.sequence
     return record if spec is None else sequence_instance_schema(spec, record)
 
 
@@ -61,7 +61,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(config: ServiceConfig) -> dict[str, Any]:
-    limit = config.section("limits")["max_instances"]
+    limit = config.limits.max_instances
     problem = {
         "description": "Problem (RFC 9457)",
         "content": {"application/problem+json": {"schema": {"type": "object"}}},

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import ServiceConfig
 from mlrm.errors import DataError, FieldError, did_you_mean
 
@@ -77,7 +76,7 @@ class Columns:
     @classmethod
     def of(cls, config: ServiceConfig) -> Columns:
         required: dict[str, str] = {}
-        spec = SequenceSpec.of(config)
+        spec = config.sequence
         if spec and spec.stream:
             required[spec.stream] = "the stream id, sequence.stream"
         if spec and spec.order_by:

@@ -146,10 +146,10 @@ def split(config: ServiceConfig, data: Dataset) -> tuple[Dataset, Dataset]:
     if data.groups is not None:
         train_index, hold_index = split_indices(config, data.groups)
         return data.take(train_index), data.take(hold_index)
-    section = config.section("training")
-    rng = np.random.default_rng(int(section["seed"]))
+    section = config.training
+    rng = np.random.default_rng(section.seed)
     n = len(data)
-    n_hold = max(1, int(round(n * float(section["holdout"]))))
+    n_hold = max(1, int(round(n * section.holdout)))
     if config.task == "classification" and data.y is not None:
         hold: list[int] = []
         for code in np.unique(data.y):
@@ -174,14 +174,14 @@ def fit(config: ServiceConfig, data: Dataset, progress: Progress = no_progress) 
         )
     encoder = RowEncoder(config)
     windows = WindowEncoder.of(config, encoder)
-    section = config.section("preprocessing")
+    section = config.preprocessing
     rows = data.X.reshape(-1, data.X.shape[-1])  # records of windows, for per-feature statistics
-    pre = Preprocessor.fit(rows, windows.scaled if windows else encoder.scaled, section["missing"], section["scaling"])
+    pre = Preprocessor.fit(rows, windows.scaled if windows else encoder.scaled, section.missing, section.scaling)
     model = Model(config, pre, make_algorithm(config))
     n_classes = len(config.labels) if config.task == "classification" else None
     y = data.y.astype(np.int64) if (data.y is not None and config.task == "classification") else data.y
     model.algorithm.fit(
-        model.features(data.X), y, n_classes=n_classes, progress=progress, seed=int(config.section("training")["seed"])
+        model.features(data.X), y, n_classes=n_classes, progress=progress, seed=config.training.seed
     )
     return model
 
@@ -246,7 +246,7 @@ def save(
     }
     store = VersionStore(config.learned_dir)
     version = store.write(parameters, model.algorithm.dump(), make_current=make_current)
-    store.prune(int(config.section("training")["keep_versions"]))
+    store.prune(config.training.keep_versions)
     model.version = version
     return version
 
@@ -270,7 +270,7 @@ def train(
         data = dataset(config, records, strings=strings)
     if data.ignored:
         progress("data", None, f"ignoring columns that are not inputs or the target: {', '.join(data.ignored)}")
-    minimum = int(config.section("training")["min_rows"])
+    minimum = config.training.min_rows
     if len(data) < minimum:
         raise DataError(
             f"only {len(data)} usable {'windows' if data.groups is not None else 'rows'} ({data.rejected_rows} rows rejected); training.min_rows is {minimum}. "

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from flask import Flask
 
+from mlrm.config.sections import Gate, Triggers
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import configure
 from tests.toolkit.training import NAME
@@ -161,30 +162,30 @@ def test_a_job_interrupted_after_write_back_resumes_without_writing_twice(
 
 
 def test_the_gate_compares_with_the_metric_direction() -> None:
-    gate = {"min_score": None, "max_drop": 0.02}
+    gate = Gate(min_score=None, max_drop=0.02)
     assert decide("f1_macro", gate, {"f1_macro": 0.90}, {"f1_macro": 0.91}).promote
     assert not decide("f1_macro", gate, {"f1_macro": 0.88}, {"f1_macro": 0.91}).promote
     assert decide("f1_macro", gate, {"f1_macro": 0.5}, None).promote
     assert decide("rmse", gate, {"rmse": 1.0}, {"rmse": 2.0}).promote
     refused = decide("rmse", gate, {"rmse": 2.5}, {"rmse": 2.0})
     assert not refused.promote and "would drop by 0.5000" in refused.reason
-    floor = decide("rmse", {"min_score": 1.5, "max_drop": 0.0}, {"rmse": 1.6}, None)
+    floor = decide("rmse", Gate(min_score=1.5, max_drop=0.0), {"rmse": 1.6}, None)
     assert not floor.promote and "above training.gate.min_score 1.5" in floor.reason
-    assert decide("f1_macro", {"min_score": None, "max_drop": 0.0}, {"f1_macro": 0.9}, {"f1_macro": 0.9}).promote
+    assert decide("f1_macro", Gate(min_score=None, max_drop=0.0), {"f1_macro": 0.9}, {"f1_macro": 0.9}).promote
 
 
 @pytest.mark.parametrize(
     ("triggers", "new", "elapsed", "expected"),
     [
-        ({"new_samples": 10, "interval": None}, 9, 1e9, None),
-        ({"new_samples": 10, "interval": None}, 10, 0, "new_samples"),
-        ({"new_samples": None, "interval": 60}, 1, 59, None),
-        ({"new_samples": None, "interval": 60}, 1, 60, "interval"),
-        ({"new_samples": None, "interval": 60}, 0, 1e9, None),
-        ({}, 1000, 1e9, None),
+        (Triggers(new_samples=10, interval=None), 9, 1e9, None),
+        (Triggers(new_samples=10, interval=None), 10, 0, "new_samples"),
+        (Triggers(new_samples=None, interval=60), 1, 59, None),
+        (Triggers(new_samples=None, interval=60), 1, 60, "interval"),
+        (Triggers(new_samples=None, interval=60), 0, 1e9, None),
+        (Triggers(new_samples=None, interval=None), 1000, 1e9, None),
     ],
 )
-def test_triggers(triggers: dict[str, Any], new: int, elapsed: float, expected: str | None) -> None:
+def test_triggers(triggers: Triggers, new: int, elapsed: float, expected: str | None) -> None:
     assert due(triggers, new, elapsed) == expected
 
 
