@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import pickle
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlrm.errors import ConfigError, MlrmError
 from mlrm.gateway import state as gateway_state
+from mlrm.storage.sqlite import FileLock, try_lock
 
 if TYPE_CHECKING:
     from mlrm.gateway.commands import Plan
@@ -34,16 +34,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _lock(data_dir: Path) -> int | None:
+def _lock(data_dir: Path) -> FileLock | None:
     """Hold <data_dir>/gateway.lock for this process's life; None if another `mlrm up` holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / "gateway.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return try_lock(data_dir / "gateway.lock")
 
 
 def _plan_in_child(manifest_path: str, *, check_ports: bool = True) -> Plan:
@@ -168,7 +161,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         manifest.state_file.unlink(missing_ok=True)
         for number, handler in previous.items():
             signal.signal(number, handler)
-        os.close(lock)
+        lock.release()
     _say(f"mlrm up: gateway '{manifest.name}' stopped")
     return 0
 
