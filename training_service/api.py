@@ -6,8 +6,13 @@ error handler turns every failure into an application/problem+json body.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from flask import Flask, Response, request
 
+from mlrm.credentials import guard_of
+from mlrm.rest.access import protect
 from mlrm.rest.codec import decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
@@ -59,19 +64,20 @@ class TrainingApi:
         return respond(self.service.rollback(name, decode(request)))
 
 
-# (rule, methods, handler name): the whole HTTP surface in one place.
-ROUTES: list[tuple[str, list[str], str]] = [
-    ("/", ["GET"], "index"),
-    ("/v1/health", ["GET"], "health"),
-    ("/v1/services", ["GET"], "index"),
-    ("/v1/services/<name>", ["GET"], "describe"),
-    ("/v1/services/<name>/samples", ["POST"], "samples"),
-    ("/v1/services/<name>/samples/stats", ["GET"], "stats"),
-    ("/v1/services/<name>/train", ["POST"], "train"),
-    ("/v1/services/<name>/jobs", ["GET"], "jobs"),
-    ("/v1/services/<name>/versions", ["GET"], "versions"),
-    ("/v1/services/<name>/rollback", ["POST"], "rollback"),
-    ("/v1/jobs/<int:job_id>", ["GET"], "job"),
+# (rule, methods, handler name, scope): the whole HTTP surface in one place. The scope a token
+# needs (mlrm/credentials.py); None: open, so supervisors' probes work without one.
+ROUTES: list[tuple[str, list[str], str, str | None]] = [
+    ("/", ["GET"], "index", "admin"),
+    ("/v1/health", ["GET"], "health", None),
+    ("/v1/services", ["GET"], "index", "admin"),
+    ("/v1/services/<name>", ["GET"], "describe", "admin"),
+    ("/v1/services/<name>/samples", ["POST"], "samples", "ingest"),
+    ("/v1/services/<name>/samples/stats", ["GET"], "stats", "ingest"),  # what a feeder needs to see its data
+    ("/v1/services/<name>/train", ["POST"], "train", "admin"),
+    ("/v1/services/<name>/jobs", ["GET"], "jobs", "admin"),
+    ("/v1/services/<name>/versions", ["GET"], "versions", "admin"),
+    ("/v1/services/<name>/rollback", ["POST"], "rollback", "admin"),
+    ("/v1/jobs/<int:job_id>", ["GET"], "job", "admin"),
 ]
 
 
@@ -82,8 +88,14 @@ def create_app(settings: Settings, *, service: TrainingService | None = None) ->
     app = Flask("training_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["training_service"] = service
-    for rule, methods, name in ROUTES:
+    for rule, methods, name, _ in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
+    scopes = {f"{name}:{rule}": scope for rule, _, name, scope in ROUTES}
+
+    def learned_dir(view_args: dict[str, Any]) -> Path:
+        return service.services.get(view_args["name"]).learned_dir if "name" in view_args else settings.config_root
+
+    protect(app, guard_of(settings.tokens_file), scopes, learned_dir)
 
     handle_error = error_handler(
         lambda limit: f"request body too large: the limit is {limit} bytes "

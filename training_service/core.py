@@ -22,6 +22,17 @@ from training_service.store_url import open_store
 MAX_KEY_LENGTH = 255
 
 
+def refused_by_gate(store: VersionStore, version: int) -> str | None:
+    """Why the promotion gate refused a stored version, or None if it was promoted."""
+    try:
+        parameters = store.parameters(version)
+    except StateError:
+        return None  # set_current says what is wrong with it
+    if parameters.get("promoted", True):
+        return None
+    return str((parameters.get("gate") or {}).get("reason") or "no reason recorded")
+
+
 class TrainingService:
     """Samples, jobs, versions and rollback for every config set under one root."""
 
@@ -146,24 +157,38 @@ class TrainingService:
         return {"service": name, "current": current, "versions": out}
 
     def rollback(self, name: str, body: Any) -> dict[str, Any]:
-        """Make a stored version current (atomically); running ML services switch to it."""
+        """Make a stored version current (atomically); running ML services switch to it.
+
+        A version the promotion gate refused needs {"force": true}: it was judged worse than the one
+        it would replace, so making it current must be a deliberate act (and the audit log shows it).
+        """
         config = self.services.get(name)
-        if not isinstance(body, dict) or set(body) != {"version"}:
-            raise RequestError("Invalid request", 422, errors=[FieldError("", 'expected {"version": N}')])
-        version = body["version"]
+        if not isinstance(body, dict) or "version" not in body or not set(body) <= {"version", "force"}:
+            raise RequestError("Invalid request", 422, errors=[FieldError("", 'expected {"version": N, "force": false}')])
+        version, force = body["version"], body.get("force", False)
         if type(version) is not int or version < 1:
             raise RequestError(
                 "Invalid request", 422, errors=[FieldError("/version", "expected a version number >= 1")]
             )
+        if type(force) is not bool:
+            raise RequestError("Invalid request", 422, errors=[FieldError("/force", "expected true or false")])
         store = VersionStore(config.learned_dir)
         if version not in store.versions():
             raise NotFoundError(f"'{name}' has no version {version}; stored: {store.versions()}")
+        refused = refused_by_gate(store, version)
+        if refused is not None and not force:
+            raise RequestError(
+                "Version refused by the gate", 409, kind="version-refused",
+                detail=f"version {version} of '{name}' was refused by the promotion gate ({refused}). To make it "
+                f'current anyway, send {{"version": {version}, "force": true}} with an admin token; it is recorded '
+                "in the audit log",
+            )  # fmt: skip
         before = store.current()
         try:
             store.set_current(version)
         except StateError as exc:
             raise RequestError("Version unusable", 409, detail=str(exc), kind="version-unusable") from None
-        return {"service": name, "version": version, "previous": before}
+        return {"service": name, "version": version, "previous": before, "forced": refused is not None}
 
     # Overview
 

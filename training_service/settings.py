@@ -28,6 +28,8 @@ class Settings:
     # A job whose process died (kill, crash, restart) is resumed this many times in all.
     max_attempts: int = 3
     log_level: str = "info"
+    # API tokens with scopes (mlrm/credentials.py); None: every route open (loopback only, unless --insecure).
+    tokens_file: Path | None = None
 
     def __post_init__(self) -> None:
         root = Path(self.config_root).resolve()

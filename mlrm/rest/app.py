@@ -17,8 +17,10 @@ from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.core.answer import Answer
 from mlrm.core.service import Service
+from mlrm.credentials import guard_of
 from mlrm.errors import NotFoundError, RequestError
 from mlrm.rest import binary_tensors, inference, openapi
+from mlrm.rest.access import protect
 from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import decode, error_handler, respond
 from mlrm.rest.fastroute import PredictRoute
@@ -172,26 +174,27 @@ class ServiceApi:
         return Response(payload, mimetype="application/octet-stream", headers={HEADER: str(header_length)})
 
 
-# (rule, methods, handler name): the whole HTTP surface in one place.
-ROUTES: list[tuple[str, list[str], str]] = [
-    ("/", ["GET"], "index"),
-    ("/v1/predict", ["POST"], "predict"),
-    ("/v1/config", ["GET"], "show_config"),
-    ("/v1/admin/reload", ["POST"], "reload"),
-    ("/v1/mqtt", ["GET"], "mqtt"),
-    ("/v1/feedback", ["POST"], "feedback_post"),
-    ("/v1/feedback", ["GET"], "feedback_status"),
-    ("/openapi.json", ["GET"], "openapi_json"),
-    ("/metrics", ["GET"], "metrics_text"),
-    ("/v2", ["GET"], "server_metadata"),
-    ("/v2/health/live", ["GET"], "live"),
-    ("/v2/health/ready", ["GET"], "server_ready"),
-    ("/v2/models/<name>", ["GET"], "model_metadata"),
-    ("/v2/models/<name>/versions/<version>", ["GET"], "model_metadata"),
-    ("/v2/models/<name>/ready", ["GET"], "model_ready"),
-    ("/v2/models/<name>/versions/<version>/ready", ["GET"], "model_ready"),
-    ("/v2/models/<name>/infer", ["POST"], "infer"),
-    ("/v2/models/<name>/versions/<version>/infer", ["POST"], "infer"),
+# (rule, methods, handler name, scope): the whole HTTP surface in one place. The scope a token
+# needs (mlrm/credentials.py); None: open, so supervisors' probes and API tools work without one.
+ROUTES: list[tuple[str, list[str], str, str | None]] = [
+    ("/", ["GET"], "index", "predict"),
+    ("/v1/predict", ["POST"], "predict", "predict"),
+    ("/v1/config", ["GET"], "show_config", "admin"),  # learned parameters: the model itself
+    ("/v1/admin/reload", ["POST"], "reload", "admin"),
+    ("/v1/mqtt", ["GET"], "mqtt", "admin"),
+    ("/v1/feedback", ["POST"], "feedback_post", "ingest"),
+    ("/v1/feedback", ["GET"], "feedback_status", "ingest"),
+    ("/openapi.json", ["GET"], "openapi_json", None),  # the shape of the API, no data
+    ("/metrics", ["GET"], "metrics_text", "metrics"),  # counts by label tell the plant's defect rate
+    ("/v2", ["GET"], "server_metadata", "predict"),
+    ("/v2/health/live", ["GET"], "live", None),
+    ("/v2/health/ready", ["GET"], "server_ready", None),
+    ("/v2/models/<name>", ["GET"], "model_metadata", "predict"),
+    ("/v2/models/<name>/versions/<version>", ["GET"], "model_metadata", "predict"),
+    ("/v2/models/<name>/ready", ["GET"], "model_ready", None),  # OIP's model readiness probe
+    ("/v2/models/<name>/versions/<version>/ready", ["GET"], "model_ready", None),
+    ("/v2/models/<name>/infer", ["POST"], "infer", "predict"),
+    ("/v2/models/<name>/versions/<version>/infer", ["POST"], "infer", "predict"),
 ]
 
 
@@ -201,11 +204,16 @@ handle_error = error_handler(
 
 
 def create_app(
-    config: ServiceConfig | str | Path, *, service: Service | None = None, mqtt_status: Path | None = None
+    config: ServiceConfig | str | Path,
+    *,
+    service: Service | None = None,
+    mqtt_status: Path | None = None,
+    tokens: str | Path | None = None,
 ) -> Flask:
     """Build the Flask app of one ML service from a config set (or its path).
 
     mqtt_status: the status file of the MQTT bridge running beside it (/v1/mqtt).
+    tokens: the tokens file every request is checked against (None: every route open).
     """
     if not isinstance(config, ServiceConfig):
         config = load_config_set(config)
@@ -215,12 +223,16 @@ def create_app(
     app = Flask("mlrm")
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_body_bytes
     app.extensions["mlrm"] = {"service": service, "metrics": metrics, "feedback": api.feedback}
-    for rule, methods, name in ROUTES:
+    for rule, methods, name, _ in ROUTES:
         app.add_url_rule(rule, f"{name}:{rule}", getattr(api, name), methods=methods)
     app.register_error_handler(Exception, handle_error)
+    guard, scopes = guard_of(tokens), {f"{name}:{rule}": scope for rule, _, name, scope in ROUTES}
+    protect(app, guard, scopes, lambda view_args: config.learned_dir)
+    predict_scope = scopes["predict:/v1/predict"]
     app.wsgi_app = PredictRoute(  # type: ignore[method-assign]
-        app.wsgi_app, api.answer, api.metrics, app.config["MAX_CONTENT_LENGTH"]
-    )
+        app.wsgi_app, api.answer, api.metrics, app.config["MAX_CONTENT_LENGTH"],
+        None if guard.tokens is None else (lambda header: guard.allows(predict_scope, header)),
+    )  # fmt: skip
 
     @app.before_request
     def _start() -> None:

@@ -6,8 +6,9 @@ ServiceApi.answer as the Flask route, encode) and records the same metrics.
 
 A request goes to Flask only while nothing has happened yet: another route,
 a media type other than plain JSON, a body without a length or over the
-limit. Once the service has been called the request is answered here, error
-or not, because calling it twice would buffer a stream's records twice and
+limit, a token missing or without the predict scope (Flask's check answers
+that 401/403 as on every route). Once the service has been called the
+request is answered here, error or not, because calling it twice would buffer a stream's records twice and
 count its predictions twice. Errors use the same decoder (codec.loads) and
 the same failure-to-problem function (codec.problem_of) as the Flask error
 handler, so the two paths cannot drift apart; tests/rest/test_fastroute.py
@@ -36,14 +37,20 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # The same function the Flask route calls: a decoded predict body -> the answer to encode.
 Answerer = Callable[[Any], Answer]
 
+# Whether a request's Authorization header may call the predict route (mlrm.credentials.Guard.allows).
+Allows = Callable[[str | None], bool]
+
 RULE = "/v1/predict"
 
 
 class PredictRoute:
     """WSGI middleware: the fast path for POST /v1/predict, Flask for everything else."""
 
-    def __init__(self, app: WSGIApp, answer: Answerer, metrics: Metrics, max_body: int) -> None:
+    def __init__(
+        self, app: WSGIApp, answer: Answerer, metrics: Metrics, max_body: int, allows: Allows | None = None
+    ) -> None:
         self.app, self.answer, self.metrics, self.max_body = app, answer, metrics, max_body
+        self.allows = allows
         # Label children looked up once (a labels() call costs microseconds per request).
         self.ok = metrics.requests.labels(RULE, "POST", "200")
         self.latency = metrics.latency.labels(RULE)
@@ -56,6 +63,8 @@ class PredictRoute:
         length = environ.get("CONTENT_LENGTH") or ""
         if mimetype != "application/json" or not length.isdigit() or int(length) > self.max_body:
             return self.app(environ, start_response)  # nothing done yet: Flask says what is wrong
+        if self.allows is not None and not self.allows(environ.get("HTTP_AUTHORIZATION")):
+            return self.app(environ, start_response)  # Flask's check answers 401/403 as on every route
         try:
             payload = dumps(self.answer(loads(environ["wsgi.input"].read(int(length)))))
         except Exception as exc:  # every failure is answered here, as by Flask's handler

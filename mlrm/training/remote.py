@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from mlrm.algorithms import Progress
+from mlrm.credentials import client_token
 from mlrm.errors import DataError, RemoteError
 from mlrm.training import csv_files
 
@@ -56,6 +57,9 @@ class TrainingServiceClient:
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         url = self.base + path
         try:
+            token = client_token()  # read per call: a rotated token file is used from the next call on
+            if token:
+                kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
             answer = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             reason = f"{type(exc).__name__}: {exc}"  # the type says what failed: refused, timed out, ...
