@@ -17,7 +17,11 @@ HEADERS = ("SERVICE", "URL", "VERSION", "READY", "RESTARTS", "PID")
 
 
 def http_get(url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
-    """(status, JSON body or None) of a GET; status None when nothing answers."""
+    """(status, JSON body or None) of a GET; status None when nothing answers.
+
+    A probe, not TrainingServiceClient: it asks ML services and training services alike, within
+    1 s, and for a status table "nothing answers" is a value to show, not an error to raise.
+    """
     import urllib.error
     import urllib.request
 
