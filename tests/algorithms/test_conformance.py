@@ -259,9 +259,16 @@ def test_an_overflowing_row_gets_the_estimators_answer(name: str, n_classes: int
         np.testing.assert_array_equal(fast.probabilities, reference.probabilities)
 
 
-@pytest.mark.parametrize(("name", "params", "n_classes", "compiled"), VARIANTS)
+# Every scikit-learn entry at its defaults, and every variant above.
+SAVED: list[tuple[str, dict[str, object], int | None]] = [
+    (k.name, {}, 3 if k.task == "classification" else None) for k in SKLEARN_ALGORITHMS
+]
+SAVED += [(name, params, n_classes) for name, params, n_classes, _ in VARIANTS]
+
+
+@pytest.mark.parametrize(("name", "params", "n_classes"), SAVED)
 def test_every_setting_round_trips_in_a_format_that_cannot_run_code(
-    name: str, params: dict[str, object], n_classes: int | None, compiled: bool
+    name: str, params: dict[str, object], n_classes: int | None
 ) -> None:
     from mlrm.algorithms import artifacts
 
