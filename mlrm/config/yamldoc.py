@@ -4,6 +4,12 @@ Shared by config sets (loader.py) and gateway manifests (mlrm.gateway):
 YAML read safely with the line of every key, JSON Schema errors turned into
 messages with file, line, key path and, for a misspelt name, the closest
 valid one.
+
+Reading is bounded, because a config file may come from anyone who can write
+to the gateway: at most MAX_BYTES, nested at most MAX_DEPTH levels, and
+aliases may add at most MAX_ALIAS_NODES nodes to the document. A 2.7 KB
+"billion laughs" alias bomb used to take seconds and gigabytes to walk; it
+now fails while it is parsed, naming the line of the alias.
 """
 
 from __future__ import annotations
@@ -27,12 +33,106 @@ def dotted(path: KeyPath) -> str:
     return out
 
 
-def read_yaml(file: Path) -> tuple[Any, dict[KeyPath, int]]:
-    """Parse YAML safely; also return the 1-based line of every key path."""
-    text = file.read_text(encoding="utf-8")
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIAS_NODES = 10_000
+
+
+class _Refused(Exception):
+    """A bound of BoundedLoader was passed at `line`."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses deep nesting and alias expansion past small bounds.
+
+    A node an alias refers to is shared, not copied, so parsing a bomb is
+    cheap; what costs is every later walk over the data (line map, schema
+    checks, defaults). So each alias is charged the size of the node it
+    expands to, measured once per node, and the total is bounded.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._alias_nodes = 0
+        self._open: set[str] = set()  # anchors whose node is still being composed
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                why = f"alias *{event.anchor} refers to a node that holds it, so it never ends"
+                raise _Refused(line, f"{why}. Write the values out instead of the alias")
+            node: yaml.Node = super().compose_node(parent, index)
+            nodes, depth = self._measure(node)
+            self._alias_nodes += nodes
+            if self._alias_nodes > MAX_ALIAS_NODES:
+                why = f"alias *{event.anchor} expands the document past {MAX_ALIAS_NODES:,} nodes added by aliases"
+                raise _Refused(line, f"{why} (an alias bomb?). Write the values out, or use fewer aliases")
+            self._check_depth(self._depth + depth, line)
+            return node
+        self._depth += 1
+        self._check_depth(self._depth, line)
+        anchor = event.anchor
+        if anchor is not None:
+            self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+            if anchor is not None:
+                self._open.discard(anchor)
+
+    def _check_depth(self, depth: int, line: int) -> None:
+        if depth > MAX_DEPTH:
+            raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep (aliases expanded). Flatten it")
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        known = self._measured.get(id(node))
+        if known is not None:
+            return known
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        # Recursion is bounded: every node composed so far is at most MAX_DEPTH deep, expanded.
+        sizes = [self._measure(child) for child in children]
+        result = (1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0))
+        self._measured[id(node)] = result
+        return result
+
+
+def _text(file: Path) -> str:
+    with open(file, "rb") as stream:
+        raw = stream.read(MAX_BYTES + 1)  # not stat(): a FIFO or /dev/zero has no size to ask
+    if len(raw) > MAX_BYTES:
+        why = f"the file is larger than {MAX_BYTES:,} bytes, the limit for a YAML file mlrm reads"
+        fix = "Config sets and manifests are a few KB: keep data (training rows, models) in files of their own"
+        raise ConfigError([ConfigProblem(str(file), "", f"{why}. {fix}.")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(file), "", f"not UTF-8 text (byte {exc.start}): save it as UTF-8")]
+        ) from None
+
+
+def read_yaml(file: Path) -> tuple[Any, dict[KeyPath, int]]:
+    """Parse YAML safely and within bounds; also return the 1-based line of every key path."""
+    loader = BoundedLoader(_text(file))
+    try:
+        node = loader.get_single_node()
+        lines = _lines(node)
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        raise ConfigError([ConfigProblem(str(file), "", f"{exc.message}.", exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -40,6 +140,12 @@ def read_yaml(file: Path) -> tuple[Any, dict[KeyPath, int]]:
         raise ConfigError(
             [ConfigProblem(str(file), "", f"not valid YAML: {problem}. Check indentation and quoting.", line)]
         ) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _lines(node: yaml.Node | None) -> dict[KeyPath, int]:
     lines: dict[KeyPath, int] = {}
 
     def walk(n: Any, path: KeyPath) -> None:
@@ -55,7 +161,7 @@ def read_yaml(file: Path) -> tuple[Any, dict[KeyPath, int]]:
 
     if node is not None:
         walk(node, ())
-    return data, lines
+    return lines
 
 
 def fill_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
