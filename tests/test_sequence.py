@@ -192,6 +192,18 @@ def test_a_bad_record_buffers_nothing_and_is_named_by_pointer(service: Service) 
     assert [e.pointer for e in caught.value.errors] == ["/instances/0/window", "/instances/1/extra"]
 
 
+def test_no_instances_and_many_unknown_window_keys_are_one_problem_each(service: Service) -> None:
+    with pytest.raises(RequestError) as caught:
+        service.predict([])
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [
+        ("/instances", 'expected a non-empty array of windows ({"window": [record, ...]}) or records')
+    ]
+    window = {"window": strip(records(4)), **{f"k{i}": 1 for i in range(90_000)}}
+    with pytest.raises(RequestError) as caught:
+        service.predict([window])
+    assert [e.pointer for e in caught.value.errors] == ["/instances/0/k0"]
+
+
 def test_idle_streams_start_afresh_and_streams_are_bounded(tmp_path: Path) -> None:
     config = config_set(tmp_path, sequence__buffer={"max_streams": 2, "idle_seconds": 60})
     trainer.train(config, records(40, "p1"))

@@ -51,17 +51,19 @@ class SequenceInput:
         """Validate every instance, buffer the records, predict every full window."""
         windows = model.windows
         assert windows is not None
-        if not isinstance(instances, list):
-            raise RequestError("Invalid input", 422, errors=[FieldError("/instances", "expected an array of "
-                               "windows ({\"window\": [record, ...]}) or records")])  # fmt: skip
+        if not isinstance(instances, list) or not instances:
+            raise RequestError("Invalid input", 422, errors=[FieldError("/instances", "expected a non-empty array "
+                               "of windows ({\"window\": [record, ...]}) or records")])  # fmt: skip
         ready: dict[int, np.ndarray] = {}
         records: list[tuple[int, Incoming]] = []
         errors: list[FieldError] = []
         for i, instance in enumerate(instances):
             at = f"/instances/{i}"
             if type(instance) is dict and "window" in instance:
-                errors += [FieldError(f"{at}/{k}", f"unknown key '{k}': a window instance holds only 'window'")
-                           for k in instance if k != "window"]  # fmt: skip
+                unknown = next((k for k in instance if k != "window"), None)  # the first only, however many
+                if unknown is not None:
+                    errors.append(FieldError(f"{at}/{unknown}", f"unknown key '{unknown}': a window instance holds "
+                                             "only 'window'"))  # fmt: skip
                 matrix, found = windows.window(instance["window"], f"{at}/window")
                 if matrix is not None:
                     ready[i] = matrix

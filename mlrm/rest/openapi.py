@@ -9,16 +9,18 @@ from mlrm import __version__
 from mlrm.config.example import example_body
 from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import Feature, ServiceConfig
+from mlrm.core.rowcode import bounds
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 
 
 def feature_schema(f: Feature) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": _TYPES[f.type]} if f.type in _TYPES else {"enum": list(f.values or ())}
-    if f.min is not None:
-        schema["minimum"] = f.min
-    if f.max is not None:
-        schema["maximum"] = f.max
+    if f.type in ("number", "integer"):
+        # What RowEncoder accepts: min and max as declared, float32's range where they are not.
+        low, high = bounds(f)
+        schema["minimum"] = f.min if low == f.min else low
+        schema["maximum"] = f.max if high == f.max else high
     if f.default is not None:
         schema["default"] = f.default
     described = " ".join(x for x in (f.description, f"[{f.unit}]" if f.unit else "") if x)

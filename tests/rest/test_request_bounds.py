@@ -92,6 +92,10 @@ def test_finite_but_extreme_values_are_refused_at_the_door_with_the_input_named(
     first = body["errors"][0]
     assert first["pointer"] == f"/instances/0/{names[0]}"
     assert first["detail"].startswith("1e+308 is out of range: expected 0 to 3.4028234663852886e+38 (no number beyond")
+    doc = client.get("/openapi.json").get_json()
+    items = doc["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    declared = items["properties"]["instances"]["items"]["properties"][names[0]]
+    assert (declared["minimum"], declared["maximum"]) == (0, 3.4028234663852886e38)  # the schema says so too
     # The bound itself reaches the model and is answered, under warnings as errors.
     at_bound = client.post("/v1/predict", json={"instances": [dict.fromkeys(names, 3.4028234663852886e38)]})
     assert at_bound.status_code == 200, at_bound.get_json()
