@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from mlrm.mqtt.messages import Outgoing
 from mlrm.mqtt.settings import MqttSettings
 from tests.toolkit.brokers import Broker, Collector, mqtt_config_set
 from tests.toolkit.processes import Process, mlrm_args
+from tests.toolkit.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -40,7 +40,8 @@ def test_outbox_keeps_messages_while_the_broker_is_away_and_across_a_restart(
     client = MqttClient(settings)
     client.start()  # keeps retrying with backoff
     client.publish([Outgoing("plant/d1/out", orjson.dumps({"id": i})) for i in range(30)])
-    time.sleep(0.3)
+    # Two failed attempts: the one the start made and one after the messages were queued.
+    wait_until(lambda: client.telemetry.errors.get("connection", 0) >= 2, 10, "two failed connection attempts")
     assert not client.connected and len(client.outbox) == 30
     assert client.status()["last_error"].startswith("cannot reach the broker")
     client.stop(drain=0)
@@ -54,10 +55,7 @@ def test_outbox_keeps_messages_while_the_broker_is_away_and_across_a_restart(
     try:
         messages = out.count(40)
         assert _ids(messages) == list(range(40))
-        deadline = time.monotonic() + 5
-        while len(client.outbox) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert len(client.outbox) == 0
+        wait_until(lambda: len(client.outbox) == 0, 5, "the outbox emptied")
     finally:
         client.stop()
 
@@ -84,10 +82,12 @@ def test_broker_restart_mid_stream_loses_nothing(
         for i, row in enumerate(rows[:20]):
             device.publish([Outgoing("plant/line-1/pcb/measurements", orjson.dumps({**row, "id": i}))])
         out.wait_for(lambda m: len(m) >= 5)
+        refused = device.telemetry.errors.get("connection", 0)
         broker.stop()  # mid-stream: some answers are out, others in flight or not yet made
         for i, row in enumerate(rows[20:40], start=20):
             device.publish([Outgoing("plant/line-1/pcb/measurements", orjson.dumps({**row, "id": i}))])
-        time.sleep(0.3)
+        # The device has noticed the broker is gone once a reconnect attempt has failed.
+        wait_until(lambda: device.telemetry.errors.get("connection", 0) > refused, 10, "a failed reconnect")
         assert not device.connected and len(device.outbox) >= 20
         broker.start()  # same port, same persistence: sessions and queued messages are back
         for i, row in enumerate(rows[40:], start=40):

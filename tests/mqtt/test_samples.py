@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from mlrm.mqtt import samples
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.settings import TRAINING, MqttSettings
 from tests.toolkit.brokers import Broker, Collector, mqtt_config_set, publish
+from tests.toolkit.waiting import wait_until
 
 
 class SqliteSink:
@@ -95,16 +95,20 @@ def test_samples_redelivered_after_a_lost_ack_are_stored_once(
         batch = {"id": "batch-1", "records": pcb_rows[:5]}
         sink.crash_after_commit.add("plant/line-2/pcb/samples batch-1")
         publish(broker.port, "plant/line-2/pcb/samples", [orjson.dumps(batch), orjson.dumps({"id": "bad", "x": 1})])
-        deadline = time.monotonic() + 10
-        while sink.calls.count("plant/line-2/pcb/samples batch-1") < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        # The broker delivered batch-1 again after the reconnect; the sink kept one copy.
+        # The broker delivers batch-1 again after the reconnect; the sink keeps one copy.
+        wait_until(lambda: sink.calls.count("plant/line-2/pcb/samples batch-1") >= 2, 10, "batch-1 redelivered")
         assert sink.calls.count("plant/line-2/pcb/samples batch-1") == 2
         assert len(sink.stored()) == 5
         assert client.telemetry.reconnects >= 1 and client.telemetry.errors.get("sink") == 1
         (topic, problem), *_ = errors.count(1)
         assert topic == "plant/line-2/pcb/errors" and problem["id"] == "bad"
-        time.sleep(0.3)
-        assert sink.calls.count("plant/line-2/pcb/samples bad") == 1  # rejected data is acked, not redelivered
+        # Rejected data is acked, not redelivered. The broker redelivers what was not acked when
+        # a session resumes, before anything newer: resume it, then wait for a batch sent after.
+        reconnects = client.telemetry.reconnects
+        client.drop_connection()
+        wait_until(lambda: client.connected and client.telemetry.reconnects > reconnects, 10, "reconnected")
+        publish(broker.port, "plant/line-2/pcb/samples", [orjson.dumps({"id": "batch-2", "records": pcb_rows[5:7]})])
+        wait_until(lambda: "plant/line-2/pcb/samples batch-2" in sink.calls, 10, "batch-2 handled")
+        assert sink.calls.count("plant/line-2/pcb/samples bad") == 1
     finally:
         client.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from mlrm.storage.versions import VersionStore
 from tests.toolkit.brokers import Broker, Collector, mqtt_config_set, need_mosquitto, publish
 from tests.toolkit.files import copy_config_set
 from tests.toolkit.processes import Process, free_port, mlrm_args
+from tests.toolkit.waiting import wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -42,15 +42,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Brok
 
 
 def _wait_connected(url: str, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    """The bridge's status once it reports a connection (GET /v1/mqtt answers 200 then)."""
+
+    def connected() -> dict[str, Any] | None:
         answer = requests.get(f"{url}/v1/mqtt", timeout=5)
-        body = answer.json()
-        if answer.status_code == 200:
-            return body
-        time.sleep(0.1)
-    raise TimeoutError(f"MQTT bridge not connected after {timeout}s: {body}")
+        return answer.json() if answer.status_code == 200 else None
+
+    return wait_until(connected, timeout, "MQTT bridge connected")
 
 
 def test_measurement_in_prediction_out_beside_rest(
@@ -64,10 +62,14 @@ def test_measurement_in_prediction_out_beside_rest(
     single = {**pcb_instance, "id": "m-1", "timestamp": "2024-05-01T10:00:00Z"}
     batch = {"id": "b-1", "instances": [pcb_instance, pcb_instance]}
     publish(broker.port, "plant/line-3/pcb/measurements", [orjson.dumps(single), orjson.dumps(batch)])
-    messages = out.count(2)
-    time.sleep(0.3)  # two gunicorn workers, one bridge: nothing answers twice
-    assert len(out.messages) == 2
-    (topic1, one), (topic2, many) = messages
+    out.count(2)
+    # Two gunicorn workers, one bridge: nothing answers twice. A second subscriber would have
+    # had both measurements before this marker was even sent, so its answers to them come
+    # before the marker's: once the marker is answered, every answer to them is in.
+    publish(broker.port, "plant/line-3/pcb/measurements", [orjson.dumps({**pcb_instance, "id": "marker"})])
+    messages = out.wait_for(lambda m: any(body.get("id") == "marker" for _, body in m))
+    assert [body["id"] for _, body in messages] == ["m-1", "b-1", "marker"]
+    (topic1, one), (topic2, many), _ = messages
     assert topic1 == topic2 == "plant/line-3/pcb/predictions"
     rest = requests.post(f"{url}/v1/predict", json={"instances": [pcb_instance]}, timeout=5).json()
     assert one["id"] == "m-1" and one["timestamp"] == "2024-05-01T10:00:00Z" and one["device"] == "line-3"
@@ -104,11 +106,11 @@ def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
     assert {e["pointer"] for e in invalid["errors"]} == {"/volume_pct", "/height_um"}
     assert t3 == "plant/line-7/pcb/predictions" and good["id"] == "m-3"
 
-    deadline = time.monotonic() + 5  # the status file is rewritten every second
-    status = _wait_connected(url)
-    while status["errors"].get("invalid", 0) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    def counted() -> dict[str, Any] | None:  # the status file is rewritten every second
         status = _wait_connected(url)
+        return status if status["errors"].get("invalid", 0) >= 2 else None
+
+    status = wait_until(counted, 10, "both rejections counted")
     assert status["errors"]["invalid"] == 2 and status["messages"]["errors"] == 2 and status["messages"]["in"] >= 3
 
 
@@ -120,12 +122,12 @@ def test_bridge_switches_to_a_new_version_like_rest(
     record = store.read(store.current() or 1)
     new = store.write(record.parameters, record.files)  # what `mlrm train` does at its end
     out = collect(broker.port, ["plant/+/pcb/predictions"])
-    deadline = time.monotonic() + 10
-    version = None
-    while version != new and time.monotonic() < deadline:  # serving.reload_interval: 1 s
+
+    def answered_by_new() -> bool:  # serving.reload_interval: 1 s
         publish(broker.port, "plant/v/pcb/measurements", [orjson.dumps(pcb_instance)])
-        version = out.count(len(out.messages) + 1)[-1][1]["model"]["version"]
-    assert version == new
+        return bool(out.count(len(out.messages) + 1)[-1][1]["model"]["version"] == new)
+
+    wait_until(answered_by_new, 10, f"answering with version {new}")
 
 
 def test_a_killed_bridge_is_restarted_and_answers_again(
@@ -134,14 +136,7 @@ def test_a_killed_bridge_is_restarted_and_answers_again(
     url, broker, _ = served
     pid = _wait_connected(url)["pid"]
     os.kill(pid, signal.SIGKILL)  # a crash, as far as the bridge knows
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        answer = requests.get(f"{url}/v1/mqtt", timeout=5)
-        if answer.status_code == 200 and answer.json()["pid"] != pid:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError(f"the bridge was not restarted: {answer.json()}")
+    wait_until(lambda: _wait_connected(url)["pid"] != pid, 20, "a restarted bridge connected")
     out = collect(broker.port, ["plant/+/pcb/predictions"])
     publish(broker.port, "plant/k/pcb/measurements", [orjson.dumps({**pcb_instance, "id": "after-crash"})])
     assert out.count(1)[0][1]["id"] == "after-crash"

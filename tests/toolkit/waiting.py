@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
+def wait_until(check: Callable[[], T | None | Literal[False]], timeout: float, what: str, interval: float = 0.02) -> T:
     """Poll check() until it returns something truthy, and return that; TimeoutError naming `what` otherwise.
 
     A check that raises OSError (a file not written yet, a port not open yet) counts as not yet.
