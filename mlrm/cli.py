@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrm import __version__
+from mlrm.credentials import CredentialsError, add_options
 from mlrm.errors import ConfigError, DataError, FieldError, MlrmError, StateError
 
 EPILOG = """\
@@ -37,6 +38,7 @@ EXTENSIONS: list[str] = [
     "training_service.cli",
     "mlrm.gateway.cli",
     "mlrm.tools.scaffold",
+    "mlrm.credentials",
     "mlrm.training.migrate",
 ]
 
@@ -200,12 +202,24 @@ def cmd_versions(args: argparse.Namespace) -> int:
 @command("rollback")
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
+    from mlrm.storage import audit
     from mlrm.storage.versions import VersionStore
+    from training_service.core import refused_by_gate
 
     config = load_config_set(args.config_set)
     store = VersionStore(config.learned_dir)
     before = store.current()
+    refused = refused_by_gate(store, args.to) if args.to in store.versions() else None
+    if refused is not None and not args.force:
+        raise DataError(
+            f"version {args.to} was refused by the promotion gate ({refused}). To make it current anyway: "
+            f"mlrm rollback {args.config_set} --to {args.to} --force (recorded in {config.learned_dir / audit.AUDIT_FILE})"
+        )
     store.set_current(args.to)
+    audit.record(
+        config.learned_dir, f"cli:{os.environ.get('USER') or os.getuid()}", f"mlrm rollback --to {args.to}", "local",
+        previous=before, forced=refused is not None,
+    )  # fmt: skip
     _say(f"'{config.name}': current version is now {args.to} (was {before}); running services switch within seconds")
     return 0
 
@@ -213,12 +227,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 @command("serve")
 def cmd_serve(args: argparse.Namespace) -> int:
     from mlrm.config import load_config_set
+    from mlrm.credentials import serving_tokens
 
     # Workers are the parallelism; an OpenMP pool started in the master (the
     # preload smoke prediction) does not survive gunicorn's fork and can hang a
     # worker. Set before scikit-learn loads libgomp.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     config = load_config_set(args.config_set)  # fail fast, before gunicorn starts
+    tokens = serving_tokens("serve", args.host, args.tokens, args.insecure)
     # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest import create_app
@@ -248,7 +264,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     status = bridge.status_path if bridge else None
     try:
         serve(
-            lambda: create_app(config, mqtt_status=status),
+            lambda: create_app(config, mqtt_status=status, tokens=tokens),
             host=args.host,
             port=args.port,
             workers=args.workers,
@@ -330,6 +346,8 @@ def parser() -> argparse.ArgumentParser:
             "mlrm rollback configs/pcb-inspection --to 2")  # fmt: skip
     s.add_argument("config_set", metavar="CONFIG_SET")
     s.add_argument("--to", type=int, required=True, metavar="VERSION")
+    s.add_argument("--force", action="store_true",
+                   help="make current a version the promotion gate refused (recorded in learned/audit.jsonl)")  # fmt: skip
 
     s = add("serve", "Serve a config set over REST (gunicorn); reloads new versions live.",
             "mlrm serve configs/pcb-inspection --port 8000 --workers 2")  # fmt: skip
@@ -344,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
         help="also take predictions over MQTT from this broker (mqtt://host:1883); overrides mqtt.broker "
         "in service.yaml, or uses the default topics mlrm/NAME/predict -> mlrm/NAME/predictions",
     )  # fmt: skip
+    add_options(s)
     for module in EXTENSIONS:
         importlib.import_module(module).register(add)
     return p
@@ -356,9 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    except (DataError, StateError) as exc:
+    except (DataError, StateError, CredentialsError) as exc:
         print(f"mlrm {args.command}: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, DataError) else 1
+        return 1 if isinstance(exc, StateError) else 2
     except MlrmError as exc:
         print(f"mlrm {args.command}: {exc}", file=sys.stderr)
         return 1

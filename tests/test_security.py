@@ -16,10 +16,13 @@ from werkzeug.test import Client
 
 from mlrm import credentials
 from mlrm.credentials import SCOPES
+from mlrm.gateway.commands import plan
+from mlrm.gateway.manifest import load_manifest
 from mlrm.rest import app as ml_app
 from mlrm.rest import create_app
 from mlrm.storage import audit
 from mlrm.storage.versions import VersionStore
+from tests.toolkit.files import write_manifest
 from tests.toolkit.processes import Process, env, free_port, mlrm, mlrm_args
 from tests.toolkit.waiting import wait_until
 from training_service import api as training_api
@@ -199,3 +202,19 @@ def test_train_remote_sends_the_token(
     assert "samples accepted" in done.stdout
     train = [e for e in audit.entries(root / "breast-cancer" / "learned") if e["what"].endswith("/train")]
     assert train and train[-1]["who"] == "trainer"
+
+
+def test_a_gateway_off_loopback_needs_tokens_and_passes_them_by_file(tmp_path: Path) -> None:
+    services = "name: gw\nhost: 0.0.0.0\nservices:\n  bc: {config_set: configs/breast-cancer, port: 0}\n"
+    refused = mlrm("up", str(write_manifest(tmp_path, services)), "--check")
+    assert refused.returncode == 2 and "credentials.tokens" in refused.stderr and "mlrm token create" in refused.stderr
+    credentials.create(tmp_path / "tokens.yaml", "gateway", ["ingest"])
+    (tmp_path / "gateway.token").write_text("the token, which the manifest never holds\n")
+    text = (
+        f"{services}credentials: {{tokens: {tmp_path / 'tokens.yaml'}, client_token: {tmp_path / 'gateway.token'}}}\n"
+    )
+    steps = plan(load_manifest(write_manifest(tmp_path, text), config_sets=False), check_ports=False)
+    for launch in steps.launches:
+        assert launch.argv[launch.argv.index("--tokens") + 1] == str(tmp_path / "tokens.yaml")
+    ml = next(launch for launch in steps.launches if launch.kind == "ml")
+    assert ml.env[credentials.TOKEN_FILE_ENV] == str(tmp_path / "gateway.token")

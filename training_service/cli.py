@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlrm.credentials import add_options
 from training_service.children import fork_child, stop_child
 from training_service.settings import DEFAULT_PORT, STORE_FILE, Settings
 
 
 def cmd_training_service(args: argparse.Namespace) -> int:
     """Check every config set and the store, start the scheduler, then serve the API."""
+    from mlrm.credentials import serving_tokens
     from training_service.services import ConfigRoot
     from training_service.store_url import open_store
 
@@ -23,6 +25,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         config_root=Path(args.config_root), store_url=args.store, host=args.host, port=args.port,
         workers=args.workers, max_body_bytes=args.max_body_bytes, max_records=args.max_records,
         poll_interval=args.poll_interval, log_level=args.log_level,
+        tokens_file=serving_tokens("training-service", args.host, args.tokens, args.insecure),
     )  # fmt: skip
     services = ConfigRoot(settings.config_root)  # an unusable set is reported (degraded), not fatal
     services.require_one()  # ...unless none is usable: then fail fast, before anything starts
@@ -93,3 +96,4 @@ def register(add: Callable[..., Any]) -> None:
                    help="seconds between the scheduler's trigger checks (default 0.5)")  # fmt: skip
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    add_options(s)

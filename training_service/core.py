@@ -188,7 +188,8 @@ class TrainingService:
             store.set_current(version)
         except StateError as exc:
             raise RequestError("Version unusable", 409, detail=str(exc), kind="version-unusable") from None
-        return {"service": name, "version": version, "previous": before, "forced": refused is not None}
+        answer = {"service": name, "version": version, "previous": before}
+        return {**answer, "forced": True} if refused is not None else answer
 
     # Overview
 

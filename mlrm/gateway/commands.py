@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlrm
+from mlrm.credentials import TOKEN_FILE_ENV
 from mlrm.errors import ConfigError
 from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
 from mlrm.training.remote import TRAINING_SERVICE_ENV
@@ -104,6 +105,13 @@ def _mlrm(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlrm", *args]
 
 
+def _credentials(manifest: Manifest) -> list[str]:
+    """The options that give a service the manifest's tokens file (or say --insecure, as the manifest does)."""
+    if manifest.tokens:
+        return ["--tokens", str(manifest.tokens)]
+    return ["--insecure"] if manifest.insecure else []
+
+
 def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: str | None = None) -> Launch:
     """How one ML service is started; feedback goes to the gateway's training service."""
     argv = [
@@ -118,9 +126,12 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: st
     ]
     if spec.mqtt:
         argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
+    argv += _credentials(manifest)
     env = child_env()
     if training_url:
         env[TRAINING_SERVICE_ENV] = training_url
+    if manifest.client_token:
+        env[TOKEN_FILE_ENV] = str(manifest.client_token)  # the file's name, never the token
     return Launch(
         name=spec.name,
         kind="ml",
@@ -138,7 +149,7 @@ def training_launch(manifest: Manifest, port: int) -> Launch:
     """How the local training service is started."""
     training = manifest.training
     argv = [TRAINING_COMMAND, "--config-root", _from_root(manifest, training.config_root), "--port", str(port)]
-    argv += ["--host", manifest.host, "--store", training.store]
+    argv += ["--host", manifest.host, "--store", training.store, *_credentials(manifest)]
     return Launch(
         name=TRAINING,
         kind="training",
