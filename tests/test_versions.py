@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,8 @@ import yaml
 from mlrm.errors import StateError
 from mlrm.storage.versions import PARAMETERS, VersionStore, sha256
 from tests.toolkit.files import ROOT
-from tests.toolkit.processes import env
+from tests.toolkit.processes import env, stop_when
+from tests.toolkit.waiting import wait_until
 
 
 def test_write_read_and_rollback(tmp_path: Path) -> None:
@@ -116,23 +117,43 @@ from mlrm.storage.versions import VersionStore
 store = VersionStore(sys.argv[1])
 for i in range(10_000):
     store.write({"i": i}, {"model.bin": bytes([i % 251]) * 2_000_000})
-    print(i, flush=True)
 """
 
 
-def test_sigkill_during_writes_leaves_a_whole_current_version(tmp_path: Path) -> None:
+def half_written_folder(store: VersionStore) -> bool:
+    return any(store.versions_dir.glob(".tmp-*"))
+
+
+def renamed_not_current(store: VersionStore) -> bool:
+    return max(store.versions(), default=0) > (store.current() or 0)
+
+
+def current_being_replaced(store: VersionStore) -> bool:
+    return any(store.root.glob(".current.yaml.*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("situation", "current_is_newest"),
+    [(half_written_folder, True), (renamed_not_current, False), (current_being_replaced, False)],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_sigkill_during_writes_leaves_a_whole_current_version(
+    tmp_path: Path, situation: Callable[[VersionStore], bool], current_is_newest: bool
+) -> None:
+    """Kill the writer frozen in one step of write(): current.yaml names a whole version."""
     root = tmp_path / "learned"
-    for delay in (0.3, 0.55, 0.8):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], env=env(), cwd=ROOT, stdout=subprocess.PIPE)
-        time.sleep(delay)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], env=env(), cwd=ROOT)
+    try:
+        store = VersionStore(root)
+        wait_until(lambda: store.current() is not None, 60, "a first version written")
+        stop_when(proc.pid, lambda: situation(store), 60, situation.__name__)
+    finally:
         proc.kill()
         proc.wait(10)
-        proc.stdout.close()  # type: ignore[union-attr]
-        store = VersionStore(root)
-        current = store.current()
-        if current is not None:
-            record = store.read(current)  # verifies every digest
-            assert record.parameters["version"] == current
-        for version in store.versions():
-            store.read(version)
-    assert VersionStore(root).current() is not None
+    store = VersionStore(root)
+    current = store.current()
+    assert current is not None
+    assert store.read(current).parameters["version"] == current  # verifies every digest
+    assert (current == max(store.versions())) is current_is_newest, (current, store.versions())
+    for version in store.versions():
+        store.read(version)
