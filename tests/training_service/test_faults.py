@@ -1,11 +1,12 @@
 """SIGKILL the real training service (its whole process group: gunicorn,
-scheduler, job) during ingest and during write-back. Nothing acknowledged is
-lost, the config set is at the old or the new version and loads, and a
-restart resumes."""
+scheduler, job) during ingest, and in write-back before and after the version
+is written. Nothing acknowledged is lost, the config set is at the old or the
+new version and loads, and a restart resumes."""
 
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import threading
 import time
 import uuid
@@ -19,8 +20,9 @@ import requests
 from mlrm.config import load_config_set
 from mlrm.core.service import Service
 from mlrm.storage.versions import VersionStore
-from tests.toolkit.processes import free_port
+from tests.toolkit.processes import flock_waiters, free_port
 from tests.toolkit.training import NAME
+from tests.toolkit.waiting import wait_until
 from training_service.store_url import open_store
 
 
@@ -37,7 +39,7 @@ def poster(url: str, rows: list[dict[str, Any]], acked: list[tuple[str, dict[str
                 answer = session.post(f"{url}/v1/services/{NAME}/samples", json={"records": batch},
                                       headers={"Idempotency-Key": key}, timeout=5)  # fmt: skip
             except requests.RequestException as exc:
-                failures.append(f"{type(exc).__name__}")
+                failures.append(f"client{tag}: {type(exc).__name__}")
                 time.sleep(0.02)
                 continue
             if answer.status_code == 202:
@@ -56,11 +58,10 @@ def test_sigkill_during_ingest_loses_no_acknowledged_sample(
     clients = [threading.Thread(target=poster, args=(url, cancer_rows, acked, stop, failures, n)) for n in range(2)]
     for c in clients:
         c.start()
-    deadline = time.monotonic() + 20
-    while len(acked) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 40, 20, "40 batches acknowledged")
     process.kill()  # mid-stream: requests are in flight in both gunicorn workers
-    time.sleep(0.3)  # the clients keep posting into the void
+    # Both clients go on posting into the void until each has seen the service gone.
+    wait_until(lambda: {f.split(":")[0] for f in failures} == {"client0", "client1"}, 20, "both clients failing")
     stop.set()
     for c in clients:
         c.join(10)
@@ -86,13 +87,11 @@ def test_sigkill_during_ingest_loses_no_acknowledged_sample(
 
 
 def wait_job(url: str, job_id: int, check: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = requests.get(f"{url}/v1/jobs/{job_id}", timeout=5).json()
-        if check(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} never got there: {job}")
+    def job() -> dict[str, Any] | None:
+        answer: dict[str, Any] = requests.get(f"{url}/v1/jobs/{job_id}", timeout=5).json()
+        return answer if check(answer) else None
+
+    return wait_until(job, timeout, f"job {job_id} there", interval=0.05)
 
 
 def assert_loads(folder: Path, versions: set[int]) -> int:
@@ -113,33 +112,38 @@ def test_sigkill_during_write_back_leaves_old_or_new_version_and_restart_resumes
     answer = requests.post(f"{url}/v1/services/{NAME}/samples", json={"records": cancer_rows[:300]}, timeout=10)
     assert answer.status_code == 202
 
-    # 1. Hold the version store's writer lock: the job stops inside write-back; kill it there.
-    with open(folder / "learned" / ".lock", "a+") as lock:
+    # 1. Hold the version store's writer lock: the job blocks on it inside write-back; kill it there.
+    lock_file = folder / "learned" / ".lock"
+    with open(lock_file, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         job = requests.post(f"{url}/v1/services/{NAME}/train", timeout=5).json()["job"]
         wait_job(url, job["id"], lambda j: (j["progress"] or {}).get("stage") == "save")
-        time.sleep(0.2)
+        wait_until(lambda: flock_waiters(lock_file), 30, "the job waiting for the writer lock")
         process.kill()
     assert assert_loads(folder, {1}) == 1
     assert VersionStore(folder / "learned").versions() == [1]
 
-    # 2. Restart, let the resumed job reach write-back again, and kill it while it writes.
-    with open(folder / "learned" / ".lock", "a+") as lock:
+    # 2. Restart and let the resumed job write its version, then kill it before it can record
+    # that in the store: a write transaction held here keeps its next store write waiting.
+    store = sqlite3.connect(root / "training.sqlite", timeout=30, isolation_level=None)
+    with open(lock_file, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         url, process = training_service(root, port=port)
         wait_job(url, job["id"], lambda j: j["attempts"] == 2 and (j["progress"] or {}).get("stage") == "save")
-        time.sleep(0.2)
+        wait_until(lambda: flock_waiters(lock_file), 30, "the resumed job waiting for the writer lock")
+        store.execute("BEGIN IMMEDIATE")
         fcntl.flock(lock, fcntl.LOCK_UN)
-        time.sleep(0.01)
+        wait_until(lambda: VersionStore(folder / "learned").current() == 2, 30, "version 2 written and current")
         process.kill()
-    assert_loads(folder, {1, 2})
-    assert not list((folder / "learned" / "versions").glob("0003"))
+    store.execute("ROLLBACK")
+    store.close()
+    assert assert_loads(folder, {2}) == 2
 
-    # 3. Restart: the job resumes and finishes, with exactly one new version, now current.
+    # 3. Restart: the job resumes, finds its version already written, and finishes without another.
     url, _ = training_service(root, port=port)
     done = wait_job(url, job["id"], lambda j: j["state"] in ("succeeded", "failed"))
     assert done["state"] == "succeeded", done["error"]
-    assert done["result"]["promoted"] and done["result"]["version"] == 2
-    assert done["attempts"] in (2, 3)  # 2 if the second attempt finished before the kill landed
+    assert done["result"]["promoted"] and done["result"]["version"] == 2 and done["result"]["resumed"]
+    assert done["attempts"] == 3
     assert assert_loads(folder, {2}) == 2
     assert VersionStore(folder / "learned").versions() == [1, 2]
