@@ -238,9 +238,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest import create_app
-    from mlrm.rest.server import serve
+    from mlrm.rest.server import check_tls, serve
 
-    url = f"http://{args.host}:{args.port}"
+    check_tls(args.certfile, args.keyfile)  # before the MQTT bridge starts, so a bad pair stops everything
+    url = f"{'https' if args.certfile else 'http'}://{args.host}:{args.port}"
 
     def ready() -> None:
         print(f"mlrm: '{config.name}' ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
@@ -272,6 +273,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             on_ready=ready,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
         )
     finally:
         if bridge is not None:
@@ -354,7 +357,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("config_set", metavar="CONFIG_SET")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1, help="gunicorn sync worker processes (default 1)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="gunicorn worker processes (default 1): sync on loopback; gevent on any other address, so "
+                   "slow or idle connections cannot hold a worker")  # fmt: skip
+    s.add_argument("--certfile", metavar="PEM", help="serve HTTPS with this certificate (chain); needs --keyfile")
+    s.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile (unencrypted PEM)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
     s.add_argument(

@@ -27,6 +27,9 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, log_level=args.log_level,
         tokens_file=serving_tokens("training-service", args.host, args.tokens, args.insecure),
     )  # fmt: skip
+    from mlrm.rest.server import check_tls
+
+    check_tls(args.certfile, args.keyfile)  # before the store is migrated or anything is forked
     services = ConfigRoot(settings.config_root)  # an unusable set is reported (degraded), not fatal
     services.require_one()  # ...unless none is usable: then fail fast, before anything starts
     store = open_store(settings.store_url)
@@ -40,7 +43,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
 
     subscriber = mqtt_samples.start(settings, services)  # None unless a config set has mqtt.topics.training_in
     scheduler = _start_scheduler(settings)
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{'https' if args.certfile else 'http'}://{settings.host}:{settings.port}"
 
     def ready() -> None:
         names = ", ".join(services.names()) or "no usable config set"
@@ -57,6 +60,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
             lambda: create_app(settings),
             host=settings.host, port=settings.port, workers=settings.workers, name="training-service",
             log_level=args.log_level, access_log=args.access_log, on_ready=ready,
+            certfile=args.certfile, keyfile=args.keyfile,
         )  # fmt: skip
     finally:
         stop_child(scheduler)
@@ -87,7 +91,11 @@ def register(add: Callable[..., Any]) -> None:
                    help=f"sqlite:///path/to/file.sqlite (default: DIR/{STORE_FILE}, WAL, synchronous=FULL)")  # fmt: skip
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
-    s.add_argument("--workers", type=int, default=2, help="gunicorn sync workers for the API (default 2)")
+    s.add_argument("--workers", type=int, default=2,
+                   help="gunicorn workers for the API (default 2): sync on loopback; gevent on any other address, "
+                   "so slow or idle connections cannot hold a worker")  # fmt: skip
+    s.add_argument("--certfile", metavar="PEM", help="serve HTTPS with this certificate (chain); needs --keyfile")
+    s.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile (unencrypted PEM)")
     s.add_argument(
         "--max-body-bytes", type=int, default=Settings.max_body_bytes, help="largest accepted post (413 above)"
     )

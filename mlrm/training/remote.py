@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from mlrm.training import csv_files
 
 # Where an ML service finds its training service (feedback), set by `mlrm up` for its services.
 TRAINING_SERVICE_ENV = "MLRM_TRAINING_SERVICE"
+CA_FILE_ENV = "MLRM_CA_FILE"  # PEM file of the CA (or the certificate itself) an https training service is checked against
 CHUNK_ROWS = 5000
 FINAL_STATES = ("succeeded", "failed")
 
@@ -38,10 +40,12 @@ class TrainingServiceClient:
     Not shared across fork(): its session may hold open connections.
     """
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 30.0, ca_file: str | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        # An https training service whose certificate no system CA signed (a plant's own CA, or self-signed).
+        self.verify: str | bool = ca_file or os.environ.get(CA_FILE_ENV) or True
 
     def close(self) -> None:
         self.session.close()
@@ -60,7 +64,8 @@ class TrainingServiceClient:
             token = client_token()  # read per call: a rotated token file is used from the next call on
             if token:
                 kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
-            answer = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            # Per request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
+            answer = self.session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
         except requests.RequestException as exc:
             reason = f"{type(exc).__name__}: {exc}"  # the type says what failed: refused, timed out, ...
             raise RemoteError(f"cannot reach the training service at {self.base}: {reason}") from None
