@@ -19,13 +19,40 @@ keep crafted files out altogether.
 
 from __future__ import annotations
 
+import sys
 import zipfile
+from types import ModuleType
 from typing import Any
 
 import numpy as np
-import skops.io as sio
 
 from mlrm.errors import StateError
+
+
+def _import_skops() -> ModuleType:
+    """skops.io, without torch.
+
+    Importing skops.io lists every scikit-learn estimator (sklearn.utils.all_estimators), which walks
+    every package of scikit-learn and so imports sklearn.externals.array_api_compat.torch, and with it
+    torch when torch is installed: +1.2 s and +180 MB in every scikit-learn service (measured). That
+    one package is blocked while skops loads (walk_packages skips a package that fails to import);
+    scikit-learn's array API support for torch tensors, the only user of it, is never used here.
+    """
+    blocked = "sklearn.externals.array_api_compat.torch"
+    if blocked in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules[blocked] = None  # type: ignore[assignment]  # None in sys.modules: ImportError on import
+    try:
+        import skops.io
+
+        return skops.io
+    finally:
+        del sys.modules[blocked]
+
+
+sio = _import_skops()
 
 ARTIFACT = "model.skops"
 
