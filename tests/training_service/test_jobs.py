@@ -12,6 +12,7 @@ import yaml
 from flask import Flask
 
 from mlrm.config.sections import Gate, Triggers
+from mlrm.errors import RequestError
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import configure
 from tests.toolkit.training import NAME
@@ -96,8 +97,13 @@ def test_refused_candidate_is_kept_on_record_and_not_current(ts_app: Flask, canc
     refused = versions["versions"][-1]
     assert refused["version"] == 2 and refused["promoted"] is False and refused["reason"] == result["reason"]
     assert refused["score"] == result["candidate_metrics"]["f1_macro"]
-    # An operator may still put it live: rollback works on any stored version.
-    assert core.rollback(NAME, {"version": 2}) == {"service": NAME, "version": 2, "previous": 1}
+    # Putting a refused version live takes an explicit force (and, with tokens, the admin scope).
+    with pytest.raises(RequestError, match="refused by the promotion gate") as refusal:
+        core.rollback(NAME, {"version": 2})
+    assert refusal.value.status == 409 and core.versions(NAME)["current"] == 1
+    assert core.rollback(NAME, {"version": 2, "force": True}) == {
+        "service": NAME, "version": 2, "previous": 1, "forced": True,
+    }  # fmt: skip
 
 
 def test_too_few_samples_fail_the_job_with_the_reason(ts_app: Flask, cancer_rows: list[dict[str, Any]]) -> None:
