@@ -7,7 +7,7 @@ times faster). It only ever says yes or no: on the first value it does not
 like, it answers None and RowEncoder runs its own per-value checks, which
 name every problem. So the generated code may be stricter than RowEncoder
 but never more lenient, and the messages come from one place;
-tests/test_rowcode.py compares the two over random good and bad rows.
+tests/core/test_rowcode.py compares the two over random good and bad rows.
 
 The generated source holds no text from the config set: feature names,
 bounds and defaults are passed in as constants bound by position.
