@@ -15,188 +15,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlrm.config.schema import NAME, _obj, _str
 from mlrm.config.yamldoc import KeyPath, Report, check_schema, describe, fill_defaults, read_yaml
 from mlrm.credentials import CREATE_HINT, is_loopback
 from mlrm.errors import ConfigError, ConfigProblem
-
-SCHEMA_ID = "https://mlrm.dev/schema/gateway.schema.json"
-# The row name of the training service in tables and the state file.
-TRAINING = "training-service"
-
-ML_PROBES = {"live": "/v2/health/live", "ready": "/v2/health/ready"}
-# CONTRACT(issue 3): the training service answers GET /v1/health (live and ready).
-# A manifest can override them (training.health).
-TRAINING_PROBES = {"live": "/v1/health", "ready": "/v1/health"}
-
-
-def _probes(defaults: dict[str, str]) -> dict[str, Any]:
-    path = {"type": "string", "pattern": "^/"}
-    return _obj(
-        {
-            "live": {**path, "default": defaults["live"], "description": "GET answering 200 once the process serves."},
-            "ready": {**path, "default": defaults["ready"], "description": "GET answering 200 once it can answer."},
-        },
-        description="HTTP paths probed to tell live (serving) and ready (able to answer).",
-    )
-
-
-PORT = {"type": "integer", "minimum": 0, "maximum": 65535}
-URL = {"type": "string", "pattern": "^https?://[^\\s/]+"}
-
-SERVICE = _obj(
-    {
-        "config_set": _str("Folder of the config set, relative to root", examples=["configs/pcb-inspection"]),
-        "port": {**PORT, "description": "TCP port of its REST API; 0 picks a free port at start (see `mlrm status`)."},
-        "workers": {"type": "integer", "minimum": 1, "maximum": 32, "default": 1, "description": "gunicorn workers."},
-        "mqtt": {"type": "boolean", "default": False, "description": "Also take predictions over MQTT (mqtt.broker)."},
-        "enabled": {"type": "boolean", "default": True, "description": "false: keep the entry, start nothing."},
-        "health": _probes(ML_PROBES),
-    },
-    ["config_set", "port"],
+from mlrm.gateway.manifest_schema import (
+    ML_PROBES,
+    REFERENCE_HEADER,
+    SCHEMA_ID,
+    SERVICE,
+    TRAINING,
+    TRAINING_PROBES,
+    build_schema,
 )
 
-TRAINING_SECTION = _obj(
-    {
-        "mode": _str(
-            "local: this gateway runs the training service; remote: consumers send training data to `url`; "
-            "off: no training service.",
-            enum=["local", "remote", "off"],
-            default="off",
-        ),
-        "port": {**PORT, "default": 8100, "description": "Port of the local training service (0: pick a free one)."},
-        "store": _str(
-            "Where the local training service keeps samples (default: SQLite in data_dir); relative to root",
-            examples=["sqlite:///var/demo/training.sqlite"],
-        ),
-        "config_root": _str("Folder of the config sets it trains (default: the folder holding the services' sets)."),
-        "url": {**URL, "description": "Base URL of the training service elsewhere (mode: remote)."},
-        "health": _probes(TRAINING_PROBES),
-    },
-    description="The training service that takes samples from consumers and retrains the config sets.",
-)
-
-SUPERVISION = _obj(
-    {
-        "start_timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 60,
-            "description": "Seconds to wait for live.",
-        },
-        "stop_timeout": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 15,
-            "description": "Seconds a service may take to finish in-flight requests after SIGTERM; then SIGKILL.",
-        },
-        "backoff_initial": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 1,
-            "description": "First restart delay (s).",
-        },
-        "backoff_max": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 30,
-            "description": "Longest restart delay (s).",
-        },
-        "stable_after": {
-            "type": "number",
-            "exclusiveMinimum": 0,
-            "default": 30,
-            "description": "Seconds up after which the restart delay starts again from backoff_initial.",
-        },
-    },
-    description="How `mlrm up` starts, restarts and stops the services.",
-)
-
-
-CREDENTIALS = _obj(
-    {
-        "tokens": _str(
-            "Tokens file every service checks (`--tokens`; relative to root): make it with `mlrm token create "
-            "NAME --scopes ... --file FILE`. Needed when host is not loopback. Holds hashes, never tokens."
-        ),
-        "client_token": _str(
-            "File holding the token the ML services send to the training service (feedback; scope ingest), "
-            "relative to root. Passed as MLRM_TOKEN_FILE: the token itself never goes into the manifest."
-        ),
-        "insecure": {
-            "type": "boolean",
-            "default": False,
-            "description": "true: start on a host off loopback without tokens (every route open; warned at start).",
-        },
-    },
-    description="API tokens (docs/security.md).",
-)
-
-
-REFERENCE_HEADER = """# Gateway manifest reference (services/*.yaml)
-
-Generated by `mlrm schema --gateway --markdown` from the JSON Schema that
-`mlrm up` checks; do not edit by hand. Keys marked *required* must be
-present; every other key takes the default shown. Unknown keys are errors.
-Relative paths start at `root`. `mlrm up MANIFEST --check` validates a
-manifest and every config set it names without starting anything.
-
-| key | type | default | allowed / notes |
-|---|---|---|---|
-"""
-
-
-def build_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of a gateway manifest."""
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "mlrm gateway manifest",
-        **_obj(
-            {
-                "name": {**NAME, "description": "Gateway name, for tables and logs."},
-                "description": _str("What this gateway does, for people."),
-                "root": _str("Folder relative paths start at, relative to this file.", default=".."),
-                "host": _str("Address every service binds.", default="127.0.0.1"),
-                "data_dir": _str("Where state and the training store go (relative to root; default var/<name>)."),
-                "log_dir": _str("One log file per service goes here (default: <data_dir>/logs)."),
-                "working_copies": {
-                    "type": "boolean",
-                    "default": False,
-                    "description": "true: run every config set from a copy under <data_dir>/configs, so new "
-                    "versions are written there and the sets this manifest names stay as they are (service.yaml "
-                    "is copied again at every start and reload; learned/ once).",
-                },
-                "log_max_mb": {
-                    "type": "number",
-                    "exclusiveMinimum": 0,
-                    "default": 10,
-                    "description": "A log file is rotated (x.log -> x.log.1 ...) when it reaches this size.",
-                },
-                "log_keep": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "default": 3,
-                    "description": "Rotated files kept per log.",
-                },
-                "services": {
-                    "type": "object",
-                    "minProperties": 1,
-                    "propertyNames": NAME,
-                    "additionalProperties": SERVICE,
-                    "description": "ML services by name: each serves one config set.",
-                },
-                "training": TRAINING_SECTION,
-                "mqtt": _obj(
-                    {"broker": {"type": "string", "pattern": "^mqtts?://", "description": "Broker for mqtt: true."}},
-                    description="Gateway-wide MQTT settings.",
-                ),
-                "supervision": SUPERVISION,
-                "credentials": CREDENTIALS,
-            },
-            ["name", "services"],
-        ),
-    }
+# The schema moved to manifest_schema; these names stay importable from here.
+__all__ = [
+    "ML_PROBES",
+    "REFERENCE_HEADER",
+    "SCHEMA_ID",
+    "TRAINING",
+    "TRAINING_PROBES",
+    "Manifest",
+    "Probes",
+    "ServiceSpec",
+    "Supervision",
+    "TrainingSpec",
+    "build_schema",
+    "load_manifest",
+]
 
 
 @dataclass(frozen=True)
