@@ -107,3 +107,25 @@ def test_every_package_has_a_layer() -> None:
     assert {f"mlrm.{f}" for f in folders} <= set(RANK), (
         "a new folder needs its place in LAYERS and docs/architecture.md"
     )
+
+
+# Below the transports nothing knows HTTP or MQTT: the same core serves both.
+TRANSPORT_FREE = ("mlrm.algorithms", "mlrm.config", "mlrm.storage", "mlrm.core", "mlrm.training")
+TRANSPORT_LIBRARIES = ("flask", "werkzeug", "gunicorn", "paho")
+
+
+def third_party(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_models_training_and_storage_never_import_flask_or_paho() -> None:
+    files = [f for f in (ROOT / "mlrm").rglob("*.py") if package(module_name(f)) in TRANSPORT_FREE]
+    assert files
+    leaks = {f"{module_name(f)} imports {lib}" for f in files for lib in third_party(f) & set(TRANSPORT_LIBRARIES)}
+    assert not leaks, sorted(leaks)
