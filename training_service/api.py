@@ -13,7 +13,7 @@ from flask import Flask, Response, request
 
 from mlrm.credentials import guard_of
 from mlrm.rest.access import protect
-from mlrm.rest.codec import decode, error_handler, respond
+from mlrm.rest.codec import body_of, decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
 
@@ -35,7 +35,7 @@ class TrainingApi:
 
     def samples(self, name: str) -> Response:
         body, replayed = self.service.add_samples(
-            name, request.mimetype or "", request.get_data(cache=False), request.headers.get("Idempotency-Key")
+            name, request.mimetype or "", body_of(request), request.headers.get("Idempotency-Key")
         )
         response = respond(body, 202)
         if replayed:

@@ -22,7 +22,7 @@ from mlrm.errors import NotFoundError, RequestError
 from mlrm.rest import binary_tensors, inference, openapi
 from mlrm.rest.access import protect
 from mlrm.rest.binary_tensors import HEADER
-from mlrm.rest.codec import decode, error_handler, respond
+from mlrm.rest.codec import body_of, decode, error_handler, respond
 from mlrm.rest.fastroute import PredictRoute
 from mlrm.rest.metrics import Metrics
 from mlrm.storage.bridge_status import read_status
@@ -155,7 +155,7 @@ class ServiceApi:
     def infer(self, name: str, version: str | None = None) -> Response:
         self._model(name, version)
         body = binary_tensors.read_request(
-            request.get_data(cache=False), mimetype=request.mimetype, header_length=request.headers.get(HEADER),
+            body_of(request), mimetype=request.mimetype, header_length=request.headers.get(HEADER),
             encoding=request.headers.get("Content-Encoding"), limit=request.max_content_length,
         )  # fmt: skip
         rows = inference.instances_from_inputs(self.config, body)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from flask import Request, Response, request
 from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mlrm.errors import FieldError, RequestError
 
@@ -26,7 +26,33 @@ def decode(request: Request) -> Any:
             detail=f"send Content-Type: application/json, not {mimetype}",
             kind="unsupported-media-type",
         )
-    return loads(request.get_data(cache=False))
+    return loads(body_of(request))
+
+
+def body_of(request: Request) -> bytes:
+    """The whole body, however it arrives; 413 (RequestEntityTooLarge) past request.max_content_length.
+
+    Werkzeug refuses a Content-Length over the limit before reading, but a chunked body, under a
+    server that sets wsgi.input_terminated (gunicorn does), it only cuts at the limit: the rest was
+    never looked at, and a too-large CSV post was stored truncated, its last value cut short.
+    """
+    limit = request.max_content_length
+    if limit is None or request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=False)
+    return read_at_most(request.environ["wsgi.input"], limit)
+
+
+def read_at_most(stream: Any, limit: int) -> bytes:
+    """All of stream, or RequestEntityTooLarge once a byte past limit arrives (what follows is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        part = stream.read(limit + 1 - size)  # one byte more than allowed tells "ends at the limit" from "goes on"
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        size += len(part)
+    raise RequestEntityTooLarge()
 
 
 def loads(data: bytes) -> Any:
