@@ -15,8 +15,8 @@ from pathlib import Path
 import mlrm
 from mlrm.credentials import TOKEN_FILE_ENV
 from mlrm.errors import ConfigError
-from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
-from mlrm.training.remote import TRAINING_SERVICE_ENV
+from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec, reachable_host
+from mlrm.training.remote import CA_FILE_ENV, TRAINING_SERVICE_ENV
 
 # `mlrm training-service --config-root DIR --port N --host H --store URL`.
 TRAINING_COMMAND = "training-service"
@@ -69,10 +69,10 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def url_of(host: str, port: int) -> str:
+def url_of(host: str, port: int, scheme: str = "http") -> str:
     """Where to reach a service bound to host:port from this machine."""
-    reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+    reachable = reachable_host(host)
+    return f"{scheme}://[{reachable}]:{port}" if ":" in reachable else f"{scheme}://{reachable}:{port}"
 
 
 def child_env() -> dict[str, str]:
@@ -112,6 +112,13 @@ def _credentials(manifest: Manifest) -> list[str]:
     return ["--insecure"] if manifest.insecure else []
 
 
+def _tls(manifest: Manifest) -> list[str]:
+    """The options that make a service serve HTTPS with the manifest's certificate."""
+    if manifest.certfile is None or manifest.keyfile is None:
+        return []
+    return ["--certfile", _from_root(manifest, manifest.certfile), "--keyfile", _from_root(manifest, manifest.keyfile)]
+
+
 def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: str | None = None) -> Launch:
     """How one ML service is started; feedback goes to the gateway's training service."""
     argv = [
@@ -126,17 +133,21 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: st
     ]
     if spec.mqtt:
         argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
-    argv += _credentials(manifest)
+    argv += _credentials(manifest) + _tls(manifest)
     env = child_env()
     if training_url:
         env[TRAINING_SERVICE_ENV] = training_url
+    if manifest.certfile and manifest.training.mode == "local":
+        # The local training service serves the manifest's certificate; a remote one is trusted
+        # as the environment of `mlrm up` says (system CAs, or MLRM_CA_FILE set there).
+        env[CA_FILE_ENV] = str(manifest.certfile)
     if manifest.client_token:
         env[TOKEN_FILE_ENV] = str(manifest.client_token)  # the file's name, never the token
     return Launch(
         name=spec.name,
         kind="ml",
         argv=_mlrm(*argv),
-        url=url_of(manifest.host, port),
+        url=url_of(manifest.host, port, manifest.scheme),
         probes=spec.probes,
         cwd=manifest.root,
         port=port,
@@ -149,12 +160,12 @@ def training_launch(manifest: Manifest, port: int) -> Launch:
     """How the local training service is started."""
     training = manifest.training
     argv = [TRAINING_COMMAND, "--config-root", _from_root(manifest, training.config_root), "--port", str(port)]
-    argv += ["--host", manifest.host, "--store", training.store, *_credentials(manifest)]
+    argv += ["--host", manifest.host, "--store", training.store, *_credentials(manifest), *_tls(manifest)]
     return Launch(
         name=TRAINING,
         kind="training",
         argv=_mlrm(*argv),
-        url=url_of(manifest.host, port),
+        url=url_of(manifest.host, port, manifest.scheme),
         probes=training.probes,
         cwd=manifest.root,
         port=port,

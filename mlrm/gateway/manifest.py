@@ -27,6 +27,7 @@ from mlrm.gateway.manifest_schema import (
     TRAINING_PROBES,
     build_schema,
 )
+from mlrm.gateway.tls import check_feedback_host, check_section
 
 # The schema moved to manifest_schema; these names stay importable from here.
 __all__ = [
@@ -108,6 +109,12 @@ class Manifest:
     tokens: Path | None = None
     client_token: Path | None = None
     insecure: bool = False
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certfile else "http"
 
     def problem(self, path: KeyPath, message: str) -> ConfigProblem:
         """A problem at a key of this manifest, with its line (for checks made after loading)."""
@@ -164,6 +171,10 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
             f"file ({CREATE_HINT}) and set credentials.tokens to it; or bind 127.0.0.1; or set credentials.insecure: "
             "true on a network you trust entirely.",
         )
+    if "tls" in raw:
+        pair = check_section(raw["tls"], root, report)
+        if pair and training["mode"] == "local" and any(s["enabled"] for s in raw["services"].values()):
+            check_feedback_host(pair[0], reachable_host(raw["host"]), report)
     for name, spec in raw["services"].items():
         at = ("services", name)
         if name == TRAINING:
@@ -188,6 +199,11 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
         except ConfigError as exc:
             report((*at, "config_set"), f"the config set {folder} does not load; its problems follow.")
             report.problems.extend(exc.problems)
+
+
+def reachable_host(host: str) -> str:
+    """Where this machine reaches a service bound to host (a wildcard address through loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def _resolve(root: Path, value: str) -> Path:
@@ -270,6 +286,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
     )
     sup = data["supervision"]
     credentials = data.get("credentials") or {}
+    tls = data.get("tls") or {}
     return Manifest(
         path=file.resolve(),
         name=data["name"],
@@ -290,4 +307,6 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         tokens=_resolve(root, credentials["tokens"]) if credentials.get("tokens") else None,
         client_token=_resolve(root, credentials["client_token"]) if credentials.get("client_token") else None,
         insecure=bool(credentials.get("insecure")),
+        certfile=_resolve(root, tls["certfile"]) if tls else None,
+        keyfile=_resolve(root, tls["keyfile"]) if tls else None,
     )

@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlrm.gateway.tls import probe_context
+
 HEADERS = ("SERVICE", "URL", "VERSION", "READY", "RESTARTS", "PID")
 
 
-def http_get(url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
+def http_get(
+    url: str, timeout: float = 1.0, *, context: ssl.SSLContext | None = None, token: str | None = None
+) -> tuple[int | None, Any]:
     """(status, JSON body or None) of a GET; status None when nothing answers.
 
     A probe, not TrainingServiceClient: it asks ML services and training services alike, within
     1 s, and for a status table "nothing answers" is a value to show, not an error to raise.
+    context: how an https URL is verified (None: the system's CAs); token: sent as a bearer token.
     """
     import urllib.error
     import urllib.request
 
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http URLs we built)
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 (URLs we built)
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, raw = exc.code, exc.read()
@@ -36,6 +44,29 @@ def http_get(url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
         return status, json.loads(raw or b"null")
     except ValueError:
         return status, None
+
+
+@dataclass(frozen=True)
+class Asker:
+    """How `mlrm status` asks a gateway's services: its certificate as trust anchor, its client token."""
+
+    context: ssl.SSLContext | None = None
+    token: str | None = None
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> Asker:
+        """From a state file: the paths `mlrm up` wrote there (the token is read now, so a rotated one counts)."""
+        ca_file, token_file = state.get("ca_file"), state.get("client_token_file")
+        token = None
+        if token_file:
+            try:
+                token = Path(token_file).read_text(encoding="utf-8").strip() or None
+            except OSError:
+                token = None  # the version column shows "-", as without a token
+        return cls(probe_context(ca_file) if ca_file else None, token)
+
+    def get(self, url: str, timeout: float = 1.0) -> tuple[int | None, Any]:
+        return http_get(url, timeout, context=self.context, token=self.token)
 
 
 @dataclass
@@ -63,22 +94,23 @@ def _degraded(body: Any) -> str:
     )
 
 
-def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str, str]:
-    """(version, ready, why degraded) of one running service, asked over HTTP now."""
+def probe(entry: dict[str, Any], timeout: float = 1.0, asker: Asker = Asker()) -> tuple[str, str, str]:
+    """(version, ready, why degraded) of one running service, asked over HTTP(S) now."""
     url, probes = entry["url"], entry["probes"]
-    live, _ = http_get(url + probes["live"], timeout)
+    live, _ = asker.get(url + probes["live"], timeout)
     if live != 200:
         return "-", "down" if entry.get("state") == "running" else entry.get("state", "down"), ""
-    ready, body = http_get(url + probes["ready"], timeout)
+    ready, body = asker.get(url + probes["ready"], timeout)
     version = "-"
     if entry["kind"] == "training":
-        why = _degraded(body if probes["ready"] == "/v1/health" else http_get(url + "/v1/health", timeout)[1])
+        why = _degraded(body if probes["ready"] == "/v1/health" else asker.get(url + "/v1/health", timeout)[1])
         if ready == 200 and why:
             return version, "degraded", why
     if entry["kind"] == "ml":
-        # /v1/config looks for a new current version before it answers; GET / does not.
-        status, body = http_get(url + "/v1/config", timeout)
-        current = (body.get("status") or {}).get("version") if status == 200 and isinstance(body, dict) else None
+        # GET / looks for a new current version before it answers, and needs only the predict scope
+        # (/v1/config needs admin, and sends the whole learned model).
+        status, body = asker.get(url + "/", timeout)
+        current = body.get("version") if status == 200 and isinstance(body, dict) else None
         if current is not None:
             version = str(current)
     return version, "yes" if ready == 200 else "not yet", ""
@@ -87,9 +119,10 @@ def probe(entry: dict[str, Any], timeout: float = 1.0) -> tuple[str, str, str]:
 def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
     """The table rows of a state (live=True: probe every service now)."""
     out = []
+    asker = Asker.of(state) if live else Asker()
     for entry in state["services"]:
         if live and entry.get("state") in ("running", "starting"):
-            version, ready, note = probe(entry)
+            version, ready, note = probe(entry, asker=asker)
         else:
             version, ready, note = entry.get("version") or "-", entry.get("state", "-"), entry.get("reason") or ""
         restarts, pid = str(entry.get("restarts", 0)), str(entry.get("pid") or "-")

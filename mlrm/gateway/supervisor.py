@@ -29,6 +29,7 @@ from typing import IO, Any
 from mlrm.gateway import state as gateway_state
 from mlrm.gateway.commands import SKIPPED_BECAUSE, Launch, Plan, guarded
 from mlrm.gateway.manifest import Manifest
+from mlrm.gateway.tls import probe_context
 
 Say = Callable[[str], None]
 # The exit status of `mlrm serve` and `mlrm training-service` for an unusable config or option.
@@ -40,8 +41,10 @@ def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def _http_status(url: str) -> int | None:
-    return gateway_state.http_get(url, timeout=1.0)[0]
+def http_probe(manifest: Manifest) -> Probe:
+    """The live/ready probe of a manifest's services: HTTPS trusting its own certificate when it has tls."""
+    context = probe_context(manifest.certfile) if manifest.certfile else None
+    return lambda url: gateway_state.http_get(url, timeout=1.0, context=context)[0]
 
 
 class LogFile:
@@ -208,13 +211,14 @@ class Supervisor:
         plan: Plan,
         *,
         say: Say = print,
-        probe: Probe = _http_status,
+        probe: Probe | None = None,
         clock: Callable[[], float] = time.monotonic,
         tick: float = 0.2,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.manifest, self.plan = manifest, plan
-        self.say, self.probe, self.clock, self.tick = say, probe, clock, tick
+        self.say, self.clock, self.tick = say, clock, tick
+        self.probe = probe or http_probe(manifest)
         self.should_stop = should_stop
 
         self.gateway_log = self._log("gateway")
@@ -247,6 +251,9 @@ class Supervisor:
             "log_dir": str(self.manifest.log_dir),
             "training_url": self.plan.training_url,
             "remote_training": remote,
+            # Paths, never secrets: `mlrm status` trusts the certificate and reads the token file itself.
+            "ca_file": str(self.manifest.certfile) if self.manifest.certfile else None,
+            "client_token_file": str(self.manifest.client_token) if self.manifest.client_token else None,
             "stop_timeout": sup.stop_timeout,
             "services": [c.entry() for c in self.children],
             "skipped": self.plan.skipped,
