@@ -40,6 +40,7 @@ EXTENSIONS: list[str] = [
     "mlrm.tools.scaffold",
     "mlrm.credentials",
     "mlrm.training.migrate",
+    "mlrm.training.samples_cli",
 ]
 
 

@@ -13,7 +13,7 @@ from flask import Flask, Response, request
 
 from mlrm.credentials import guard_of
 from mlrm.rest.access import protect
-from mlrm.rest.codec import body_of, decode, error_handler, respond
+from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
 from training_service.core import TrainingService
 from training_service.settings import Settings
 
@@ -28,7 +28,13 @@ class TrainingApi:
         return respond(self.service.index())
 
     def health(self) -> Response:
-        return respond(self.service.health())
+        body = self.service.health()
+        if body["status"] != "unusable":
+            return respond(body)
+        # Red for probes: a non-200 problem body that still carries every health field.
+        problem = {"type": "https://mlrm.dev/problems/store-unusable", "title": "Store unusable", "status": 503,
+                   "detail": f"{body['store']['reason']}. {body['store']['fix']}"}  # fmt: skip
+        return respond({**problem, **body}, 503, PROBLEM)
 
     def describe(self, name: str) -> Response:
         return respond(self.service.describe(name))
@@ -41,6 +47,18 @@ class TrainingApi:
         if replayed:
             response.headers["Idempotent-Replayed"] = "true"
         return response
+
+    def list_samples(self, name: str) -> Response:
+        return respond(self.service.list_samples(name, request.args.to_dict()))
+
+    def quarantine(self, name: str) -> Response:
+        return respond(self.service.change_samples(name, "quarantine", decode(request)))
+
+    def release(self, name: str) -> Response:
+        return respond(self.service.change_samples(name, "release", decode(request)))
+
+    def delete_samples(self, name: str) -> Response:
+        return respond(self.service.change_samples(name, "delete", decode(request)))
 
     def stats(self, name: str) -> Response:
         return respond(self.service.stats(name))
@@ -73,6 +91,10 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/services/<name>", ["GET"], "describe", "admin"),
     ("/v1/services/<name>/samples", ["POST"], "samples", "ingest"),
     ("/v1/services/<name>/samples/stats", ["GET"], "stats", "ingest"),  # what a feeder needs to see its data
+    ("/v1/services/<name>/samples", ["GET"], "list_samples", "admin"),  # the records themselves: plant data
+    ("/v1/services/<name>/samples/quarantine", ["POST"], "quarantine", "admin"),
+    ("/v1/services/<name>/samples/release", ["POST"], "release", "admin"),
+    ("/v1/services/<name>/samples/delete", ["POST"], "delete_samples", "admin"),
     ("/v1/services/<name>/train", ["POST"], "train", "admin"),
     ("/v1/services/<name>/jobs", ["GET"], "jobs", "admin"),
     ("/v1/services/<name>/versions", ["GET"], "versions", "admin"),

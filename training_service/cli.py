@@ -24,7 +24,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     settings = Settings(
         config_root=Path(args.config_root), store_url=args.store, host=args.host, port=args.port,
         workers=args.workers, max_body_bytes=args.max_body_bytes, max_records=args.max_records,
-        poll_interval=args.poll_interval, log_level=args.log_level,
+        poll_interval=args.poll_interval, log_level=args.log_level, min_free_bytes=args.min_free_bytes,
         tokens_file=serving_tokens("training-service", args.host, args.tokens, args.insecure),
     )  # fmt: skip
     from mlrm.rest.server import check_tls
@@ -34,12 +34,15 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     services.require_one()  # ...unless none is usable: then fail fast, before anything starts
     store = open_store(settings.store_url)
     store.migrate()
+    # A damaged file still opens and takes writes; only a check finds it. Started anyway, so probes see it red.
+    damage = store.check()
     store.close()
     # Set before prometheus_client is first imported (gunicorn's child_exit hook uses it).
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest.server import serve
     from training_service import mqtt_samples
     from training_service.api import create_app
+    from training_service.core import STORE_FIX
 
     subscriber = mqtt_samples.start(settings, services)  # None unless a config set has mqtt.topics.training_in
     scheduler = _start_scheduler(settings)
@@ -53,6 +56,9 @@ def cmd_training_service(args: argparse.Namespace) -> int:
                 f"mlrm: degraded: config set '{item.name}' is unavailable: {item.reason}. Fix: {item.fix}",
                 file=sys.stderr,
             )
+        if damage is not None:
+            print(f"mlrm: UNUSABLE: the sample store failed its check ({damage}); GET /v1/health answers 503 "
+                  f"and ingest is refused. Fix: {STORE_FIX}", file=sys.stderr)  # fmt: skip
         sys.stderr.flush()
 
     try:
@@ -100,6 +106,9 @@ def register(add: Callable[..., Any]) -> None:
         "--max-body-bytes", type=int, default=Settings.max_body_bytes, help="largest accepted post (413 above)"
     )
     s.add_argument("--max-records", type=int, default=Settings.max_records, help="most records in one post (413 above)")
+    s.add_argument("--min-free-bytes", type=int, default=Settings.min_free_bytes, metavar="N",
+                   help="ingest answers 507 while the store's disk has less free (default 100000000: room for a few "
+                   "of the largest posts and a model version once refusals start)")  # fmt: skip
     s.add_argument("--poll-interval", type=float, default=Settings.poll_interval,
                    help="seconds between the scheduler's trigger checks (default 0.5)")  # fmt: skip
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])

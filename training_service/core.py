@@ -12,14 +12,19 @@ from typing import Any
 
 from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
 from mlrm.storage.versions import VersionStore
-from training_service import ingest, jobs, triggers
+from training_service import ingest, jobs, selector, triggers
 from training_service.scheduler import HEARTBEAT
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
-from training_service.store import Job, Store, iso
+from training_service.store import Job, Store, StoreFull, iso
 from training_service.store_url import open_store
 
 MAX_KEY_LENGTH = 255
+STORE_FIX = (
+    "Stop the training service, keep a copy of the file, recover it (sqlite3 training.sqlite '.recover' | "
+    "sqlite3 recovered.sqlite) and start with --store sqlite:///recovered.sqlite"
+)
+MAX_PAGE = 1000
 
 
 def refused_by_gate(store: VersionStore, version: int) -> str | None:
@@ -63,12 +68,41 @@ class TrainingService:
         checked = ingest.check(config, batch)
         if not checked.samples:
             raise ingest.nothing_accepted(checked)
-        response, replayed = self.store.add_batch(
-            name, checked.samples, key, fingerprint, lambda ids, batch_id: ingest.report(name, checked, ids, batch_id)
-        )
+        self._writable(len(body))
+        try:
+            response, replayed = self.store.add_batch(
+                name, checked.samples, key, fingerprint,
+                lambda ids, batch_id: ingest.report(name, checked, ids, batch_id),
+            )  # fmt: skip
+        except StoreFull as exc:
+            raise self._full(str(exc)) from None
         if replayed:  # a concurrent retry with the same key committed first
             return self._replay(key or "", fingerprint, fingerprint, response), True
         return response, False
+
+    def _writable(self, size: int) -> None:
+        """Refuse a post the store cannot safely take: damaged (503), or its disk near full (507)."""
+        damage = self.store.damage()
+        if damage is not None:
+            raise RequestError(
+                "Store unusable", 503, kind="store-unusable", detail=f"the sample store is damaged ({damage}); "
+                f"nothing was stored. {STORE_FIX}",
+            )  # fmt: skip
+        free = self.store.free_bytes()
+        # A post grows the store by about three times its body (JSON record, WAL copy, index).
+        if free - 3 * size < self.settings.min_free_bytes:
+            raise self._full(
+                f"only {free} bytes free on the store's disk; ingest stops at {self.settings.min_free_bytes} "
+                "(training-service --min-free-bytes); nothing was stored"
+            )
+
+    @staticmethod
+    def _full(why: str) -> RequestError:
+        return RequestError(
+            "Insufficient storage", 507, kind="insufficient-storage",
+            detail=f"{why}. Free space on that disk, delete old samples (mlrm samples delete SERVICE --before TIME) "
+            "or set training.retention, then post again",
+        )  # fmt: skip
 
     @staticmethod
     def _replay(key: str, fingerprint: str, stored: str, response: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +126,7 @@ class TrainingService:
         out: dict[str, Any] = {
             "service": name,
             "total": numbers["total"],
+            "quarantined": numbers["quarantined"],  # of total; kept, never trained on
             "new_since_current": numbers["new"],
             "new_since_last_training": new_since_training,
             "current_version": version,
@@ -110,6 +145,38 @@ class TrainingService:
         elif config.task == "regression":
             out["target"] = numbers["target"]
         return out
+
+    # Review
+
+    def list_samples(self, name: str, args: dict[str, str]) -> dict[str, Any]:
+        """One page of stored samples (by id); pass next_after back as after for the next page."""
+        self.services.get(name)
+        values = dict(args)
+        paging: dict[str, int] = {}
+        for key, default, low, high in (("after", 0, 0, None), ("limit", 100, 1, MAX_PAGE)):
+            text = values.pop(key, str(default))
+            number = int(text) if text.isdigit() else -1
+            if number < low or (high is not None and number > high):
+                limits = f"{low} to {high}" if high else f">= {low}"
+                raise RequestError("Invalid request", 422, errors=[FieldError(key, f"expected {limits}, got {text!r}")])
+            paging[key] = number
+        state = values.pop("state", "all")
+        if state not in ("all", "quarantined", "active"):
+            raise RequestError(
+                "Invalid request", 422, errors=[FieldError("state", "expected all, active or quarantined")]
+            )
+        chosen, _ = selector.parse(values, query=True)
+        quarantined = None if state == "all" else state == "quarantined"
+        rows = self.store.list_samples(name, chosen, quarantined, paging["after"], paging["limit"])
+        more = len(rows) == paging["limit"]
+        return {"service": name, "samples": rows, "next_after": rows[-1]["id"] if more else None}
+
+    def change_samples(self, name: str, action: str, body: Any) -> dict[str, Any]:
+        """quarantine (kept, never trained on), release or delete the samples a selector names."""
+        self.services.get(name)
+        chosen = selector.for_change(body)
+        done = self.store.change_samples(name, chosen, action)
+        return {"service": name, "action": action, "selector": body, **done}
 
     # Jobs
 
@@ -164,7 +231,9 @@ class TrainingService:
         """
         config = self.services.get(name)
         if not isinstance(body, dict) or "version" not in body or not set(body) <= {"version", "force"}:
-            raise RequestError("Invalid request", 422, errors=[FieldError("", 'expected {"version": N, "force": false}')])
+            raise RequestError(
+                "Invalid request", 422, errors=[FieldError("", 'expected {"version": N, "force": false}')]
+            )
         version, force = body["version"], body.get("force", False)
         if type(version) is not int or version < 1:
             raise RequestError(
@@ -210,14 +279,19 @@ class TrainingService:
         return {"services": usable + self.services.describe_unavailable(), "store": self.store.url}
 
     def health(self) -> dict[str, Any]:
-        """Live, and 'degraded' (not dead) while some config set cannot be used."""
+        """Live, and 'degraded' (not dead) while some config set cannot be used; 'unusable' with a damaged store."""
         beat = self.store.heartbeat(HEARTBEAT)
         age = None if beat is None else round(time.time() - beat, 3)
         alive = age is not None and age < max(5.0, self.settings.poll_interval * 10)
         unavailable = self.services.describe_unavailable()
+        damage = self.store.damage()
+        store: dict[str, Any] = {"ok": damage is None, "free_bytes": self.store.free_bytes()}
+        if damage is not None:
+            store.update(reason=f"the sample store is damaged: {damage}", fix=STORE_FIX)
         return {
             "live": True,
-            "status": "degraded" if unavailable else "ok",
+            "status": "unusable" if damage else "degraded" if unavailable else "ok",
             "unavailable": unavailable,
+            "store": store,
             "scheduler": {"alive": alive, "last_seen": iso(beat), "age_s": age},
         }

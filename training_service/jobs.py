@@ -155,6 +155,8 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
         "holdout": how,
         "rejected": data.rejected_rows,  # samples; one may have several problems, listed below
         "first_rejected": [e.as_dict() for e in data.rejected[:5]],
+        # By sample id, so an admin can quarantine or delete them (mlrm samples); the job trained without them.
+        "rejected_ids": _rejected_ids(ids, data.accepted),
         "samples_through": through,
     }
     progress("save", None, "writing the new version" if decision.promote else "keeping the refused candidate on record")
@@ -172,6 +174,12 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     timings["save_s"] = round(time.perf_counter() - t, 4)
     progress("save", 1.0, f"version {version} {'is current' if decision.promote else 'kept, not current'}")
     return result
+
+
+def _rejected_ids(ids: list[int], accepted: list[int], limit: int = 100) -> list[int]:
+    """The first sample ids that failed re-validation (records are in id order, indexes into ids)."""
+    kept = set(accepted)
+    return [sample for i, sample in enumerate(ids) if i not in kept][:limit]
 
 
 def _finish_earlier(

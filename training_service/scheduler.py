@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from mlrm.config import ServiceConfig
 from mlrm.errors import ConfigError, MlrmError
+from mlrm.storage import audit
 from mlrm.storage.versions import VersionStore
 from training_service import jobs, triggers
 from training_service.services import ConfigRoot
@@ -40,6 +41,8 @@ from training_service.store_url import open_store
 
 log = logging.getLogger("training_service.scheduler")
 HEARTBEAT = "scheduler"
+# training.retention is applied at most this often per service: a count per tick would be wasted work.
+RETENTION_EVERY_S = 30.0
 
 
 class Handle(Protocol):
@@ -79,6 +82,7 @@ class Scheduler:
         self.started = clock()
         self.children: dict[str, tuple[int, Handle]] = {}
         self._watermarks: dict[str, tuple[Any, int]] = {}
+        self._retained: dict[str, float] = {}
 
     def tick(self) -> None:
         """One look at every service; never raises (a bad service must not stop the others)."""
@@ -91,6 +95,7 @@ class Scheduler:
 
     def _tick(self, name: str) -> None:
         self._reap(name)
+        self._retain(name)
         if name in self.children:
             return
         job = self.store.active_job(name) or self._trigger(name)
@@ -120,6 +125,21 @@ class Scheduler:
                 job_id, f"its process exited with code {handle.exitcode}", self.settings.max_attempts
             )
             log.warning("job %s for %s: process exited with code %s; now %s", job_id, name, handle.exitcode, state)
+
+    def _retain(self, name: str) -> None:
+        """Delete the samples past training.retention, oldest first, and put it on the audit record."""
+        now = self.clock()
+        if now - self._retained.get(name, -RETENTION_EVERY_S) < RETENTION_EVERY_S:
+            return
+        self._retained[name] = now
+        config = self.services.get(name)
+        keep = config.training.retention
+        if not keep.enabled:
+            return
+        gone = self.store.retain(name, keep.max_age, keep.max_count)
+        if gone["count"]:
+            what = f"DELETE samples of {name} (training.retention max_age={keep.max_age}, max_count={keep.max_count})"
+            audit.record(config.learned_dir, "scheduler", what, "training.retention", answer=gone)
 
     def _trigger(self, name: str) -> Job | None:
         config = self.services.get(name)

@@ -23,6 +23,10 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     # Records in one post; more is refused with 413 (split the batch).
     max_records: int = 10_000
+    # Ingest answers 507 while the store's disk has less free than this. 100 MB: a few of the largest posts
+    # (16 MiB, plus WAL and index growth) and a model version still fit after the refusals start, and a fixed
+    # size, unlike a share, does not shut out most of a small SD card or waste most of a large disk.
+    min_free_bytes: int = 100_000_000
     # Seconds between the scheduler's looks at triggers and jobs.
     poll_interval: float = 0.5
     # A job whose process died (kill, crash, restart) is resumed this many times in all.

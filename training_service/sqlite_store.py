@@ -5,6 +5,7 @@ connection and the cross-process locks come from mlrm/storage/sqlite.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ import orjson
 
 from mlrm.errors import StoreError
 from mlrm.storage.sqlite import SYNCHRONOUS, FileLock, connect, transaction, try_lock
+from training_service import sqlite_review
+from training_service.selector import Selector
 from training_service.store import FINAL, Job, Sample, iso
 
 _ACTIVE_SQL = "state IN ('queued', 'running')"
@@ -117,6 +120,7 @@ class SQLiteStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                sqlite_review.add_columns(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot use {self.path} as the training store: {exc}") from None
 
@@ -147,7 +151,7 @@ class SQLiteStore:
         respond: Callable[[list[int], int], dict[str, Any]],
     ) -> tuple[dict[str, Any], bool]:
         now = time.time()
-        with self._write() as conn:
+        with sqlite_review.refusing_full(self.path), self._write() as conn:
             if key is not None:
                 # Checked again under the write lock: a concurrent retry may have committed meanwhile.
                 row = conn.execute(
@@ -187,7 +191,9 @@ class SQLiteStore:
     def count_since(self, service: str, after_id: int) -> int:
         row = (
             self._conn()
-            .execute("SELECT COUNT(*) FROM samples WHERE service = ? AND id > ?", (service, after_id))
+            .execute(
+                "SELECT COUNT(*) FROM samples WHERE service = ? AND id > ? AND quarantined = 0", (service, after_id)
+            )
             .fetchone()
         )
         return int(row[0])
@@ -198,7 +204,10 @@ class SQLiteStore:
     def identified(self, service: str, through: int) -> tuple[list[int], list[dict[str, Any]]]:
         rows = (
             self._conn()
-            .execute("SELECT id, record FROM samples WHERE service = ? AND id <= ? ORDER BY id", (service, through))
+            .execute(
+                "SELECT id, record FROM samples WHERE service = ? AND id <= ? AND quarantined = 0 ORDER BY id",
+                (service, through),
+            )
             .fetchall()
         )
         return [int(r[0]) for r in rows], [orjson.loads(r[1]) for r in rows]
@@ -224,18 +233,47 @@ class SQLiteStore:
             ).fetchone()[0]
             batches = conn.execute("SELECT COUNT(*) FROM batches WHERE service = ?", (service,)).fetchone()[0]
             last_id = conn.execute("SELECT MAX(id) FROM samples WHERE service = ?", (service,)).fetchone()[0]
+            held = conn.execute(
+                "SELECT COUNT(*) FROM samples WHERE service = ? AND quarantined = 1", (service,)
+            ).fetchone()[0]
         finally:
             conn.execute("COMMIT")
         return {
             "total": int(total),
             "new": int(new),
             "batches": int(batches),
+            "quarantined": int(held),
             "last_id": int(last_id or 0),
             "labels": labels,
             "target": None if low is None else {"min": low, "max": high, "mean": mean},
             "first_received_at": iso(first),
             "last_received_at": iso(last),
         }
+
+    # Review (sqlite_review.py)
+
+    def list_samples(
+        self, service: str, selector: Selector, quarantined: bool | None, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        return sqlite_review.listing(self._conn(), service, selector, quarantined, after, limit)
+
+    def change_samples(self, service: str, selector: Selector, action: str) -> dict[str, Any]:
+        with self._write() as conn:
+            return sqlite_review.change(conn, service, selector, action)
+
+    def retain(self, service: str, max_age: float | None, max_count: int | None) -> dict[str, Any]:
+        with self._write() as conn:
+            return sqlite_review.retain(conn, service, max_age, max_count)
+
+    def check(self) -> str | None:
+        """Run SQLite's quick_check; a damaged file is remembered (for every process's health) until it passes."""
+        return sqlite_review.check(self._conn(), self._locks() / "damaged")
+
+    def damage(self) -> str | None:
+        return sqlite_review.damage(self._conn, self._locks() / "damaged")
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.path.parent).free
 
     # Jobs
 

@@ -19,7 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mlrm.errors import StoreError
+
+if TYPE_CHECKING:
+    from training_service.selector import Selector
 
 ACTIVE = ("queued", "running")
 FINAL = ("succeeded", "failed")
@@ -80,6 +85,10 @@ def iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
+class StoreFull(StoreError):
+    """The disk under the store is full: the write was rolled back, nothing of it is stored."""
+
+
 class Lock(Protocol):
     def release(self) -> None: ...
 
@@ -120,6 +129,26 @@ class Store(Protocol):
         """Like records(), with the sample ids beside them."""
 
     def sample_stats(self, service: str, after_id: int) -> dict[str, Any]: ...
+
+    def list_samples(
+        self, service: str, selector: Selector, quarantined: bool | None, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to limit selected samples with id > after, by id (quarantined: only those, or only the others)."""
+
+    def change_samples(self, service: str, selector: Selector, action: str) -> dict[str, Any]:
+        """quarantine, release or delete the selected samples; {count, first_id, last_id}."""
+
+    def retain(self, service: str, max_age: float | None, max_count: int | None) -> dict[str, Any]:
+        """Delete the oldest samples beyond an age (seconds) or a count; {count, first_id, last_id}."""
+
+    def check(self) -> str | None:
+        """A full integrity check (slow; at start): what is wrong, or None."""
+
+    def damage(self) -> str | None:
+        """Why the store cannot be used now (the last check, a cheap probe), or None."""
+
+    def free_bytes(self) -> int:
+        """Free space on the disk that holds the store."""
 
     def create_job(self, service: str, config_path: str, trigger: str) -> tuple[Job, bool]:
         """A new queued job, or (the active job, False) if one is queued or running."""

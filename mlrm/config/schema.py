@@ -121,6 +121,22 @@ TRAINING = _obj(
                 "max_drop": {"type": "number", "minimum": 0, "default": 0.02},
             }
         ),
+        "retention": _obj(
+            {
+                "max_age": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "default": None,
+                    "description": "The training service deletes stored samples older than this many seconds.",
+                },
+                "max_count": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "default": None,
+                    "description": "The training service keeps at most this many stored samples (oldest go first).",
+                },
+            }
+        ),
     }
 )
 

@@ -47,6 +47,22 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """training.retention: how many stored samples the training service keeps (None: no limit)."""
+
+    max_age: int | None  # seconds
+    max_count: int | None
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> Retention:
+        return cls(max_age=section["max_age"], max_count=section["max_count"])
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age is not None or self.max_count is not None
+
+
+@dataclass(frozen=True)
 class TrainingSection:
     """The resolved training section."""
 
@@ -57,6 +73,7 @@ class TrainingSection:
     keep_versions: int
     triggers: Triggers
     gate: Gate
+    retention: Retention
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> TrainingSection:
@@ -68,6 +85,7 @@ class TrainingSection:
             keep_versions=section["keep_versions"],
             triggers=Triggers.of(section["triggers"]),
             gate=Gate.of(section["gate"]),
+            retention=Retention.of(section["retention"]),
         )
 
 

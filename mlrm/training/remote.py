@@ -92,6 +92,14 @@ class TrainingServiceClient:
     def job(self, job_id: int) -> dict[str, Any]:
         return self.call("GET", f"/v1/jobs/{job_id}")[1]
 
+    def list_samples(self, name: str, query: dict[str, Any]) -> dict[str, Any]:
+        """One page of stored samples (admin); query: the selector plus state, after, limit."""
+        return self.call("GET", f"/v1/services/{name}/samples", params=query)[1]
+
+    def change_samples(self, name: str, action: str, selector: dict[str, Any]) -> dict[str, Any]:
+        """quarantine, release or delete the samples the selector names (admin; audited)."""
+        return self.call("POST", f"/v1/services/{name}/samples/{action}", json=selector)[1]
+
     def wait(
         self, job_id: int, progress: Progress | None = None, poll: float = 0.5, timeout: float = 3600
     ) -> dict[str, Any]:
