@@ -31,6 +31,10 @@ from training_service.store import Sample
 POINTER = "/records"
 CSV_TYPES = ("text/csv", "application/csv")
 JSON_TYPES = ("application/json",)
+# Longest name or text value stored. Labels, categories, stream ids and ISO times are tens of
+# characters; this leaves room for any readable one while a stored row stays within columns x 1 KiB,
+# so a client cannot fill the disk with padded cells (issue 13: 130 KB cells, 157 MB in 3 s).
+MAX_VALUE_CHARS = 1024
 
 
 @dataclass
@@ -127,6 +131,25 @@ def _row_of(error: FieldError) -> int:
     return int(error.pointer[len(POINTER) + 1 :].split("/", 1)[0])
 
 
+def too_long(records: list[Any], kept: set[str] | None) -> dict[int, list[FieldError]]:
+    """Rows with a name or text value over MAX_VALUE_CHARS, the first such field named (kept: CSV's stored columns)."""
+    found: dict[int, list[FieldError]] = {}
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            continue
+        for name, value in record.items():
+            if kept is not None and name not in kept:
+                continue  # an ignored CSV column: dropped, never stored
+            size = max(len(name), len(value) if isinstance(value, str) else 0)
+            if size > MAX_VALUE_CHARS:
+                shown = name if len(name) <= 64 else f"{name[:64]}..."
+                found[i] = [FieldError(f"{POINTER}/{i}/{shown}", f"{size} characters; the limit is {MAX_VALUE_CHARS} "
+                                       "for a name or a value. Send the value without padding; no label, category, "
+                                       "stream id or time is that long")]  # fmt: skip
+                break
+    return found
+
+
 def check(config: ServiceConfig, batch: Batch) -> Checked:
     """Validate every record; keep the good ones as samples (RequestError 422 for unreadable CSV)."""
     records: list[Any] = batch.records
@@ -139,12 +162,19 @@ def check(config: ServiceConfig, batch: Batch) -> Checked:
         except csv_files.CsvError as exc:
             raise _csv_problem(exc) from None
         records, invalid, lines, notes = table.records, table.invalid, table.lines, table.notes
-    data = dataset(config, records, strings=batch.strings, pointer=POINTER, invalid=invalid)
+    long = too_long(records, csv_files.Columns.of(config).names if batch.text is not None else None)
+    for i, errors in long.items():
+        invalid = {**invalid, i: [*invalid.get(i, []), *errors]}
+    # A too-long row is validated as empty: its value is neither parsed nor echoed in a message.
+    checked = [{} if i in long else r for i, r in enumerate(records)] if long else records
+    data = dataset(config, checked, strings=batch.strings, pointer=POINTER, invalid=invalid)
     if data.ignored:  # stored without them: training would ignore them anyway
         records = [{k: v for k, v in r.items() if k not in data.ignored} for r in records]
     rejected: dict[int, list[FieldError]] = {}
     for error in data.rejected:
-        rejected.setdefault(_row_of(error), []).append(error)
+        row = _row_of(error)
+        if row not in long or any(error is e for e in invalid[row]):  # not "missing ..." for the emptied row
+            rejected.setdefault(row, []).append(error)
     samples: list[Sample] = []
     targets = TargetEncoder(config) if config.target is not None else None
     for i in data.accepted:
