@@ -14,6 +14,7 @@ from flask import Flask, Response, request
 from mlrm.credentials import guard_of
 from mlrm.rest.access import protect
 from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
+from training_service import openapi
 from training_service.core import TrainingService
 from training_service.settings import Settings
 
@@ -81,12 +82,18 @@ class TrainingApi:
     def rollback(self, name: str) -> Response:
         return respond(self.service.rollback(name, decode(request)))
 
+    def openapi_json(self) -> Response:
+        services = self.service.services  # built per request: config sets come and go while it runs
+        configs = [services.get(n) for n in services.names()]
+        return respond(openapi.document(ROUTES, configs, self.service.settings.max_records))
+
 
 # (rule, methods, handler name, scope): the whole HTTP surface in one place. The scope a token
 # needs (mlrm/credentials.py); None: open, so supervisors' probes work without one.
 ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/", ["GET"], "index", "admin"),
     ("/v1/health", ["GET"], "health", None),
+    ("/openapi.json", ["GET"], "openapi_json", None),  # the shape of the API, no data
     ("/v1/services", ["GET"], "index", "admin"),
     ("/v1/services/<name>", ["GET"], "describe", "admin"),
     ("/v1/services/<name>/samples", ["POST"], "samples", "ingest"),
