@@ -12,11 +12,15 @@ from typing import Any
 from flask import Flask, Response, request
 
 from mlrm.credentials import guard_of
+from mlrm.errors import NotFoundError
 from mlrm.rest.access import protect
 from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
 from training_service import openapi
 from training_service.core import TrainingService
 from training_service.settings import Settings
+
+# The largest SQLite INTEGER, so the largest id a job can have.
+MAX_JOB_ID = 2**63 - 1
 
 
 class TrainingApi:
@@ -74,6 +78,8 @@ class TrainingApi:
         return respond(self.service.jobs(name, min(max(request.args.get("limit", 20, type=int), 1), 200)))
 
     def job(self, job_id: int) -> Response:
+        if job_id > MAX_JOB_ID:  # Flask's int converter takes any digits; SQLite's ids stop here
+            raise NotFoundError(f"no job {job_id}")
         return respond(self.service.job(job_id))
 
     def versions(self, name: str) -> Response:
