@@ -49,6 +49,10 @@ class Plan:
     launches: list[Launch]
     skipped: dict[str, str]
     training_url: str | None
+    # How the gateway asks its services (a reload may change them): the certificate its probes
+    # trust, and the file of the token `mlrm status` sends.
+    ca_file: Path | None = None
+    client_token: Path | None = None
 
 
 def free_port(host: str) -> int:
@@ -210,4 +214,4 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
         launches.append(ml_launch(manifest, spec, port, training_url))
     if problems:
         raise ConfigError(problems)
-    return Plan(launches, skipped, training_url)
+    return Plan(launches, skipped, training_url, manifest.certfile, manifest.client_token)

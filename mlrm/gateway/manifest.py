@@ -171,7 +171,8 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
             f"file ({CREATE_HINT}) and set credentials.tokens to it; or bind 127.0.0.1; or set credentials.insecure: "
             "true on a network you trust entirely.",
         )
-    if "tls" in raw:
+    # fill_defaults gave every manifest a tls mapping: the file's own lines tell whether it has one.
+    if raw.get("tls") or ("tls",) in report.lines:
         pair = check_section(raw["tls"], root, report)
         if pair and training["mode"] == "local" and any(s["enabled"] for s in raw["services"].values()):
             check_feedback_host(pair[0], reachable_host(raw["host"]), report)

@@ -112,8 +112,9 @@ CREDENTIALS = _obj(
             "NAME --scopes ... --file FILE`. Needed when host is not loopback. Holds hashes, never tokens."
         ),
         "client_token": _str(
-            "File holding the token the ML services send to the training service (feedback; scope ingest), "
-            "relative to root. Passed as MLRM_TOKEN_FILE: the token itself never goes into the manifest."
+            "File holding the token the ML services send to the training service (feedback; scope ingest) and "
+            "`mlrm status` sends to read versions (scope predict), relative to root. Passed as MLRM_TOKEN_FILE: "
+            "the token itself never goes into the manifest."
         ),
         "insecure": {
             "type": "boolean",

@@ -41,12 +41,6 @@ def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def http_probe(manifest: Manifest) -> Probe:
-    """The live/ready probe of a manifest's services: HTTPS trusting its own certificate when it has tls."""
-    context = probe_context(manifest.certfile) if manifest.certfile else None
-    return lambda url: gateway_state.http_get(url, timeout=1.0, context=context)[0]
-
-
 class LogFile:
     """One service's log: every line stamped with the local time, appended;
     rotated at max_bytes (x.log -> x.log.1 -> ... x.log.<keep>), so a gateway
@@ -218,12 +212,19 @@ class Supervisor:
     ) -> None:
         self.manifest, self.plan = manifest, plan
         self.say, self.clock, self.tick = say, clock, tick
-        self.probe = probe or http_probe(manifest)
+        self.probe = probe or self._http_probe
         self.should_stop = should_stop
 
         self.gateway_log = self._log("gateway")
         self.children = [Child(launch, self._log(launch.name)) for launch in plan.launches]
         self.started_at = now_iso()
+
+    def _http_probe(self, url: str) -> int | None:
+        """GET url's status; an https service is checked against the plan's certificate only.
+
+        The context is made per probe (a millisecond): a certificate replaced in place counts at once."""
+        context = probe_context(self.plan.ca_file) if self.plan.ca_file else None
+        return gateway_state.http_get(url, timeout=1.0, context=context)[0]
 
     def _log(self, name: str) -> LogFile:
         m = self.manifest
@@ -252,8 +253,8 @@ class Supervisor:
             "training_url": self.plan.training_url,
             "remote_training": remote,
             # Paths, never secrets: `mlrm status` trusts the certificate and reads the token file itself.
-            "ca_file": str(self.manifest.certfile) if self.manifest.certfile else None,
-            "client_token_file": str(self.manifest.client_token) if self.manifest.client_token else None,
+            "ca_file": str(self.plan.ca_file) if self.plan.ca_file else None,
+            "client_token_file": str(self.plan.client_token) if self.plan.client_token else None,
             "stop_timeout": sup.stop_timeout,
             "services": [c.entry() for c in self.children],
             "skipped": self.plan.skipped,

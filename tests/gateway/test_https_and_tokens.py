@@ -106,6 +106,7 @@ def test_plan_passes_the_certificate_to_every_service_and_trusts_it_for_feedback
 
 
 BROKEN = {
+    "empty": ("{}", "tls.certfile: tls needs both certfile and keyfile; certfile is missing"),
     "keyfile-missing": ("{certfile: CERT}", "tls.keyfile: tls needs both certfile and keyfile; keyfile is missing"),
     "no-such-file": ("{certfile: NOPE, keyfile: KEY}", "tls.certfile: NOPE: no such file. Fix: give the path"),
     "key-of-another-certificate": (
