@@ -15,7 +15,7 @@ from typing import Any
 
 from mlrm import __version__
 from mlrm.config.service_config import ServiceConfig
-from mlrm.rest.openapi import feature_schema
+from mlrm.rest.openapi import record_schema
 from training_service.selector import KEYS as SELECTOR
 
 Route = tuple[str, list[str], str, str | None]
@@ -68,24 +68,6 @@ OPERATIONS: dict[str, Operation] = {
     "release": Operation("Train on quarantined samples again", body="selector"),
     "delete_samples": Operation("Delete the selected samples", body="selector"),
 }
-
-
-def record_schema(config: ServiceConfig) -> dict[str, Any]:
-    """One labelled record as `POST .../samples` accepts it: inputs, target and sequence fields."""
-    properties = {f.name: feature_schema(f) for f in config.inputs}
-    required = [f.name for f in config.inputs if f.required and f.default is None]
-    spec = config.sequence
-    if spec and spec.stream:
-        properties[spec.stream] = {"type": ["string", "integer"], "maxLength": 1024, "description": "Stream id"}
-        required.append(spec.stream)
-    if spec and spec.order_by:
-        properties[spec.order_by] = {"type": ["number", "string"], "maxLength": 1024, "description": "Record time"}
-        required.append(spec.order_by)
-    target = config.target
-    if target is not None:
-        properties[target.name] = {"enum": list(target.labels)} if target.labels else {"type": "number"}
-        required.append(target.name)
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
 def _bodies(configs: list[ServiceConfig], max_records: int) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from mlrm.config.example import example_body
 from mlrm.config.sections import SequenceSpec
 from mlrm.config.service_config import Feature, ServiceConfig
 from mlrm.core.rowcode import bounds
+from mlrm.rest.inference import KNOWN
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 
@@ -58,6 +59,24 @@ def sequence_instance_schema(spec: SequenceSpec, record: dict[str, Any]) -> dict
     return {"oneOf": [window, {**with_fields, "required": [*record["required"], *fields]}]}
 
 
+def record_schema(config: ServiceConfig) -> dict[str, Any]:
+    """One labelled record as feedback and the training service's samples take it: inputs, target and sequence fields."""
+    properties = {f.name: feature_schema(f) for f in config.inputs}
+    required = [f.name for f in config.inputs if f.required and f.default is None]
+    spec = config.sequence
+    if spec and spec.stream:
+        properties[spec.stream] = {"type": ["string", "integer"], "maxLength": 1024, "description": "Stream id"}
+        required.append(spec.stream)
+    if spec and spec.order_by:
+        properties[spec.order_by] = {"type": ["number", "string"], "maxLength": 1024, "description": "Record time"}
+        required.append(spec.order_by)
+    target = config.target
+    if target is not None:
+        properties[target.name] = {"enum": list(target.labels)} if target.labels else {"type": "number"}
+        required.append(target.name)
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
@@ -76,6 +95,33 @@ def document(config: ServiceConfig) -> dict[str, Any]:
         },
     }
     simple = {"200": {"description": "OK"}}
+    feedback = {
+        "type": "object",
+        "required": ["records"],
+        "additionalProperties": False,
+        "properties": {"records": {"type": "array", "minItems": 1, "maxItems": limit, "items": record_schema(config)}},
+    }
+    tensor = {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"enum": sorted(KNOWN)},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    }
+    infer = {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "minItems": 1, "items": tensor},
+            "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "parameters": {"type": "object"},
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{config.name} (mlrm)", "version": __version__, "description": config.description},
@@ -92,8 +138,11 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v1/config": {"get": {"summary": "Resolved config and learned-state metadata", "responses": simple}},
             "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
             "/v1/mqtt": {"get": {"summary": "MQTT bridge state (200 connected, 503 not)", "responses": simple}},
+            "/": {"get": {"summary": "Name, version and endpoints of this service", "responses": simple}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": simple}},
             "/v1/feedback": {
                 "post": {"summary": "Send true labels ({records: [...]}) on to the training service",
+                         "requestBody": {"required": True, **_json(feedback)},
                          "responses": {"202": {"description": "Stored in the outbox"}, "413": problem, "422": problem,
                                        "503": problem}},
                 "get": {"summary": "Feedback outbox: pending and set-aside entries", "responses": simple},
@@ -101,9 +150,33 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v2": {"get": {"summary": "Server metadata (Open Inference Protocol)", "responses": simple}},
             "/v2/health/live": {"get": {"summary": "Liveness", "responses": simple}},
             "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**simple, "503": problem}}},
-            "/v2/models/{name}": {"get": {"summary": "Model metadata", "responses": simple}},
-            "/v2/models/{name}/ready": {"get": {"summary": "Model readiness", "responses": simple}},
-            "/v2/models/{name}/infer": {"post": {"summary": "Inference (Open Inference Protocol; JSON, or binary tensor data after an Inference-Header-Content-Length JSON header)", "responses": simple}},
+            **_models(config, infer, problem),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": simple}},
         },
     }  # fmt: skip
+
+
+def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol's model routes, with and without a version."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [config.name]}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    answers = {"200": {"description": "OK"}, "404": problem}
+    paths: dict[str, Any] = {}
+    for prefix, parameters in (
+        ("/v2/models/{name}", [name]),
+        ("/v2/models/{name}/versions/{version}", [name, version]),
+    ):
+        paths[prefix] = {"get": {"summary": "Model metadata", "parameters": parameters, "responses": answers}}
+        paths[f"{prefix}/ready"] = {
+            "get": {"summary": "Model readiness", "parameters": parameters, "responses": {**answers, "503": problem}}
+        }
+        paths[f"{prefix}/infer"] = {
+            "post": {
+                "summary": "Inference (Open Inference Protocol; JSON, or binary tensor data after an "
+                "Inference-Header-Content-Length JSON header)",
+                "parameters": parameters,
+                "requestBody": {"required": True, **_json(infer)},
+                "responses": {**answers, "400": problem, "413": problem, "422": problem},
+            }
+        }
+    return paths
