@@ -18,9 +18,7 @@ from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
 from training_service import openapi
 from training_service.core import TrainingService
 from training_service.settings import Settings
-
-# The largest SQLite INTEGER, so the largest id a job can have.
-MAX_JOB_ID = 2**63 - 1
+from training_service.store import MAX_ID
 
 
 class TrainingApi:
@@ -78,7 +76,7 @@ class TrainingApi:
         return respond(self.service.jobs(name, min(max(request.args.get("limit", 20, type=int), 1), 200)))
 
     def job(self, job_id: int) -> Response:
-        if job_id > MAX_JOB_ID:  # Flask's int converter takes any digits; SQLite's ids stop here
+        if job_id > MAX_ID:  # Flask's int converter takes any digits; SQLite's ids stop here
             raise NotFoundError(f"no job {job_id}")
         return respond(self.service.job(job_id))
 
@@ -133,8 +131,9 @@ def create_app(settings: Settings, *, service: TrainingService | None = None) ->
     protect(app, guard_of(settings.tokens_file), scopes, learned_dir)
 
     handle_error = error_handler(
-        lambda limit: f"request body too large: the limit is {limit} bytes "
-        "(training-service --max-body-bytes). Split the batch."
+        lambda limit: (
+            f"request body too large: the limit is {limit} bytes (training-service --max-body-bytes). Split the batch."
+        )
     )
     app.register_error_handler(Exception, handle_error)
     return app

@@ -17,11 +17,11 @@ from mlrm import __version__
 from mlrm.config.service_config import ServiceConfig
 from mlrm.rest.openapi import record_schema
 from training_service.selector import KEYS as SELECTOR
+from training_service.store import MAX_ID
 
 Route = tuple[str, list[str], str, str | None]
 PROBLEM = {"description": "Problem (RFC 9457)", "content": {"application/problem+json": {"schema": {"type": "object"}}}}
 PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
-MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: no stored id is larger
 
 
 @dataclass(frozen=True)

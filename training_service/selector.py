@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlrm.errors import FieldError, RequestError
+from training_service.store import MAX_ID
 
 KEYS = ("ids", "batch", "since", "until", "label", "all")
 EXAMPLE = '{"ids": "10-20"}, {"batch": 7}, {"until": "2025-05-01T00:00:00Z"}, {"label": "malignant"} or {"all": true}'
@@ -50,8 +51,8 @@ def _ids(value: Any, pointer: str) -> tuple[int, int]:
         first, last = int(low), int(high) if dash else int(low)
     except ValueError:
         raise _invalid(pointer, f"expected a sample id or a range like '10-20', got {value!r}") from None
-    if first > last or first < 1:
-        raise _invalid(pointer, f"expected ids >= 1 with the first <= the last, got {value!r}")
+    if first > last or first < 1 or last > MAX_ID:
+        raise _invalid(pointer, f"expected ids 1 to {MAX_ID} with the first <= the last, got {value!r}")
     return first, last
 
 
@@ -72,7 +73,7 @@ def _batch(value: Any, pointer: str) -> int:
         batch = int(value) if isinstance(value, str | int) and type(value) is not bool else 0
     except ValueError:
         batch = 0
-    if batch < 1:
+    if not 1 <= batch <= MAX_ID:
         raise _invalid(pointer, f"expected a batch number >= 1 (the 'batch' of an ingest answer), got {value!r}")
     return batch
 
