@@ -17,11 +17,12 @@ import ipaddress
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlrm.config.yamldoc import Report
 from mlrm.errors import DataError
-from mlrm.rest.server import check_tls
+
+if TYPE_CHECKING:
+    from mlrm.config.yamldoc import Report
 
 
 def probe_context(certfile: str | Path) -> ssl.SSLContext:
@@ -81,6 +82,9 @@ def check_section(section: dict[str, Any], root: Path, report: Report) -> tuple[
             )
     if any(not path.is_file() for path in paths.values()):
         return None
+    # Here, not at the top: mlrm.rest brings Flask and gunicorn, which `mlrm status` and the supervisor never need.
+    from mlrm.rest.server import check_tls
+
     try:
         check_tls(str(paths["certfile"]), str(paths["keyfile"]), where="tls")
     except DataError as exc:
