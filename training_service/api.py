@@ -17,8 +17,8 @@ from mlrm.rest.access import protect
 from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
 from training_service import openapi
 from training_service.core import TrainingService
+from training_service.selector import MAX_ID
 from training_service.settings import Settings
-from training_service.store import MAX_ID
 
 
 class TrainingApi:

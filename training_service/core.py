@@ -16,7 +16,7 @@ from training_service import ingest, jobs, selector, triggers
 from training_service.scheduler import HEARTBEAT
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
-from training_service.store import MAX_ID, Job, Store, StoreFull, iso
+from training_service.store import Job, Store, StoreFull, iso
 from training_service.store_url import open_store
 
 MAX_KEY_LENGTH = 255
@@ -153,7 +153,7 @@ class TrainingService:
         self.services.get(name)
         values = dict(args)
         paging: dict[str, int] = {}
-        for key, default, low, high in (("after", 0, 0, MAX_ID), ("limit", 100, 1, MAX_PAGE)):
+        for key, default, low, high in (("after", 0, 0, selector.MAX_ID), ("limit", 100, 1, MAX_PAGE)):
             text = values.pop(key, str(default))
             number = int(text) if text.isdigit() else -1
             if number < low or (high is not None and number > high):

@@ -17,7 +17,7 @@ from mlrm import __version__
 from mlrm.config.service_config import ServiceConfig
 from mlrm.rest.openapi import record_schema
 from training_service.selector import KEYS as SELECTOR
-from training_service.store import MAX_ID
+from training_service.selector import MAX_ID
 
 Route = tuple[str, list[str], str, str | None]
 PROBLEM = {"description": "Problem (RFC 9457)", "content": {"application/problem+json": {"schema": {"type": "object"}}}}

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlrm.errors import FieldError, RequestError
-from training_service.store import MAX_ID
 
+# SQLite's largest INTEGER: no stored id (sample, batch, job) is larger, and a larger one cannot be bound.
+MAX_ID = 2**63 - 1
 KEYS = ("ids", "batch", "since", "until", "label", "all")
 EXAMPLE = '{"ids": "10-20"}, {"batch": 7}, {"until": "2025-05-01T00:00:00Z"}, {"label": "malignant"} or {"all": true}'
 

@@ -23,9 +23,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlrm.errors import StoreError
 
-# SQLite's largest INTEGER: no stored id (sample, batch, job) is larger, and a larger one cannot be bound.
-MAX_ID = 2**63 - 1
-
 if TYPE_CHECKING:
     from training_service.selector import Selector
 
