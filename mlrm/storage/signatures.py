@@ -24,13 +24,17 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from mlrm.errors import StateError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+# cryptography (11 MB) is imported only where a key is used: a service without
+# MLRM_VERIFY_KEY, the usual case on a gateway, never loads it.
 
 SIGNING_ENV = "MLRM_SIGNING_KEY"
 VERIFY_ENV = "MLRM_VERIFY_KEY"
@@ -46,6 +50,8 @@ def _message(parameters_sha256: str) -> bytes:
 
 def key_id(public: Ed25519PublicKey) -> str:
     """A short name for a public key: the first 16 hex digits of the sha256 of its raw bytes."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -74,6 +80,8 @@ class Verifier:
 
     def check(self, folder: Path, parameters_sha256: str, content: bytes | None) -> None:
         """StateError unless content is a signature.yaml this key made for parameters_sha256."""
+        from cryptography.exceptions import InvalidSignature
+
         file = folder / SIGNATURE
         expected = key_id(self.key)
         refuse = f"so it is not loaded ({VERIFY_ENV}={self.path} is set: only versions signed with its key load)"
@@ -113,6 +121,9 @@ def _read_key(env: str) -> tuple[str, bytes] | None:
 
 @functools.lru_cache(maxsize=4)
 def _private(path: str, data: bytes) -> Signer:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -127,6 +138,9 @@ def _private(path: str, data: bytes) -> Signer:
 
 @functools.lru_cache(maxsize=4)
 def _public(path: str, data: bytes) -> Verifier:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
@@ -153,6 +167,9 @@ def verifier_from_env() -> Verifier | None:
 
 def generate(folder: Path) -> tuple[Path, Path]:
     """Write a new key pair into folder (signing.key readable by its owner only); refuses to overwrite."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     folder.mkdir(parents=True, exist_ok=True)
     private, public = folder / PRIVATE_FILE, folder / PUBLIC_FILE
     existing = [str(p) for p in (private, public) if p.exists()]

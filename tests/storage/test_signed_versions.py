@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,21 @@ def test_migrate_converts_a_pickled_version_to_the_same_model(tmp_path: Path) ->
     assert migrated.version == old
     rows = [instance() for _ in range(3)]
     assert migrated.predict(rows) == model.predict(rows)
+
+
+def test_a_service_without_a_verify_key_never_loads_cryptography(tmp_path: Path) -> None:
+    """cryptography costs 11 MB per process; only a configured key pays for it."""
+    script = (
+        "import sys\n"
+        "from mlrm.config import load_config_set\n"
+        "from mlrm.rest import create_app\n"
+        "assert create_app(load_config_set(sys.argv[1])).test_client().get('/v2/health/ready').status_code == 200\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))\n"
+    )
+    run_env = {k: v for k, v in env().items() if k not in (signatures.VERIFY_ENV, signatures.SIGNING_ENV)}
+    folder = copy_config_set("breast-cancer", tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(folder)], capture_output=True, text=True, env=run_env, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
