@@ -194,7 +194,9 @@ def measure_windowed(name: str, folder: Path, iterations: int, max_seconds: floa
     out: dict[str, Any] = {"task": model.config.task}
     for n in (1, 64):
         batch = instances[:n]
-        encoded = np.stack([model.windows.window(w["window"], f"/instances/{i}/window")[0] for i, w in enumerate(batch)])
+        encoded = np.stack(
+            [model.windows.window(w["window"], f"/instances/{i}/window")[0] for i, w in enumerate(batch)]
+        )
         answer = service_path.predict(model, batch)
         assert len(answer["predictions"]) == n and None not in answer["predictions"], answer
         paths: dict[str, Callable[[], Any]] = {

@@ -104,7 +104,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(exc, file=sys.stderr)
                 failed += 1
                 continue
-            _say(f"ok: {path}: gateway '{manifest.name}', {len(manifest.enabled())} services, training {manifest.training.mode}")
+            _say(
+                f"ok: {path}: gateway '{manifest.name}', {len(manifest.enabled())} services, training {manifest.training.mode}"
+            )
             continue
         try:
             config = load_config_set(path)
@@ -317,7 +319,9 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(handler=handler or COMMANDS[name])
         return sp
 
-    s = add("schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json")
+    s = add(
+        "schema", "Print the JSON Schema of service.yaml (for editors and CI).", "mlrm schema > service.schema.json"
+    )
     s.add_argument("--output", "-o", help="write to this file instead of stdout")
     s.add_argument("--markdown", action="store_true", help="print the config reference as Markdown instead")
     s.add_argument("--gateway", action="store_true", help="the gateway manifest's schema (services/*.yaml) instead")
@@ -325,7 +329,9 @@ def parser() -> argparse.ArgumentParser:
                    "(or manifest) in a folder of DIR points editors (../.mlrm/service.schema.json)")  # fmt: skip
 
     s = add("validate", "Check config sets; every problem names file, line, key and fix.", "mlrm validate configs/*")
-    s.add_argument("paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s), or gateway manifests (services/*.yaml)")
+    s.add_argument(
+        "paths", nargs="+", metavar="CONFIG_SET", help="config set folder(s), or gateway manifests (services/*.yaml)"
+    )
 
     s = add("data", "Write sample data as CSV (synthetic PCB readings, rooms' air, a pump motor; or real data a package ships).",
             "mlrm data pcb-inspection --rows 3000 --output pcb.csv")  # fmt: skip

@@ -82,7 +82,11 @@ class RequestError(MlrmError):
 
     def problem(self) -> dict[str, Any]:
         """The RFC 9457 problem body (plus 'error' for Open Inference Protocol clients)."""
-        detail = self.detail or "; ".join(f"{e.pointer}: {e.detail}" if e.pointer else e.detail for e in self.errors) or self.title
+        detail = (
+            self.detail
+            or "; ".join(f"{e.pointer}: {e.detail}" if e.pointer else e.detail for e in self.errors)
+            or self.title
+        )
         body: dict[str, Any] = {
             "type": f"https://mlrm.dev/problems/{self.kind}",
             "title": self.title,

@@ -34,9 +34,7 @@ class Decision:
         return asdict(self)
 
 
-def decide(
-    metric: str, gate: Gate, candidate: dict[str, float], current: dict[str, float] | None
-) -> Decision:
+def decide(metric: str, gate: Gate, candidate: dict[str, float], current: dict[str, float] | None) -> Decision:
     """Apply training.gate to the candidate's and the current model's metrics on one holdout."""
     score = float(candidate[metric])
     min_score = gate.min_score

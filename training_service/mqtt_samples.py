@@ -159,6 +159,7 @@ def start(settings: Settings, services: ConfigRoot) -> int | None:
         print(f"mlrm: degraded: {problem}", file=sys.stderr)
     if not subscribed:
         return None
+
     def main() -> int:
         from mlrm.mqtt.bridge_process import die_with_parent
 

@@ -79,8 +79,7 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
         elif key not in known:
             report(
                 ("algorithm", "hyperparameters", key),
-                f"unknown hyperparameter '{key}' for {name}.{did_you_mean(key, known)} "
-                f"Known: {', '.join(known)}.",
+                f"unknown hyperparameter '{key}' for {name}.{did_you_mean(key, known)} Known: {', '.join(known)}.",
             )
     if all(key in known for key in params) and params:
         for key, message in algorithms.check(name, params):

@@ -177,7 +177,12 @@ MQTT = _obj(
         ),
         "protocol": _str("MQTT protocol version.", enum=["mqttv5", "mqttv311"], default="mqttv5"),
         "keepalive": {"type": "integer", "minimum": 5, "maximum": 65535, "default": 30},
-        "qos": {"type": "integer", "enum": [0, 1, 2], "default": 1, "description": "QoS of subscriptions and publishes."},
+        "qos": {
+            "type": "integer",
+            "enum": [0, 1, 2],
+            "default": 1,
+            "description": "QoS of subscriptions and publishes.",
+        },
         "clean_start": {
             "type": "boolean",
             "default": False,

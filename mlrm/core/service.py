@@ -84,7 +84,12 @@ class Service:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("%s: could not load the current version, still serving %s: %s", self.name, before, exc)
         self._stamp = stamp
-        return {"version": self.version, "previous": before, "changed": self.version != before, "error": self.load_error}
+        return {
+            "version": self.version,
+            "previous": before,
+            "changed": self.version != before,
+            "error": self.load_error,
+        }
 
     def _smoke(self, model: Model) -> None:
         """One prediction on a neutral row before a model may serve."""

@@ -37,7 +37,10 @@ class Metrics:
         self.predictions = Counter("mlrm_predictions", "Predicted rows by label.", ["model", "label"], registry=r)
         self.rows = Counter("mlrm_prediction_rows", "Rows predicted.", ["model"], registry=r)
         self.version = Gauge(
-            "mlrm_model_version", "Version of the model serving.", ["model"], registry=r,
+            "mlrm_model_version",
+            "Version of the model serving.",
+            ["model"],
+            registry=r,
             multiprocess_mode="livemostrecent",
         )
         self.ready = Gauge(

@@ -128,9 +128,7 @@ def _activity(kind: str, n: int, rng: np.random.Generator, strength: float, temp
     fatigue = 1 + 0.15 * np.sin(2 * np.pi * t / rng.uniform(5, 15) + rng.uniform(0, 6.3))
     pitch, roll = pitch0 + (pitch - pitch0) * fatigue, roll0 + (roll - roll0) * fatigue
     gravity = np.stack([-np.sin(pitch), np.cos(pitch) * np.sin(roll), np.cos(pitch) * np.cos(roll)], axis=1)
-    gyro = np.stack(
-        [np.gradient(roll) * IMU_RATE_HZ, np.gradient(pitch) * IMU_RATE_HZ, rng.normal(0, 0.05, n)], axis=1
-    )
+    gyro = np.stack([np.gradient(roll) * IMU_RATE_HZ, np.gradient(pitch) * IMU_RATE_HZ, rng.normal(0, 0.05, n)], axis=1)
     return np.concatenate([gravity + linear, np.degrees(gyro)], axis=1)
 
 

@@ -21,7 +21,9 @@ from mlrm.training import csv_files
 
 # Where an ML service finds its training service (feedback), set by `mlrm up` for its services.
 TRAINING_SERVICE_ENV = "MLRM_TRAINING_SERVICE"
-CA_FILE_ENV = "MLRM_CA_FILE"  # PEM file of the CA (or the certificate itself) an https training service is checked against
+CA_FILE_ENV = (
+    "MLRM_CA_FILE"  # PEM file of the CA (or the certificate itself) an https training service is checked against
+)
 CHUNK_ROWS = 5000
 FINAL_STATES = ("succeeded", "failed")
 

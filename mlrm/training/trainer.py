@@ -180,9 +180,7 @@ def fit(config: ServiceConfig, data: Dataset, progress: Progress = no_progress) 
     model = Model(config, pre, make_algorithm(config))
     n_classes = len(config.labels) if config.task == "classification" else None
     y = data.y.astype(np.int64) if (data.y is not None and config.task == "classification") else data.y
-    model.algorithm.fit(
-        model.features(data.X), y, n_classes=n_classes, progress=progress, seed=config.training.seed
-    )
+    model.algorithm.fit(model.features(data.X), y, n_classes=n_classes, progress=progress, seed=config.training.seed)
     return model
 
 
