@@ -3,7 +3,6 @@ logic (the job runs inline instead of in a forked process)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from typing import Any
 
@@ -15,33 +14,12 @@ from mlrm.config.sections import Gate, Triggers
 from mlrm.errors import RequestError
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import configure
-from tests.toolkit.training import NAME
-from training_service import jobs
+from tests.toolkit.training import NAME, inline
 from training_service.core import TrainingService
 from training_service.gate import decide
 from training_service.scheduler import Scheduler
-from training_service.store import Job
 from training_service.store_url import open_store
 from training_service.triggers import due
-
-
-class Finished:
-    """A Handle for a job that already ran."""
-
-    exitcode = 0
-
-    def join(self, timeout: float | None = None) -> None:
-        pass
-
-    def terminate(self) -> None:
-        pass
-
-
-def inline(store_url: str, job: Job) -> Finished:
-    store = open_store(store_url)
-    store.start_job(job.id, os.getpid())
-    jobs.run(store, job.id)
-    return Finished()
 
 
 def scheduler_of(app: Flask, clock: Any = None) -> tuple[Scheduler, TrainingService]:

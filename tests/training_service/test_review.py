@@ -3,7 +3,6 @@ that skip the rows they cannot use; in-process over the real app and a real SQLi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -12,31 +11,12 @@ from flask.testing import FlaskClient
 
 from mlrm.storage import audit
 from tests.toolkit.files import configure
-from tests.toolkit.training import NAME
-from training_service import jobs
+from tests.toolkit.training import NAME, inline
 from training_service.core import TrainingService
 from training_service.scheduler import Scheduler
-from training_service.store import Job, Sample
-from training_service.store_url import open_store
+from training_service.store import Sample
 
 BASE = f"/v1/services/{NAME}/samples"
-
-
-class Finished:
-    exitcode = 0
-
-    def join(self, timeout: float | None = None) -> None:
-        pass
-
-    def terminate(self) -> None:
-        pass
-
-
-def inline(store_url: str, job: Job) -> Finished:
-    store = open_store(store_url)
-    store.start_job(job.id, os.getpid())
-    jobs.run(store, job.id)
-    return Finished()
 
 
 def core_of(app: Flask) -> TrainingService:
