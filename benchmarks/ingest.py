@@ -36,10 +36,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import Server, free_port  # noqa: E402  (benchmarks/harness.py, beside this script)
+
 from mlrm.config import load_config_set  # noqa: E402
 from mlrm.tools.datasets import breast_cancer, pcb_inspection  # noqa: E402
 from mlrm.training import trainer  # noqa: E402
-from tests.servers import Process, free_port, mlrm_args  # noqa: E402
 from training_service.sqlite_store import SQLiteStore  # noqa: E402
 from training_service.store import Sample  # noqa: E402
 
@@ -94,8 +95,8 @@ def http_rate(url: str, rows: list[dict[str, Any]], batch: int, seconds: float, 
     return sum(counts) / (time.perf_counter() - started)
 
 
-def start(args: list[str], log: Path, health: str) -> Process:
-    process = Process(mlrm_args(*args), log)
+def start(args: list[str], log: Path, health: str) -> Server:
+    process = Server(args, log)
     process.wait_http(health, timeout=60)
     return process
 

@@ -113,3 +113,20 @@ def test_startup_benchmark_runs_on_any_trained_config_set(tmp_path: Path) -> Non
     rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[1:-1]}
     assert set(rows) == {"air-quality", "pump-watch"}
     assert all(len(figures) == 3 and float(figures[0]) > 0 for figures in rows.values()), result.stdout
+
+
+def test_every_benchmark_script_starts_and_teaches_its_options() -> None:
+    """`--help` of each script: an import that broke (a moved module) fails here, not in a user's hands."""
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name != "harness.py")
+    runs = {
+        p.name: subprocess.Popen(
+            [sys.executable, str(p), "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        for p in scripts
+    }
+    failed = {}
+    for name, run in runs.items():
+        out, err = run.communicate(timeout=120)
+        if run.returncode != 0 or "usage:" not in out:
+            failed[name] = err[-2000:]
+    assert len(runs) >= 9 and not failed, failed
