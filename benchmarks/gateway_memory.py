@@ -34,21 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return sorted(found)
+from harness import descendants  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 
 def memory_kb(pid: int) -> dict[str, int]:

@@ -25,13 +25,41 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM a process started in a session of its own, and its group; SIGKILL what is left after timeout."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below pid (from /proc), sorted."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return sorted(found)
+
+
 class Server:
     """`python -m mlrm ARGS` from this checkout, its output in log, in a process group of its own."""
 
     def __init__(self, args: list[str], log: Path) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        self.log = log
+        self.log, self.args = log, ["mlrm", *args]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mlrm", *args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
@@ -43,21 +71,15 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.proc.args} exited ({self.proc.returncode}):\n{self.log.read_text()}")
+                raise SystemExit(f"{' '.join(self.args)} exited ({self.proc.returncode}):\n{self.log.read_text()}")
             try:
                 if requests.get(url, timeout=2).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.05)
-        raise SystemExit(f"{self.proc.args} not answering {url} after {timeout:g} s:\n{self.log.read_text()}")
+        raise SystemExit(f"{' '.join(self.args)} not answering {url} after {timeout:g} s:\n{self.log.read_text()}")
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left after timeout."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, timeout)

@@ -26,7 +26,6 @@ import argparse
 import getpass
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,16 +43,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import free_port, stop_group  # noqa: E402  (benchmarks/harness.py, beside this script)
+
 from mlrm.tools.datasets import pcb_inspection  # noqa: E402
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 IN, OUT = "bench/{device}/in", "bench/{device}/out"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -71,16 +66,6 @@ def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(15)
 
 
 def no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
@@ -263,7 +248,7 @@ def main() -> int:
             probe.close()
     finally:
         for proc in reversed(procs):
-            stop(proc)
+            stop_group(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nMQTT end to end through Mosquitto, single-record messages, QoS 1, {os.cpu_count()} CPUs, "

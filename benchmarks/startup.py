@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,17 +24,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import free_port, stop_group  # noqa: E402  (benchmarks/harness.py, beside this script)
+
 from mlrm.config import load_config_set  # noqa: E402
 from mlrm.config.example import example_body  # noqa: E402
 from mlrm.storage.versions import VersionStore  # noqa: E402
 
 DEFAULT_SETS = [str(ROOT / "configs" / "pcb-inspection"), str(ROOT / "configs" / "breast-cancer")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
@@ -74,12 +68,7 @@ def one_run(config_set: Path, body: dict[str, Any], n_requests: int, log: Path) 
                 latencies.append(time.perf_counter() - t)
         return ready, latencies
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
+        stop_group(process, 30)
 
 
 def main() -> None:
