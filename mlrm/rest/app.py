@@ -23,7 +23,7 @@ from mlrm.rest import binary_tensors, inference, openapi
 from mlrm.rest.access import protect
 from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import body_of, decode, error_handler, respond
-from mlrm.rest.fastroute import PredictRoute
+from mlrm.rest.fastroute import PredictRoute, server_timing
 from mlrm.rest.metrics import Metrics
 from mlrm.storage.bridge_status import read_status
 from mlrm.training.feedback import Feedback
@@ -89,7 +89,13 @@ class ServiceApi:
         return answer
 
     def predict(self) -> Response:
-        return respond(self.answer(decode(request)))
+        body = decode(request)
+        computing = time.perf_counter()
+        answer = self.answer(body)
+        compute = time.perf_counter() - computing
+        response = respond(answer)
+        response.headers["Server-Timing"] = server_timing(compute, time.perf_counter() - g.get("started", computing))
+        return response
 
     def show_config(self) -> Response:
         service = self.service

@@ -181,3 +181,13 @@ def test_flask_sees_only_requests_the_fast_path_has_not_begun(app: Flask, pcb_in
     assert calls == []
     assert client.post("/v1/predict", data="a,b", content_type="text/csv").status_code == 415
     assert calls == ["flask"]
+
+
+def test_both_paths_report_compute_time_in_server_timing(app: Flask, pcb_instance: Row) -> None:
+    """`mlrm bench` splits a round trip into compute and transport with this header."""
+    data = orjson.dumps({"instances": [pcb_instance]})
+    for client in (Client(app), flask_only(app)):
+        header = post(client, data).headers["Server-Timing"]
+        metrics = dict(part.strip().split(";dur=") for part in header.split(","))
+        assert set(metrics) == {"compute", "app"}
+        assert 0 < float(metrics["compute"]) <= float(metrics["app"])
