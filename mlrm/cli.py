@@ -41,6 +41,7 @@ EXTENSIONS: list[str] = [
     "mlrm.credentials",
     "mlrm.training.migrate",
     "mlrm.training.samples_cli",
+    "mlrm.tools.bench.cli",
 ]
 
 
