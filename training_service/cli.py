@@ -19,6 +19,7 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     """Check every config set and the store, start the scheduler, then serve the API."""
     from mlrm.credentials import serving_tokens
     from training_service.services import ConfigRoot
+    from training_service.store import redact
     from training_service.store_url import open_store
 
     settings = Settings(
@@ -50,7 +51,8 @@ def cmd_training_service(args: argparse.Namespace) -> int:
 
     def ready() -> None:
         names = ", ".join(services.names()) or "no usable config set"
-        print(f"mlrm: training service for {names} ready at {url} (store {settings.store_url})", file=sys.stderr)
+        store_url = redact(settings.store_url)
+        print(f"mlrm: training service for {names} ready at {url} (store {store_url})", file=sys.stderr)
         for item in services.unavailable.values():
             print(
                 f"mlrm: degraded: config set '{item.name}' is unavailable: {item.reason}. Fix: {item.fix}",

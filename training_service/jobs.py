@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import traceback
 from typing import Any
@@ -24,7 +25,7 @@ from mlrm.storage.versions import VersionStore
 from mlrm.training.trainer import dataset, evaluate, fit, save
 from training_service import gate
 from training_service.holdout import stable_split
-from training_service.store import Job, Store
+from training_service.store import Job, Lock, Store
 
 log = logging.getLogger("training_service.jobs")
 
@@ -46,7 +47,7 @@ def current_watermark(config: ServiceConfig) -> tuple[int | None, int]:
 
 
 def _job_tag(store: Store, job: Job) -> dict[str, Any]:
-    return {"id": job.id, "store": store.url, "trigger": job.trigger}
+    return {"id": job.id, "store": store.identity, "trigger": job.trigger}
 
 
 def _already_written(config: ServiceConfig, tag: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
@@ -219,7 +220,21 @@ def process_main(store_url: str, job_id: int, service: str) -> None:
     if lock is None:
         log.error("job %s: another job of %s is still running; leaving it queued", job_id, service)
         os._exit(75)
+    done = threading.Event()
+    threading.Thread(target=_exit_if_lost, args=(lock, done), name="job-lock", daemon=True).start()
     store.start_job(job_id, os.getpid())
     run(store, job_id)
+    done.set()
     store.close()
     lock.release()
+
+
+def _exit_if_lost(lock: Lock, done: threading.Event, every: float = 1.0) -> None:
+    """End this job process at once if its lock is lost (its PostgreSQL session ended): from then on another
+    scheduler may start the job again, and it must never run twice at the same time."""
+    while not done.wait(every):
+        if not lock.held():
+            log.error(
+                "job process %s: its lock in the store was lost; stopping so the job is resumed once", os.getpid()
+            )
+            os._exit(75)

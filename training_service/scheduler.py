@@ -3,7 +3,11 @@
 `mlrm training-service` forks it before gunicorn starts (it also runs alone
 as `python -m training_service.scheduler`), so the API may run in several
 workers while triggers are checked exactly once. A lock in the store makes a
-second scheduler on the same store stand by instead of doubling jobs.
+second scheduler on the same store stand by instead of doubling jobs: a flock
+beside a SQLite file, a session advisory lock on PostgreSQL, where several
+instances (hosts) share one store and exactly one scheduler leads. A standby
+tries again every STANDBY_RETRY_S, so it takes over within about a second of
+the leader's session ending; a leader that finds its lock lost stands by.
 
 Each tick, per service: reap a finished job process (a process that died
 with its job still running puts the job back in the queue: that is how a
@@ -36,13 +40,15 @@ from mlrm.storage.versions import VersionStore
 from training_service import jobs, triggers
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
-from training_service.store import Job, Store
+from training_service.store import Job, Lock, Store
 from training_service.store_url import open_store
 
 log = logging.getLogger("training_service.scheduler")
 HEARTBEAT = "scheduler"
 # training.retention is applied at most this often per service: a count per tick would be wasted work.
 RETENTION_EVERY_S = 30.0
+# How often a standby scheduler tries to take the lead.
+STANDBY_RETRY_S = 1.0
 
 
 class Handle(Protocol):
@@ -91,7 +97,10 @@ class Scheduler:
                 self._tick(name)
             except Exception:  # noqa: BLE001 (logged; the next tick tries again)
                 log.exception("scheduler: %s", name)
-        self.store.beat(HEARTBEAT)
+        try:
+            self.store.beat(HEARTBEAT)
+        except Exception:  # noqa: BLE001 (a store that does not answer now: /v1/health shows the stale beat)
+            log.exception("scheduler: heartbeat")
 
     def _tick(self, name: str) -> None:
         self._reap(name)
@@ -103,13 +112,19 @@ class Scheduler:
             return
         if job.state == "queued":
             log.info("starting job %s for %s (trigger: %s, attempt %s)", job.id, name, job.trigger, job.attempts + 1)
-            self.children[name] = (job.id, self.launch(self.store.url, job))
+            # The URL from the settings, not store.url: that one is redacted (no password).
+            self.children[name] = (job.id, self.launch(self.settings.store_url, job))
         elif job.state == "running":
-            # Not ours: left by a service that was killed or restarted.
+            # Not ours: left by a scheduler (here or on another host) that was killed. Its job process holds the
+            # job's lock while it lives, so a free lock proves it is gone; requeued while we hold it.
             lock = self.store.try_lock(f"job-{name}")
             if lock is not None:
-                lock.release()
-                state = self.store.requeue_job(job.id, "interrupted: its process is gone", self.settings.max_attempts)
+                try:
+                    state = self.store.requeue_job(
+                        job.id, "interrupted: its process is gone", self.settings.max_attempts
+                    )
+                finally:
+                    lock.release()
                 log.warning("job %s for %s was interrupted; now %s", job.id, name, state)
 
     def _reap(self, name: str) -> None:
@@ -190,27 +205,40 @@ def run(settings: Settings, *, exit_with_parent: bool = False) -> None:
     signal.signal(signal.SIGINT, stop)
     parent = os.getppid()
     scheduler = Scheduler(settings, store, services)
-    lock = None
+    lock: Lock | None = None
     waiting_said = False
     while not stopping:
         if exit_with_parent and os.getppid() != parent:
             log.warning("the training service that started the scheduler is gone; stopping")
             break
+        if lock is not None and not lock.held():
+            log.warning("the scheduler lock on %s was lost (the store's session ended); standing by", store.url)
+            lock.release()
+            lock = None
         if lock is None:
-            lock = store.try_lock(HEARTBEAT)
+            lock = _take_lead(store)
             if lock is None:
                 if not waiting_said:
-                    log.warning("another scheduler is running on %s; standing by", settings.store_url)
+                    log.warning("another scheduler is running on %s; standing by", store.url)
                     waiting_said = True
-                time.sleep(settings.poll_interval * 4)
+                time.sleep(min(STANDBY_RETRY_S, settings.poll_interval * 4))
                 continue
-            log.info("scheduler ready: %s service(s), store %s", len(services.names()), settings.store_url)
+            log.info("scheduler ready: %s service(s), store %s", len(services.names()), store.url)
         scheduler.tick()
         time.sleep(settings.poll_interval)
     scheduler.shutdown()
     if lock is not None:
         lock.release()
     store.close()
+
+
+def _take_lead(store: Store) -> Lock | None:
+    """The scheduler lock, or None while another holds it or the store does not answer (tried again later)."""
+    try:
+        return store.try_lock(HEARTBEAT)
+    except MlrmError as exc:
+        log.warning("cannot reach the store to take the scheduler lock: %s", exc)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,6 +100,10 @@ class SQLiteStore:
         self.url = f"sqlite:///{self.path}" + ("" if self.synchronous == "FULL" else f"?synchronous={synchronous}")
         self._local = threading.local()
 
+    @property
+    def identity(self) -> str:
+        return self.url
+
     # Connections must not cross fork(): gunicorn forks workers from a master
     # that built the app, so each process (and thread) opens its own.
     def _conn(self) -> sqlite3.Connection:

@@ -1,10 +1,11 @@
 """Durable samples and jobs of the training service, behind a small interface.
 
 `Store` is what the rest of the service uses; `SQLiteStore` (sqlite_store.py) is the embedded
-default (one file beside the config sets). A PostgreSQL backend implements the
-same methods (advisory locks instead of lock files).
+default (one file beside the config sets). `PostgresStore` (postgres_store.py) implements
+the same methods for a central site where several instances share one database
+(advisory locks instead of lock files; its docstring says how each guarantee holds).
 
-Durability: the database runs in WAL mode with synchronous=FULL, so every
+Durability (SQLite): the database runs in WAL mode with synchronous=FULL, so every
 COMMIT fsyncs the write-ahead log before it returns. A batch of samples is
 acknowledged only after that COMMIT, so neither a killed process nor a power
 cut loses an acknowledged sample. (synchronous=NORMAL would survive a killed
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from mlrm.errors import StoreError
 
@@ -85,18 +87,39 @@ def iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
+def redact(url: str) -> str:
+    """The URL as logs and errors may show it: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query:
+        return url  # untouched: urlunsplit would drop the empty authority of sqlite:///path
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    pairs = [p.partition("=") for p in parts.query.split("&")] if parts.query else []
+    query = "&".join(f"{k}=***" if k == "password" else f"{k}{eq}{v}" for k, eq, v in pairs)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 class StoreFull(StoreError):
     """The disk under the store is full: the write was rolled back, nothing of it is stored."""
 
 
 class Lock(Protocol):
+    def held(self) -> bool:
+        """Whether it is still held (a PostgreSQL session can end under its holder)."""
+
     def release(self) -> None: ...
 
 
 class Store(Protocol):
     """What the training service needs from durable storage."""
 
-    url: str
+    url: str  # safe to show: never holds a password
+
+    @property
+    def identity(self) -> str:
+        """The same text for this store whatever URL reaches it (version records name the job's store by it)."""
 
     def migrate(self) -> None:
         """Create or upgrade the schema."""
@@ -181,6 +204,6 @@ class Store(Protocol):
     def heartbeat(self, name: str) -> float | None: ...
 
     def try_lock(self, name: str) -> Lock | None:
-        """An exclusive lock across processes, released when the holder dies."""
+        """An exclusive lock across processes (and, on PostgreSQL, hosts), released when the holder dies."""
 
     def close(self) -> None: ...

@@ -6,11 +6,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from mlrm.errors import StoreError
 from training_service.sqlite_store import SQLiteStore
-from training_service.store import Store
+from training_service.store import Store, redact
 
 
 def open_store(url: str) -> Store:
-    """The store a URL names: sqlite:///relative/path, sqlite:////absolute/path, or a plain file path."""
+    """The store a URL names: sqlite:///relative/path, sqlite:////absolute/path, a plain file path,
+    or postgresql://user@host:port/database[?schema=NAME] (psycopg, imported only here)."""
     if "://" not in url:
         return SQLiteStore(url)
     parts = urlsplit(url)
@@ -24,8 +25,19 @@ def open_store(url: str) -> Store:
             raise StoreError(f"{url}: unknown option {sorted(unknown)[0]!r}; only 'synchronous' is accepted")
         return SQLiteStore(path, synchronous=options.get("synchronous", "FULL"))
     if parts.scheme in ("postgres", "postgresql"):
+        return _postgres(url)
+    raise StoreError(
+        f"{redact(url)}: unknown store scheme {parts.scheme!r}; use sqlite:///path/to/training.sqlite "
+        "or postgresql://user@host:5432/database"
+    )
+
+
+def _postgres(url: str) -> Store:
+    try:
+        from training_service.postgres_store import PostgresStore
+    except ImportError as exc:
         raise StoreError(
-            f"{parts.scheme}:// stores are not available yet: implement training_service.store.Store for PostgreSQL. "
-            "Use the embedded default, sqlite:///path/to/training.sqlite"
-        )
-    raise StoreError(f"{url}: unknown store scheme {parts.scheme!r}; use sqlite:///path/to/training.sqlite")
+            f"{redact(url)}: a PostgreSQL store needs psycopg 3, which is not installed ({exc}). "
+            "Fix: pip install 'mlrm[postgresql]'"
+        ) from None
+    return PostgresStore(url)

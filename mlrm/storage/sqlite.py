@@ -76,6 +76,10 @@ class FileLock:
         self.path = path
         self._fd = fd
 
+    def held(self) -> bool:
+        """Until release(): the kernel never takes an flock from a living holder."""
+        return self._fd >= 0
+
     def release(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1

@@ -177,7 +177,7 @@ def test_store_urls_are_checked(tmp_path: Any) -> None:
     from mlrm.errors import StoreError
 
     for url, message in [
-        ("postgresql://db/mlrm", "not available yet"),
+        ("postgresql://db/mlrm?schema=No-Such", "schema='No-Such' is not a plain lower-case name"),
         ("sqlite://", "no file named"),
         (f"sqlite:///{tmp_path}/x.sqlite?cache=1", "unknown option 'cache'"),
         ("mysql://x", "unknown store scheme"),
