@@ -40,3 +40,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with fresh_schema() as url:
         yield url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A store URL naming a fresh PostgreSQL schema (dropped after); skipped without PostgreSQL."""
+    with fresh_schema() as url:
+        yield url

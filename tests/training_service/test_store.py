@@ -156,12 +156,6 @@ def test_a_lock_is_freed_when_its_holder_is_killed(store: Store, store_url: str)
 # PostgreSQL only
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_schema() as url:
-        yield url
-
-
 def test_stores_in_other_schemas_share_no_lock(pg_url: str) -> None:
     with fresh_schema() as other_url:
         mine, other = open_store(pg_url), open_store(other_url)
