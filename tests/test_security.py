@@ -42,6 +42,7 @@ def make_tokens(file: Path) -> dict[str, str]:
 
 
 def concrete(rule: str, name: str) -> str:
+    rule = rule.replace("<int:version>", "1").replace("<file>", "parameters.yaml")
     return rule.replace("<name>", name).replace("<version>", "1").replace("<int:job_id>", "1")
 
 

@@ -86,6 +86,28 @@ class TrainingApi:
     def rollback(self, name: str) -> Response:
         return respond(self.service.rollback(name, decode(request)))
 
+    def current(self, name: str) -> Response:
+        found = self.service.current(name)
+        # no-cache: a cache may keep the answer, but must ask again (If-None-Match) before using it.
+        headers = {"ETag": f'"{found.etag}"', "Cache-Control": "no-cache"}
+        if request.if_none_match.contains(found.etag):
+            return Response(status=304, headers=headers)
+        body = {"service": name, "version": found.version, "parameters_sha256": found.parameters_sha256,
+                "bundle": f"/v1/services/{name}/versions/{found.version}/bundle"}  # fmt: skip
+        response = respond(body)
+        response.headers.update(headers)
+        return response
+
+    def bundle(self, name: str, version: int) -> Response:
+        if version > MAX_ID:
+            raise NotFoundError(f"'{name}' has no version {version}")
+        return respond(self.service.bundle(name, version))
+
+    def version_file(self, name: str, version: int, file: str) -> Response:
+        if version > MAX_ID:
+            raise NotFoundError(f"'{name}' has no version {version}")
+        return Response(self.service.version_file(name, version, file), mimetype="application/octet-stream")
+
     def openapi_json(self) -> Response:
         services = self.service.services  # built per request: config sets come and go while it runs
         configs = [services.get(n) for n in services.names()]
@@ -110,6 +132,10 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/services/<name>/jobs", ["GET"], "jobs", "admin"),
     ("/v1/services/<name>/versions", ["GET"], "versions", "admin"),
     ("/v1/services/<name>/rollback", ["POST"], "rollback", "admin"),
+    # What a gateway that follows this service fetches, with the token it feeds samples with (handout.py).
+    ("/v1/services/<name>/current", ["GET"], "current", "ingest"),
+    ("/v1/services/<name>/versions/<int:version>/bundle", ["GET"], "bundle", "ingest"),
+    ("/v1/services/<name>/versions/<int:version>/files/<file>", ["GET"], "version_file", "ingest"),
     ("/v1/jobs/<int:job_id>", ["GET"], "job", "admin"),
 ]
 

@@ -13,6 +13,7 @@ from typing import Any
 from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
 from mlrm.storage.versions import VersionStore
 from training_service import ingest, jobs, selector, triggers
+from training_service.handout import Current, Handout
 from training_service.scheduler import HEARTBEAT
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
@@ -45,6 +46,7 @@ class TrainingService:
         self.settings = settings
         self.services = services or ConfigRoot(settings.config_root)
         self.store = store or open_store(settings.store_url)
+        self.handout = Handout()
         self.store.migrate()
         # Built in gunicorn's master before it forks: no connection may cross fork(); each worker opens its own.
         self.store.close()
@@ -259,6 +261,20 @@ class TrainingService:
             raise RequestError("Version unusable", 409, detail=str(exc), kind="version-unusable") from None
         answer = {"service": name, "version": version, "previous": before}
         return {**answer, "forced": True} if refused is not None else answer
+
+    # Versions handed out to gateways that follow this service (handout.py)
+
+    def current(self, name: str) -> Current:
+        """The current version and its parameters.yaml digest (its ETag), cheap enough to poll."""
+        return self.handout.current(name, self.services.get(name).learned_dir)
+
+    def bundle(self, name: str, version: int) -> dict[str, Any]:
+        """Every file of a stored version with its sha256, size and URL."""
+        return self.handout.bundle(name, self.services.get(name).learned_dir, version)
+
+    def version_file(self, name: str, version: int, file: str) -> bytes:
+        """One file of a stored version, by a name its bundle lists."""
+        return self.handout.file(name, self.services.get(name).learned_dir, version, file)
 
     # Overview
 

@@ -259,6 +259,73 @@ class VersionStore:
             shutil.rmtree(aside)
             return digest
 
+    def install(self, version: int, files: dict[str, bytes], parameters_sha256: str) -> bool:
+        """Store a version made elsewhere (a gateway following its training service) byte for byte, and
+        make it current; whether it was new here.
+
+        Everything is checked before a byte is written: parameters.yaml against parameters_sha256, every
+        artifact it lists against its digest, nothing unlisted, the signature when MLRM_VERIFY_KEY is set.
+        Then the same protocol as write(): a fsynced temporary folder renamed into place, current.yaml
+        replaced. A version of that number already here must be the same version (same parameters.yaml
+        digest): then it is only made current again (a rollback at the centre)."""
+        with self.lock():
+            self._sweep()
+            if version in self.versions():  # files are not needed, and may be left out
+                _, digest = self._parameters(version, None)
+                if digest != parameters_sha256:
+                    raise StateError(
+                        f"{self.path_of(version)} holds another version {version} (parameters.yaml sha256 {digest}, "
+                        f"not {parameters_sha256}): this config set was trained here too. Fix: a config set that "
+                        f"follows a training service is trained only there; move {self.root} aside and let it "
+                        "download every version again"
+                    )
+                self._set_current(version, self.read(version, parameters_sha256=digest).parameters_sha256)
+                return False
+            self._check_received(version, files, parameters_sha256)
+            tmp = self.versions_dir / f".tmp-{uuid.uuid4().hex}"
+            tmp.mkdir()
+            for name, data in files.items():
+                with open(tmp / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            _fsync_dir(tmp)
+            os.rename(tmp, self.path_of(version))
+            _fsync_dir(self.versions_dir)
+            self._set_current(version, parameters_sha256)
+            return True
+
+    def _check_received(self, version: int, files: dict[str, bytes], digest: str) -> None:
+        """StateError unless a received version's parameters.yaml, every artifact and the signature check out."""
+        origin = f"version {version} as received for {self.root}"
+        raw = files.get(PARAMETERS)
+        if raw is None:
+            raise StateError(f"{origin}: no {PARAMETERS}")
+        if sha256(raw) != digest:
+            raise StateError(f"{origin}: {PARAMETERS} has sha256 {sha256(raw)}, not {digest} as announced")
+        try:
+            parameters = yaml.safe_load(raw.decode("utf-8"))
+        except (yaml.YAMLError, ValueError) as exc:
+            raise StateError(f"{origin}: {PARAMETERS} is not YAML ({type(exc).__name__})") from None
+        if not isinstance(parameters, dict) or parameters.get("version") != version:
+            raise StateError(f"{origin}: {PARAMETERS} does not say 'version: {version}'")
+        artifacts = parameters.get("artifacts") or {}
+        expected = {PARAMETERS, *artifacts} | ({signatures.SIGNATURE} & set(files))
+        if set(files) != expected:
+            odd = sorted(set(files) ^ expected)
+            raise StateError(f"{origin}: files {odd} are missing or not listed in {PARAMETERS}'s artifacts")
+        for name, wanted in artifacts.items():
+            if not isinstance(name, str) or "/" in name or name.startswith(".") or name == PARAMETERS:
+                raise StateError(f"{origin}: {PARAMETERS}: bad artifact name {name!r}")
+            if sha256(files[name]) != wanted:
+                raise StateError(
+                    f"{origin}: {name} has sha256 {sha256(files[name])}, not {wanted} as {PARAMETERS} says"
+                )
+        verifier = signatures.verifier_from_env()
+        if verifier is not None:
+            # Named as the folder it would go to: that is what the key refuses to have loaded.
+            verifier.check(self.path_of(version), digest, files.get(signatures.SIGNATURE))
+
     def set_current(self, version: int) -> None:
         """Make an existing version current (rollback), atomically."""
         with self.lock():

@@ -60,17 +60,25 @@ class TrainingServiceClient:
     ) -> None:
         self.close()
 
-    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-        url = self.base + path
+    def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The raw answer to one request (with the client token); RemoteError when there is none."""
         try:
             token = client_token()  # read per call: a rotated token file is used from the next call on
             if token:
                 kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
             # Per request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
-            answer = self.session.request(method, url, timeout=self.timeout, verify=self.verify, **kwargs)
+            return self.session.request(method, self.base + path, timeout=self.timeout, verify=self.verify, **kwargs)
         except requests.RequestException as exc:
             reason = f"{type(exc).__name__}: {exc}"  # the type says what failed: refused, timed out, ...
             raise RemoteError(f"cannot reach the training service at {self.base}: {reason}") from None
+
+    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        url = self.base + path
+        answer = self.send(method, path, **kwargs)
+        return self._decoded(method, url, answer)
+
+    @staticmethod
+    def _decoded(method: str, url: str, answer: requests.Response) -> tuple[int, dict[str, Any]]:
         try:
             body = answer.json()
         except ValueError:
@@ -86,6 +94,36 @@ class TrainingServiceClient:
         """Post a batch of samples; with an Idempotency-Key, a retried post is stored once."""
         headers = {"Content-Type": mimetype, **({"Idempotency-Key": key} if key else {})}
         return self.call("POST", f"/v1/services/{name}/samples", data=body, headers=headers)[1]
+
+    def current(self, name: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """The current version of a service and its ETag; (None, etag) when it is still etag (304)."""
+        headers = {"If-None-Match": etag} if etag else {}
+        answer = self.send("GET", f"/v1/services/{name}/current", headers=headers)
+        if answer.status_code == 304:
+            return None, etag
+        body = self._decoded("GET", answer.url, answer)[1]
+        return body, answer.headers.get("ETag")
+
+    def bundle(self, name: str, version: int) -> dict[str, Any]:
+        """The files of one stored version, each with its sha256, size and href."""
+        return self.call("GET", f"/v1/services/{name}/versions/{version}/bundle")[1]
+
+    def download(self, path: str, limit: int) -> bytes:
+        """The bytes at path; RemoteError as soon as more than limit bytes arrive (nothing is kept of them)."""
+        url = self.base + path
+        with self.send("GET", path, stream=True) as answer:
+            if answer.status_code != 200:
+                self._decoded("GET", url, answer)  # raises the problem the service answered
+                raise RemoteError(f"GET {url}: HTTP {answer.status_code}, expected 200", answer.status_code)
+            data = bytearray()
+            try:
+                for chunk in answer.iter_content(1 << 16):
+                    data += chunk
+                    if len(data) > limit:
+                        raise RemoteError(f"GET {url}: more than the {limit} bytes announced; refused")
+            except requests.RequestException as exc:
+                raise RemoteError(f"GET {url}: the download broke off ({type(exc).__name__}: {exc})") from None
+            return bytes(data)
 
     def train(self, name: str) -> tuple[dict[str, Any], bool]:
         status, body = self.call("POST", f"/v1/services/{name}/train")

@@ -1,0 +1,160 @@
+"""Following a training service: a gateway whose training is remote keeps each
+config set on the version the centre says is current.
+
+Each check asks `GET /v1/services/NAME/current` with the ETag of the last
+answer, so an unchanged centre answers 304 and nothing more happens. A new
+current version that is not here yet is fetched as a bundle (its manifest,
+then file by file, each no larger than announced), checked (every sha256,
+and the signature when MLRM_VERIFY_KEY is set) and written with the same
+atomic protocol as a local training job (VersionStore.install); a version
+that is here already (a rollback at the centre) is only made current again.
+The ML services notice the new current version as they do after a local job.
+
+Transport-free: HTTP goes through TrainingServiceClient, the one client of the
+training API. While the centre cannot be reached nothing changes here: the
+services keep serving the last good version, checks are retried with a
+growing delay, and the outage and the recovery are each said once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+
+from mlrm.errors import MlrmError, RemoteError, StateError
+from mlrm.storage.versions import VersionStore
+from mlrm.training.remote import TrainingServiceClient
+
+log = logging.getLogger("mlrm.training.follow")
+
+# A version larger than this is refused before it is downloaded (it would be held in memory to check it).
+MAX_VERSION_BYTES = 1 << 30
+# The longest wait between checks while the centre is unreachable.
+MAX_BACKOFF = 60.0
+Say = Callable[[str], None]
+
+
+def service_name(config_set: Path) -> str:
+    """The `name` in a config set's service.yaml (read without loading the set: no scikit-learn here)."""
+    file = Path(config_set) / "service.yaml"
+    data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise StateError(f"{file}: no 'name' (`mlrm validate {config_set}` says what is wrong)")
+    return str(data["name"])
+
+
+class Follower:
+    """Keeps one config set's learned/ on the centre's current version."""
+
+    def __init__(self, name: str, learned_dir: Path, url: str, *, timeout: float = 10.0) -> None:
+        self.name, self.url, self.timeout = name, url.rstrip("/"), timeout
+        self.store = VersionStore(learned_dir)
+        self.etag: str | None = None
+
+    def check(self) -> str | None:
+        """One check: what changed here (for the log), or None. RemoteError, StateError: nothing changed."""
+        with TrainingServiceClient(self.url, timeout=self.timeout) as client:
+            current, etag = client.current(self.name, self.etag)
+            if current is None:
+                return None
+            version, digest = int(current["version"]), str(current["parameters_sha256"])
+            try:
+                pointer = self.store.pointer()
+            except StateError:  # a corrupt current.yaml here: the centre's answer replaces it
+                pointer = None
+            said = None
+            if pointer is None or (pointer.version, pointer.parameters_sha256) != (version, digest):
+                said = self._take(client, version, digest)
+            self.etag = etag  # only once this answer is applied: a failed download is tried again
+            return said
+
+    def _take(self, client: TrainingServiceClient, version: int, digest: str) -> str:
+        source = f"version {version} of {self.name} from {self.url}"
+        if version in self.store.versions():
+            # The centre rolled back (or forward) to a version this gateway holds: same digest, or refused.
+            self.store.install(version, {}, digest)
+            return f"{source}: held here already, verified; now current again"
+        bundle = client.bundle(self.name, version)
+        files = bundle.get("files") or []
+        total = sum(int(f.get("size", 0)) for f in files)
+        if total > MAX_VERSION_BYTES:
+            raise StateError(f"{source}: {total} bytes, more than the {MAX_VERSION_BYTES} a gateway takes; not fetched")
+        data: dict[str, bytes] = {}
+        for item in files:
+            file = str(item["name"])
+            if "/" in file or file.startswith(".") or not file:
+                raise StateError(f"{source}: the bundle names a file {file!r}; refused")
+            path = f"/v1/services/{quote(self.name)}/versions/{version}/files/{quote(file)}"
+            data[file] = client.download(path, int(item["size"]))
+        self.store.install(version, data, digest)
+        signed = " and the signature" if "signature.yaml" in data else ""
+        return f"{source}: {len(data)} files, every sha256{signed} verified; now current"
+
+
+@dataclass
+class _Due:
+    follower: Follower
+    at: float = 0.0
+    failures: int = 0
+    last_error: str | None = field(default=None)
+
+
+class Following:
+    """Checks followers every `interval` seconds in one thread; each backs off on its own while it fails."""
+
+    def __init__(self, followers: list[Follower], interval: float, say: Say) -> None:
+        self.interval, self.say = interval, say
+        self._due = [_Due(f) for f in followers]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._due:
+            self._thread = threading.Thread(target=self._run, name="mlrm-follow", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * self.interval + 15)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for due in self._due:
+                if due.at <= now and not self._stop.is_set():
+                    self.check(due)
+            wake = min(d.at for d in self._due)
+            self._stop.wait(max(0.01, wake - time.monotonic()))
+
+    def check(self, due: _Due) -> None:
+        """One check of one follower, with its outage said once and its recovery said once."""
+        f = due.follower
+        try:
+            said = f.check()
+        except (MlrmError, OSError, ValueError, KeyError, TypeError) as exc:
+            due.failures += 1
+            delay = max(self.interval, min(MAX_BACKOFF, self.interval * 2**due.failures))
+            due.at = time.monotonic() + delay
+            error = str(exc)
+            if due.failures == 1 or type(exc) is not RemoteError and error != due.last_error:
+                keeps = f.store.current()
+                self.say(
+                    f"{f.name}: {'cannot reach' if isinstance(exc, RemoteError) else 'cannot follow'} {f.url}: "
+                    f"{error}; still serving version {keeps}, checking again with backoff (up to {MAX_BACKOFF:g}s)"
+                )
+            due.last_error = error
+            return
+        if due.failures:
+            self.say(f"{f.name}: {f.url} answers again after {due.failures} failed check(s)")
+        due.failures, due.last_error = 0, None
+        due.at = time.monotonic() + self.interval
+        if said:
+            self.say(said)

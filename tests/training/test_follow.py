@@ -1,0 +1,94 @@
+"""A gateway's config set follows a real training service: a new current
+version is fetched, checked and made current; a rollback at the centre moves
+it back; a version whose bytes or signature do not check out is refused and
+the gateway keeps the one it had."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlrm.errors import RemoteError, StateError
+from mlrm.storage import signatures
+from mlrm.storage.versions import VersionRecord, VersionStore
+from mlrm.training.follow import Follower, Following
+from tests.toolkit.processes import Process, free_port
+from tests.toolkit.training import NAME
+
+Start = Callable[..., tuple[str, Process]]
+
+
+def republish(store: VersionStore, record: VersionRecord | None = None) -> int:
+    """A new current version at the centre (version 1's parameters and model again, as a job writes one)."""
+    record = record or store.read(1)
+    return store.write({k: v for k, v in record.parameters.items() if k not in ("version", "artifacts")}, record.files)
+
+
+@pytest.fixture
+def gateway_set(root: Path, tmp_path: Path) -> Path:
+    """The gateway's copy of the centre's config set, as shipped to both."""
+    return Path(shutil.copytree(root / NAME, tmp_path / "gateway" / NAME))
+
+
+def test_follows_new_versions_and_rollbacks(root: Path, gateway_set: Path, training_service: Start) -> None:
+    url, _ = training_service(root)
+    centre, here = VersionStore(root / NAME / "learned"), VersionStore(gateway_set / "learned")
+    follower = Follower(NAME, gateway_set / "learned", url)
+    assert follower.check() is None  # the same version 1 on both sides
+    assert republish(centre) == 2
+    said = follower.check()
+    assert said == f"version 2 of {NAME} from {url}: 2 files, every sha256 verified; now current", said
+    assert here.pointer() == centre.pointer()
+    for name in ("parameters.yaml", "model.skops"):
+        assert (here.path_of(2) / name).read_bytes() == (centre.path_of(2) / name).read_bytes()
+    assert follower.check() is None  # 304: nothing fetched
+    centre.set_current(1)
+    assert follower.check() == f"version 1 of {NAME} from {url}: held here already, verified; now current again"
+    assert here.current() == 1
+
+
+def test_refuses_a_version_whose_files_do_not_match_and_keeps_its_own(
+    root: Path, gateway_set: Path, training_service: Start
+) -> None:
+    url, _ = training_service(root)
+    centre, here = VersionStore(root / NAME / "learned"), VersionStore(gateway_set / "learned")
+    republish(centre)
+    (centre.path_of(2) / "model.skops").write_bytes(b"torn copy")
+    with pytest.raises(StateError, match="model.skops has sha256 .* as parameters.yaml says"):
+        Follower(NAME, gateway_set / "learned", url).check()
+    assert here.current() == 1 and here.versions() == [1]
+    assert not list(here.versions_dir.glob(".tmp-*"))
+
+
+def test_with_a_verify_key_only_signed_versions_are_taken(
+    root: Path, gateway_set: Path, training_service: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = signatures.generate(tmp_path / "keys")
+    url, _ = training_service(root)
+    centre, here = VersionStore(root / NAME / "learned"), VersionStore(gateway_set / "learned")
+    first = centre.read(1)
+    monkeypatch.setenv(signatures.VERIFY_ENV, str(public))
+    republish(centre, first)  # unsigned: the training side had no key
+    with pytest.raises(StateError, match="signature.yaml is missing"):
+        Follower(NAME, gateway_set / "learned", url).check()
+    monkeypatch.setenv(signatures.SIGNING_ENV, str(private))
+    republish(centre, first)
+    said = Follower(NAME, gateway_set / "learned", url).check()
+    assert said is not None and "3 files, every sha256 and the signature verified" in said, said
+    assert here.versions() == [1, 3] and here.current() == 3
+
+
+def test_an_unreachable_centre_is_said_once_and_its_return_once(gateway_set: Path) -> None:
+    events: list[str] = []
+    follower = Follower(NAME, gateway_set / "learned", f"http://127.0.0.1:{free_port()}", timeout=1)
+    following = Following([follower], interval=0.01, say=events.append)
+    due = following._due[0]
+    for _ in range(3):
+        following.check(due)
+    assert due.failures == 3 and len(events) == 1, events
+    assert "cannot reach" in events[0] and "still serving version 1" in events[0]
+    with pytest.raises(RemoteError):
+        follower.check()
