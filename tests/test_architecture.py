@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("mlrm.rest", "mlrm.mqtt"),  # transports
     ("training_service", "mlrm.tools"),
     ("mlrm.gateway",),
+    ("mlrm.dashboard",),  # run by the gateway as a child process, never imported by it
     ("mlrm.cli", "mlrm.__main__"),
 ]
 RANK = {package: rank for rank, group in enumerate(LAYERS) for package in group}

@@ -86,6 +86,13 @@ def _print_table(state: dict[str, Any], live: bool = True) -> None:
     _say(gateway_state.table(gateway_state.rows(state, live=live)))
 
 
+def _say_dashboard(state: dict[str, Any]) -> None:
+    """Where the gateway's dashboard is, when the manifest has one (docs/dashboard.md)."""
+    for entry in state["services"]:
+        if entry["kind"] == "dashboard":
+            _say(f"dashboard: {entry['url']}/")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from mlrm.gateway.commands import plan
     from mlrm.gateway.manifest import load_manifest
@@ -151,6 +158,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             _say("")
             if steps.training_url:
                 _say(f"training data goes to {steps.training_url}")
+            _say_dashboard(supervisor.state())
             _say(
                 f"status: mlrm status {args.manifest}   stop: Ctrl-C (or SIGTERM to pid {os.getpid()})   "
                 f"reload: kill -HUP {os.getpid()}"
@@ -201,6 +209,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_table(found)
         if found.get("training_url"):
             _say(f"training data goes to {found['training_url']}")
+        _say_dashboard(found)
         shown += 1
     if args.json:
         for found in states.values():

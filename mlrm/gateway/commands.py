@@ -16,6 +16,7 @@ import mlrm
 from mlrm.credentials import TOKEN_FILE_ENV
 from mlrm.errors import ConfigError
 from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec, reachable_host
+from mlrm.gateway.manifest_schema import DASHBOARD, DASHBOARD_PROBES
 from mlrm.training.remote import CA_FILE_ENV, TRAINING_SERVICE_ENV
 
 # `mlrm training-service --config-root DIR --port N --host H --store URL`.
@@ -32,7 +33,7 @@ class Launch:
     """One process the gateway starts and watches."""
 
     name: str
-    kind: str  # "ml" or "training"
+    kind: str  # "ml", "training" or "dashboard"
     argv: list[str]
     url: str
     probes: Probes
@@ -177,6 +178,27 @@ def training_launch(manifest: Manifest, port: int) -> Launch:
     )
 
 
+def dashboard_launch(manifest: Manifest, port: int) -> Launch:
+    """How the dashboard is started: `python -m mlrm.dashboard`, reading this gateway's state file."""
+    board = manifest.dashboard
+    assert board is not None
+    argv = [sys.executable, "-m", "mlrm.dashboard", "--state", str(manifest.state_file)]
+    argv += ["--host", board.host, "--port", str(port), "--interval", f"{board.interval:g}"]
+    argv += ["--minutes", f"{board.minutes:g}", *_credentials(manifest), *_tls(manifest)]
+    if board.token_file:
+        argv += ["--token-file", str(board.token_file)]  # the file's name, never the token
+    return Launch(
+        name=DASHBOARD,
+        kind="dashboard",
+        argv=argv,
+        url=url_of(board.host, port, manifest.scheme),
+        probes=Probes(**DASHBOARD_PROBES),
+        cwd=manifest.root,
+        port=port,
+        env=child_env(),
+    )
+
+
 def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
     """The launches of a manifest: training service first, then the ML
     services. ConfigError when something cannot start (port taken, MQTT
@@ -187,7 +209,7 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
     training = manifest.training
     host = manifest.host
 
-    def port_for(value: int, at: tuple[str, ...]) -> int:
+    def port_for(value: int, at: tuple[str, ...], host: str = host) -> int:
         if value == 0:
             return free_port(host)
         if check_ports and port_in_use(host, value):
@@ -212,6 +234,9 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
             continue
         port = port_for(spec.port, ("services", spec.name, "port"))
         launches.append(ml_launch(manifest, spec, port, training_url))
+    if manifest.dashboard is not None:
+        board = manifest.dashboard
+        launches.append(dashboard_launch(manifest, port_for(board.port, ("dashboard", "port"), board.host)))
     if problems:
         raise ConfigError(problems)
     return Plan(launches, skipped, training_url, manifest.certfile, manifest.client_token)

@@ -19,6 +19,7 @@ from mlrm.config.yamldoc import KeyPath, Report, check_schema, describe, fill_de
 from mlrm.credentials import CREATE_HINT, is_loopback
 from mlrm.errors import ConfigError, ConfigProblem
 from mlrm.gateway.manifest_schema import (
+    DASHBOARD,
     ML_PROBES,
     REFERENCE_HEADER,
     SCHEMA_ID,
@@ -38,6 +39,7 @@ __all__ = [
     "TRAINING_PROBES",
     "Manifest",
     "Probes",
+    "DashboardSpec",
     "ServiceSpec",
     "Supervision",
     "TrainingSpec",
@@ -78,6 +80,17 @@ class TrainingSpec:
 
 
 @dataclass(frozen=True)
+class DashboardSpec:
+    """The dashboard in the browser (mlrm.dashboard), when the manifest has a dashboard section."""
+
+    host: str
+    port: int
+    interval: float
+    minutes: float
+    token_file: Path | None
+
+
+@dataclass(frozen=True)
 class Supervision:
     start_timeout: float
     stop_timeout: float
@@ -111,6 +124,7 @@ class Manifest:
     insecure: bool = False
     certfile: Path | None = None
     keyfile: Path | None = None
+    dashboard: DashboardSpec | None = None
 
     @property
     def scheme(self) -> str:
@@ -176,10 +190,11 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
         pair = check_section(raw["tls"], root, report)
         if pair and training["mode"] == "local" and any(s["enabled"] for s in raw["services"].values()):
             check_feedback_host(pair[0], reachable_host(raw["host"]), report)
+    _check_dashboard(raw, ports, report)
     for name, spec in raw["services"].items():
         at = ("services", name)
-        if name == TRAINING:
-            report(at, f"'{TRAINING}' is the training service's own row; name this service differently.")
+        if name in (TRAINING, DASHBOARD):
+            report(at, f"'{name}' is the {name.replace('-', ' ')}'s own row; name this service differently.")
         port = spec["port"]
         if port and port in ports:
             other = ".".join(ports[port])
@@ -200,6 +215,33 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
         except ConfigError as exc:
             report((*at, "config_set"), f"the config set {folder} does not load; its problems follow.")
             report.problems.extend(exc.problems)
+
+
+def _check_dashboard(raw: dict[str, Any], ports: dict[int, tuple[str, ...]], report: Report) -> None:
+    """The dashboard's port is its own, it is not open to a network, and it can read guarded services."""
+    section = raw.get("dashboard")
+    if not section:
+        return
+    credentials = raw.get("credentials") or {}
+    port, host = section["port"], section.get("host", raw["host"])
+    if port and port in ports:
+        report(("dashboard", "port"), f"port {port} is already taken by {'.'.join(ports[port])}. Pick another (or 0).")
+    elif port:
+        ports[port] = ("dashboard", "port")
+    if not is_loopback(host) and not credentials.get("tokens") and not credentials.get("insecure"):
+        report(
+            ("dashboard", "host"),
+            f"the dashboard would listen on {host}, reachable from the network, and no credentials.tokens is set "
+            f"(anyone could retrain and roll back). Make a tokens file ({CREATE_HINT}) and set credentials.tokens; "
+            "or bind the dashboard to 127.0.0.1.",
+        )
+    if credentials.get("tokens") and not section.get("token_file"):
+        report(
+            ("dashboard",),
+            "credentials.tokens is set, so the dashboard needs a token to read the services: make one (mlrm token "
+            "create dashboard --scopes predict,metrics,admin --file TOKENS_FILE > secrets/dashboard.token) and set "
+            "dashboard.token_file: secrets/dashboard.token.",
+        )
 
 
 def reachable_host(host: str) -> str:
@@ -288,6 +330,16 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
     sup = data["supervision"]
     credentials = data.get("credentials") or {}
     tls = data.get("tls") or {}
+    board = data.get("dashboard")
+    dashboard = None
+    if board:
+        dashboard = DashboardSpec(
+            host=board.get("host", data["host"]),
+            port=int(board["port"]),
+            interval=float(board["interval"]),
+            minutes=float(board["minutes"]),
+            token_file=_resolve(root, board["token_file"]) if board.get("token_file") else None,
+        )
     return Manifest(
         path=file.resolve(),
         name=data["name"],
@@ -310,4 +362,5 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         insecure=bool(credentials.get("insecure")),
         certfile=_resolve(root, tls["certfile"]) if tls else None,
         keyfile=_resolve(root, tls["keyfile"]) if tls else None,
+        dashboard=dashboard,
     )

@@ -1,0 +1,96 @@
+"""What one scrape of an ML service's /metrics says, and the chart points between two scrapes.
+
+/metrics is already summed over every gunicorn worker (mlrm/rest/metrics.py), so a scrape is the
+service's whole count, however many workers answer. Counters only grow while the service runs; a
+smaller total means it restarted, and the new total is then what happened since (as Prometheus's
+rate() treats a reset). Label sets are summed over whatever labels the dashboard does not use
+(e.g. `model` when one process serves several config sets).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+# Requests the charts leave out: what the dashboard and `mlrm status` ask themselves (GET / for the
+# version, scrapes) and probes, which say nothing about the work a service does for its clients.
+NOT_WORK = ("/", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/<name>/ready")
+
+
+def _work(endpoint: str) -> bool:
+    return endpoint not in NOT_WORK and not endpoint.endswith("/ready")
+
+
+@dataclass
+class Scrape:
+    """The totals of one /metrics answer."""
+
+    requests: float = 0.0
+    errors: float = 0.0  # answered with a status of 400 or more
+    buckets: dict[float, float] = field(default_factory=dict)  # latency: upper bound (s) -> cumulative count
+    predictions: dict[str, float] = field(default_factory=dict)  # label -> rows predicted
+    versions: dict[str, int] = field(default_factory=dict)  # model -> version serving
+    ready: dict[str, bool] = field(default_factory=dict)
+
+
+def parse(text: str) -> Scrape:
+    """A Scrape of Prometheus text exposition (families the dashboard does not know are skipped)."""
+    out = Scrape()
+    labelled: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels, value = sample.name, sample.labels, sample.value
+            if name == "mlrm_requests_total" and _work(labels.get("endpoint", "")):
+                out.requests += value
+                if labels.get("status", "").isdigit() and int(labels["status"]) >= 400:
+                    out.errors += value
+            elif name == "mlrm_request_duration_seconds_bucket" and _work(labels.get("endpoint", "")):
+                bound = float(labels.get("le", "inf"))
+                out.buckets[bound] = out.buckets.get(bound, 0.0) + value
+            elif name == "mlrm_predictions_total":
+                key = (labels.get("model", ""), labels.get("label", ""))
+                labelled[key] = labelled.get(key, 0.0) + value
+            elif name == "mlrm_model_version" and not math.isnan(value):
+                out.versions[labels.get("model", "")] = int(value)
+            elif name == "mlrm_model_ready":
+                out.ready[labels.get("model", "")] = value >= 1
+    models = {model for model, _ in labelled}
+    for (model, label), value in labelled.items():
+        out.predictions[label if len(models) == 1 else f"{model}: {label}"] = value
+    return out
+
+
+def quantile(q: float, deltas: list[tuple[float, float]]) -> float | None:
+    """The q-quantile of a histogram's (upper bound, cumulative count) increase, as Prometheus's
+    histogram_quantile estimates it: linear within the bucket; None without observations."""
+    deltas = sorted(deltas)
+    if not deltas or deltas[-1][1] <= 0:
+        return None
+    rank = q * deltas[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in deltas:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound  # beyond the largest finite bucket: its bound is all we know
+            width = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def point(before: Scrape, after: Scrape, seconds: float) -> dict[str, Any]:
+    """Rate (requests/s), error share, p50 and p99 latency (ms) over the seconds between two scrapes."""
+    base = Scrape() if after.requests < before.requests else before  # fewer: the service restarted
+    requests = after.requests - base.requests
+    errors = max(0.0, after.errors - base.errors)
+    deltas = [(bound, count - base.buckets.get(bound, 0.0)) for bound, count in after.buckets.items()]
+    p50, p99 = quantile(0.5, deltas), quantile(0.99, deltas)
+    return {
+        "rate": round(requests / seconds, 3) if seconds > 0 else None,
+        "errors": round(errors / requests, 4) if requests > 0 else None,
+        "p50": None if p50 is None else round(p50 * 1000, 3),
+        "p99": None if p99 is None else round(p99 * 1000, 3),
+    }

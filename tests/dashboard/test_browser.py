@@ -1,0 +1,84 @@
+"""The dashboard in a real browser against a real gateway: `mlrm up` with the training service,
+two ML services (one with 2 gunicorn workers) and the dashboard; chromium opens the page, sees
+every service, sees the rates move when predictions come, retrains through the page and sees the
+new version go live, rolls back through the page, and never logs a console error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from mlrm.tools.datasets import breast_cancer
+from tests.toolkit.browser import page, require_browser, screenshot
+from tests.toolkit.files import copy_config_set, write_manifest
+from tests.toolkit.gateway import status
+from tests.toolkit.processes import Process, mlrm_args
+from tests.toolkit.training import NAME, weak_version
+
+pytestmark = pytest.mark.slow
+
+
+def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Callable[..., Process]) -> None:
+    require_browser()
+    from playwright.sync_api import expect
+
+    rows = breast_cancer()
+    weak_version(copy_config_set(NAME, tmp_path / "configs"), rows)  # version 1 is poor: retraining helps
+    copy_config_set("machine-anomaly", tmp_path / "configs")
+    manifest = write_manifest(
+        tmp_path,
+        f"""
+        name: dash
+        services:
+          {NAME}: {{config_set: {tmp_path}/configs/{NAME}, port: 0, workers: 2}}
+          machine-anomaly: {{config_set: {tmp_path}/configs/machine-anomaly, port: 0}}
+        training: {{mode: local, port: 0}}
+        dashboard: {{port: 0, interval: 0.5}}
+        """,
+    )
+    up = spawn(mlrm_args("up", str(manifest)), name="up")
+    up.wait_until(lambda: "stop: Ctrl-C" in up.output(), timeout=90, what="the status table")
+    services = status(manifest)
+    assert services["dashboard"]["ready"] == "yes", services
+    dashboard, cancer = services["dashboard"]["url"], services[NAME]["url"]
+    assert f"dashboard: {dashboard}/" in up.output()  # mlrm up says where to look
+    answer = requests.post(f"{services['training-service']['url']}/v1/services/{NAME}/samples",
+                           json={"records": rows}, timeout=30)  # fmt: skip
+    assert answer.status_code == 202, answer.text
+
+    with page() as (opened, console):
+        opened.goto(dashboard + "/")
+        table = opened.locator("#services tbody")
+        for name in ("training-service", NAME, "machine-anomaly"):
+            expect(table.locator(f"tr[data-service='{name}'] td.state")).to_have_text("yes", timeout=20_000)
+        card = opened.locator(f"section.card[data-service='{NAME}']")
+        expect(card.locator(".version")).to_have_text("1")
+        expect(card.locator(".samples")).to_contain_text(f"{len(rows)} stored")
+
+        instances = [{k: v for k, v in r.items() if k != "diagnosis"} for r in rows[:40]]
+        for i in range(0, 40, 4):  # predictions spread over a few samples of the dashboard
+            answer = requests.post(f"{cancer}/v1/predict", json={"instances": instances[i : i + 4]}, timeout=10)
+            assert answer.status_code == 200, answer.text
+        expect(card.locator("table.labels tr[data-label='benign']")).to_be_visible(timeout=10_000)
+        rate = table.locator(f"tr[data-service='{NAME}'] td.rate")
+        expect(rate).not_to_have_text("0.00", timeout=10_000)
+        assert float(rate.inner_text()) > 0
+
+        card.locator("button.retrain").click()
+        expect(card.locator(".said")).to_contain_text("queued")
+        expect(card.locator(".version")).to_have_text("2", timeout=60_000)  # the new version live
+        job = card.locator("table.jobs tbody tr").first
+        expect(job).to_contain_text("promoted")
+        expect(job).to_contain_text("on_demand")
+        expect(table.locator(f"tr[data-service='{NAME}'] td.version")).to_have_text("2")
+        screenshot(opened, "dashboard.png")
+
+        card.locator("select.rollback-version").select_option("1")
+        card.locator("button.rollback").click()
+        expect(card.locator(".said")).to_contain_text("version 1 is current (was 2)")
+        expect(card.locator(".version")).to_have_text("1", timeout=20_000)
+        assert requests.get(f"{cancer}/", timeout=5).json()["version"] == 1
+        assert not console.errors, console.errors
