@@ -96,7 +96,10 @@ def register(add: Callable[..., Any]) -> None:
     )
     s.add_argument("--config-root", required=True, metavar="DIR", help="folder whose sub-folders are config sets")
     s.add_argument("--store", default="", metavar="URL",
-                   help=f"sqlite:///path/to/file.sqlite (default: DIR/{STORE_FILE}, WAL, synchronous=FULL)")  # fmt: skip
+                   help=f"sqlite:///path/to/file.sqlite (default: DIR/{STORE_FILE}, WAL, synchronous=FULL), or "
+                   "postgresql://USER[:PASSWORD]@HOST:5432/DATABASE[?schema=NAME] (needs pip install "
+                   "'mlrm[postgresql]'), which several instances can share: one scheduler leads, another takes "
+                   "over within seconds of its end")  # fmt: skip
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT)
     s.add_argument("--workers", type=int, default=2,
