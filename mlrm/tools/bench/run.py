@@ -168,11 +168,12 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
                     **measure_target(target, bodies, settings, server.pid, progress),
                 }
                 results.append(result)
-                if settings.mqtt_broker:
+                broker = settings.mqtt_broker or (config.section("mqtt") or {}).get("broker")
+                if broker:
                     from mlrm.tools.bench.mqtt import measure_mqtt
 
-                    progress("mqtt", None, f"{len(bodies)} predicts over {settings.mqtt_broker}")
-                    result["mqtt"] = measure_mqtt(config, settings.mqtt_broker, instances, settings)
+                    progress("mqtt", None, f"{settings.requests} predicts over {broker}")
+                    result["mqtt"] = measure_mqtt(config, broker, instances, settings.requests)
         for url in settings.targets:
             target = Target(url, config.name, token)
             pid = procstat.listening_pid(target.port) if target.host in ("127.0.0.1", "localhost", "::1") else None
