@@ -37,6 +37,7 @@ EXTENSIONS: list[str] = [
     "mlrm.mqtt.cli",
     "training_service.cli",
     "mlrm.gateway.cli",
+    "mlrm.gateway.export",
     "mlrm.tools.scaffold",
     "mlrm.credentials",
     "mlrm.training.migrate",

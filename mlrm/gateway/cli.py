@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mlrm.gateway.commands import Plan
 
 NOT_RUNNING = 3  # as `systemctl status`: the program is not running
+# How `mlrm up` is stopped (in order, gracefully) and told to reload its manifest; the systemd unit says the same.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL = signal.SIGHUP
 
 
 def _say(text: str) -> None:
@@ -134,8 +137,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     def on_hangup(number: int, frame: Any) -> None:
         reloads.append(number)  # as daemons do: SIGHUP reloads, it does not stop
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    previous[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, on_hangup)
     supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals))
 
     def replan() -> Plan | None:

@@ -28,6 +28,8 @@ from gunicorn.app.base import BaseApplication
 from mlrm.errors import DataError
 
 log = logging.getLogger("mlrm.server")
+# Seconds gunicorn lets requests in flight finish after SIGTERM (Kubernetes' grace period must exceed it).
+GRACEFUL_TIMEOUT = 10
 
 
 def _pre_fork(server: Any, worker: Any) -> None:
@@ -115,7 +117,7 @@ def serve(
         "threads": threads,
         "preload_app": True,
         "timeout": timeout,
-        "graceful_timeout": 10,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
         "loglevel": log_level,
         "errorlog": "-",
         "accesslog": "-" if access_log else None,
