@@ -6,10 +6,11 @@ error handler turns every failure into an application/problem+json body.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from mlrm.credentials import guard_of
 from mlrm.errors import NotFoundError
@@ -17,6 +18,7 @@ from mlrm.rest.access import protect
 from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
 from training_service import openapi
 from training_service.core import TrainingService
+from training_service.metrics import TrainingMetrics
 from training_service.selector import MAX_ID
 from training_service.settings import Settings
 
@@ -24,8 +26,8 @@ from training_service.settings import Settings
 class TrainingApi:
     """Handlers over one TrainingService."""
 
-    def __init__(self, service: TrainingService) -> None:
-        self.service = service
+    def __init__(self, service: TrainingService, metrics: TrainingMetrics) -> None:
+        self.service, self.metrics = service, metrics
 
     def index(self) -> Response:
         return respond(self.service.index())
@@ -108,6 +110,10 @@ class TrainingApi:
             raise NotFoundError(f"'{name}' has no version {version}")
         return Response(self.service.version_file(name, version, file), mimetype="application/octet-stream")
 
+    def metrics_text(self) -> Response:
+        # content_type=, not mimetype=: Flask would append a second charset to the one the type has.
+        return Response(self.metrics.render(self.service), content_type=self.metrics.content_type)
+
     def openapi_json(self) -> Response:
         services = self.service.services  # built per request: config sets come and go while it runs
         configs = [services.get(n) for n in services.names()]
@@ -120,6 +126,7 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/", ["GET"], "index", "admin"),
     ("/v1/health", ["GET"], "health", None),
     ("/openapi.json", ["GET"], "openapi_json", None),  # the shape of the API, no data
+    ("/metrics", ["GET"], "metrics_text", "metrics"),  # as the ML service's: counts tell how the plant runs
     ("/v1/services", ["GET"], "index", "admin"),
     ("/v1/services/<name>", ["GET"], "describe", "admin"),
     ("/v1/services/<name>/samples", ["POST"], "samples", "ingest"),
@@ -143,7 +150,8 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
 def create_app(settings: Settings, *, service: TrainingService | None = None) -> Flask:
     """Build the Flask app of a training service."""
     service = service or TrainingService(settings)
-    api = TrainingApi(service)
+    metrics = service.metrics = service.metrics or TrainingMetrics()
+    api = TrainingApi(service, metrics)
     app = Flask("training_service")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["training_service"] = service
@@ -162,4 +170,17 @@ def create_app(settings: Settings, *, service: TrainingService | None = None) ->
         )
     )
     app.register_error_handler(Exception, handle_error)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        if "started" in g:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - g.started)
+        return response
+
     return app

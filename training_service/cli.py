@@ -28,6 +28,9 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, log_level=args.log_level, min_free_bytes=args.min_free_bytes,
         tokens_file=serving_tokens("training-service", args.host, args.tokens, args.insecure),
     )  # fmt: skip
+    # Before prometheus_client is first imported (mlrm.rest.server brings it): every process of this
+    # service (API workers, scheduler, job processes, MQTT subscriber) then writes its metrics there.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest.server import check_tls
 
     check_tls(args.certfile, args.keyfile)  # before the store is migrated or anything is forked
@@ -38,8 +41,6 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     # A damaged file still opens and takes writes; only a check finds it. Started anyway, so probes see it red.
     damage = store.check()
     store.close()
-    # Set before prometheus_client is first imported (gunicorn's child_exit hook uses it).
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
     from mlrm.rest.server import serve
     from training_service import mqtt_samples
     from training_service.api import create_app

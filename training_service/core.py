@@ -6,9 +6,10 @@ encodes the answer; a CLI or another transport could call the same methods.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlrm.errors import FieldError, NotFoundError, RequestError, StateError
 from mlrm.storage.versions import VersionStore
@@ -20,6 +21,10 @@ from training_service.settings import Settings
 from training_service.store import Job, Store, StoreFull, iso
 from training_service.store_url import open_store
 
+if TYPE_CHECKING:
+    from training_service.metrics import TrainingMetrics
+
+log = logging.getLogger("training_service.core")
 MAX_KEY_LENGTH = 255
 STORE_FIX = (
     "Stop the training service, keep a copy of the file, recover it (sqlite3 training.sqlite '.recover' | "
@@ -46,6 +51,8 @@ class TrainingService:
         self.settings = settings
         self.services = services or ConfigRoot(settings.config_root)
         self.store = store or open_store(settings.store_url)
+        # Ingest counts and latency (training_service/metrics.py); set by the app or the MQTT subscriber.
+        self.metrics: TrainingMetrics | None = None
         self.handout = Handout()
         self.store.migrate()
         # Built in gunicorn's master before it forks: no connection may cross fork(); each worker opens its own.
@@ -66,9 +73,11 @@ class TrainingService:
             earlier = self.store.find_batch(name, key)
             if earlier is not None:
                 return self._replay(key, fingerprint, *earlier), True
+        started = time.perf_counter()
         batch = ingest.decode(mimetype, body, self.settings.max_records)
         checked = ingest.check(config, batch)
         if not checked.samples:
+            self._ingested(name, 0, checked.total, started)
             raise ingest.nothing_accepted(checked)
         self._writable(len(body))
         try:
@@ -80,7 +89,12 @@ class TrainingService:
             raise self._full(str(exc)) from None
         if replayed:  # a concurrent retry with the same key committed first
             return self._replay(key or "", fingerprint, fingerprint, response), True
+        self._ingested(name, len(checked.samples), checked.total - len(checked.samples), started)
         return response, False
+
+    def _ingested(self, name: str, accepted: int, rejected: int, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.ingested(name, accepted, rejected, time.perf_counter() - started)
 
     def _writable(self, size: int) -> None:
         """Refuse a post the store cannot safely take: damaged (503), or its disk near full (507)."""
@@ -260,6 +274,8 @@ class TrainingService:
         except StateError as exc:
             raise RequestError("Version unusable", 409, detail=str(exc), kind="version-unusable") from None
         answer = {"service": name, "version": version, "previous": before}
+        forced = " (forced past the gate)" if refused is not None else ""
+        log.info("%s: rollback: version %s is current (was %s)%s", name, version, before, forced)
         return {**answer, "forced": True} if refused is not None else answer
 
     # Versions handed out to gateways that follow this service (handout.py)

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from mlrm.training.trainer import dataset, evaluate, fit, save
 from training_service import gate
 from training_service.holdout import stable_split
 from training_service.store import Job, Lock, Store
+
+if TYPE_CHECKING:
+    from training_service.metrics import TrainingMetrics
 
 log = logging.getLogger("training_service.jobs")
 
@@ -82,8 +85,8 @@ class Reporter:
         )
 
 
-def run(store: Store, job_id: int) -> None:
-    """Run one job to its end, recording success or failure on its row."""
+def run(store: Store, job_id: int, metrics: TrainingMetrics | None = None) -> None:
+    """Run one job to its end, recording success or failure on its row (and in metrics)."""
     job = store.job(job_id)
     if job is None:
         raise StateError(f"job {job_id} does not exist")
@@ -95,15 +98,23 @@ def run(store: Store, job_id: int) -> None:
         timings["total_s"] = round(time.perf_counter() - started, 4)
         store.finish_job(job_id, "failed", result=None, error=str(exc), timings=timings)
         log.error("job %s (%s) failed: %s", job_id, job.service, exc)
+        if metrics is not None:
+            metrics.job_ended(job.service, "failed", timings["total_s"], None)
         return
     except Exception as exc:  # a bug or a broken algorithm: keep the job record honest
         timings["total_s"] = round(time.perf_counter() - started, 4)
         store.finish_job(job_id, "failed", result=None, error=f"{type(exc).__name__}: {exc}", timings=timings)
         log.error("job %s (%s) crashed:\n%s", job_id, job.service, traceback.format_exc())
+        if metrics is not None:
+            metrics.job_ended(job.service, "failed", timings["total_s"], None)
         return
     timings["total_s"] = round(time.perf_counter() - started, 4)
     store.finish_job(job_id, "succeeded", result=result, error=None, timings=timings)
-    log.info("job %s (%s): %s", job_id, job.service, result["reason"])
+    # The version a promotion makes current is logged here, where it is written; the ML services log the swap.
+    verdict = "current" if result["promoted"] else "kept, not current"
+    log.info("job %s (%s): version %s %s: %s", job_id, job.service, result["version"], verdict, result["reason"])
+    if metrics is not None:
+        metrics.job_ended(job.service, "succeeded", timings["total_s"], bool(result["promoted"]))
 
 
 def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) -> dict[str, Any]:
@@ -223,7 +234,9 @@ def process_main(store_url: str, job_id: int, service: str) -> None:
     done = threading.Event()
     threading.Thread(target=_exit_if_lost, args=(lock, done), name="job-lock", daemon=True).start()
     store.start_job(job_id, os.getpid())
-    run(store, job_id)
+    from training_service.metrics import TrainingMetrics
+
+    run(store, job_id, TrainingMetrics())
     done.set()
     store.close()
     lock.release()

@@ -127,7 +127,11 @@ def run(settings: Settings, services: ConfigRoot, subscribed: list[MqttSettings]
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     parent = os.getppid()
-    sink = SampleSink(TrainingService(settings, services=services))
+    from training_service.metrics import TrainingMetrics
+
+    core = TrainingService(settings, services=services)
+    core.metrics = TrainingMetrics()  # counted with the API workers' (PROMETHEUS_MULTIPROC_DIR)
+    sink = SampleSink(core)
     clients: list[MqttClient] = []
     try:
         for mqtt in subscribed:

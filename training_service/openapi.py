@@ -54,6 +54,7 @@ OPERATIONS: dict[str, Operation] = {
     "versions": Operation("Stored versions with metrics and the gate's verdict"),
     "rollback": Operation("Make a stored version current", body="rollback", problems=("400", "404", "409", "422")),
     "openapi_json": Operation("This document", problems=()),
+    "metrics_text": Operation("Prometheus metrics: requests, ingest, jobs, gate decisions", problems=()),
     "current": Operation("The current version and its parameters.yaml sha256; ETag, If-None-Match: 304"),
     "bundle": Operation("Every file of a stored version with its sha256, size and href", problems=("404", "409")),
     "version_file": Operation("One file of a stored version (a name its bundle lists)", problems=("404", "409")),

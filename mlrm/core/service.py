@@ -9,6 +9,7 @@ fails keeps the old one serving and is reported in status().
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -38,6 +39,8 @@ class Service:
         self._checked = -float("inf")
         self._stamp: Any = None
         self.listeners: list[Callable[[Model], None]] = []
+        # Called with the reason when a new current version fails to load (the old one keeps serving).
+        self.failure_listeners: list[Callable[[str], None]] = []
         # Windows and the per-stream buffer, for config sets with a sequence section.
         self.sequence = SequenceInput(config) if config.sequence else None
         self.reload()
@@ -76,13 +79,18 @@ class Service:
                 model = Model.from_record(self.config, record)
                 self._smoke(model)
                 self.model = model
-                log.info("%s: now serving version %s (was %s)", self.name, model.version, before)
+                # Per process, with its pid: each gunicorn worker swaps on its own next request, so one line
+                # per service would claim a version live while other workers still answer with the old one.
+                change = "rolled back to" if before is not None and model.version < before else "now serving"
+                log.info("%s: %s version %s (was %s) in pid %s", self.name, change, model.version, before, os.getpid())
                 for listener in self.listeners:
                     listener(model)
             self.load_error = None
         except (StateError, OSError, ValueError, KeyError, RequestError) as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
             log.error("%s: could not load the current version, still serving %s: %s", self.name, before, exc)
+            for failed in self.failure_listeners:
+                failed(self.load_error)
         self._stamp = stamp
         return {
             "version": self.version,

@@ -45,6 +45,10 @@ class ServiceApi:
         self._by_label: dict[str, Any] = {}
         self._observe_version()
         service.listeners.append(lambda model: self._observe_version())
+        # Looked up now, so both series exist (at 0) from the start.
+        reloads, failures = metrics.reloads.labels(service.name), metrics.reload_failures.labels(service.name)
+        service.listeners.append(lambda model: reloads.inc())
+        service.failure_listeners.append(lambda reason: failures.inc())
 
     def _observe_version(self) -> None:
         name = self.service.name
@@ -128,7 +132,8 @@ class ServiceApi:
         return respond(self.openapi)
 
     def metrics_text(self) -> Response:
-        return Response(self.metrics.render(), mimetype=self.metrics.content_type)
+        # content_type=, not mimetype=: Flask would append a second charset to the one the type has.
+        return Response(self.metrics.render(), content_type=self.metrics.content_type)
 
     # Open Inference Protocol (KServe V2)
     def server_metadata(self) -> Response:

@@ -8,9 +8,10 @@ the app's own registry is used.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -18,6 +19,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+# The text format generate_latest writes, named once: CONTENT_TYPE_LATEST is now OpenMetrics 1.0.0's,
+# and Flask's mimetype= would append a second charset, which strict scrapers reject.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -25,7 +32,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     """The metrics one app records."""
 
-    content_type = CONTENT_TYPE_LATEST
+    content_type = CONTENT_TYPE
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -46,10 +53,34 @@ class Metrics:
         self.ready = Gauge(
             "mlrm_model_ready", "1 when a model is loaded.", ["model"], registry=r, multiprocess_mode="livemax"
         )
+        # Per worker: each gunicorn worker swaps in a new version itself, so one version counts once per worker.
+        self.reloads = Counter("mlrm_model_reloads", "Versions swapped in, per worker.", ["model"], registry=r)
+        self.reload_failures = Counter(
+            "mlrm_model_reload_failures",
+            "Versions that failed to load (the old one kept serving).",
+            ["model"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        return render(self.registry)
+
+
+def render(registry: CollectorRegistry, *extra: Collector) -> bytes:
+    """The text of every process's samples (registry's, in one process) and of collectors read now."""
+    source: Collector = registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        source = CollectorRegistry()
+        multiprocess.MultiProcessCollector(source)
+    return generate_latest(_Joined(source, *extra))
+
+
+class _Joined:
+    """Several collectors as one, for one scrape."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()

@@ -3,6 +3,7 @@ from the config set's inputs."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mlrm import __version__
@@ -13,6 +14,29 @@ from mlrm.core.rowcode import bounds
 from mlrm.rest.inference import KNOWN
 
 _TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
+FEEDBACK_RESPONSE = {
+    "type": "object", "required": ["accepted", "id", "delivered"],
+    "properties": {
+        "accepted": {"type": "integer", "minimum": 1, "description": "Records stored in the outbox"},
+        "id": {"type": "string", "description": "The outbox entry's Idempotency-Key"},
+        "delivered": {"type": "boolean", "description": "Already sent on to the training service"},
+        "pending": {"type": "integer", "minimum": 0}, "dead": {"type": "integer", "minimum": 0},
+        "last_error": {"type": ["string", "null"]},
+    },
+}  # fmt: skip
+INFER_RESPONSE = {
+    "type": "object", "required": ["model_name", "model_version", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "shape", "datatype"],
+            "properties": {"name": {"enum": ["predict", "predict_proba", "score"]},
+                           "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                           "datatype": {"enum": ["BYTES", "FP64", "BOOL"]}, "data": {"type": "array"},
+                           "parameters": {"type": "object"}},
+        }},
+    },
+}  # fmt: skip
 
 
 def feature_schema(f: Feature) -> dict[str, Any]:
@@ -81,6 +105,53 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def predict_response_schema(config: ServiceConfig) -> dict[str, Any]:
+    """The 200 body of /v1/predict (mlrm.core.answer.Answer): one entry per instance in each list."""
+    nullable = config.sequence is not None  # a record still waiting for its window is answered with null
+    if config.task == "classification":
+        prediction: dict[str, Any] = {"enum": [*config.labels, *([None] if nullable else [])]}
+    else:
+        kind = "boolean" if config.task == "anomaly" else "number"
+        prediction = {"type": [kind, "null"] if nullable else kind}
+    properties: dict[str, Any] = {
+        "predictions": {"type": "array", "items": prediction},
+        "model": {
+            "type": "object", "required": ["name", "version"],
+            "properties": {"name": {"const": config.name}, "version": {"type": ["integer", "null"]}},
+        },
+    }  # fmt: skip
+    if config.task == "classification":
+        labels = {str(label): {"type": "number", "minimum": 0, "maximum": 1} for label in config.labels}
+        row = {"type": "object", "properties": labels, "description": "Probability by label"}
+        items = {**row, "type": ["object", "null"]} if nullable else row
+        properties["probabilities"] = {"type": "array", "items": items}
+    if config.task == "anomaly":
+        properties["scores"] = {"type": ["array", "null"], "items": {"type": ["number", "null"]},
+                                "description": "Anomaly score: higher is more anomalous"}  # fmt: skip
+    if nullable:
+        properties["windows"] = {"type": "array", "items": {
+            "type": "object", "required": ["stream", "pending", "needed"],
+            "properties": {"stream": {"type": ["string", "null"]}, "pending": {"type": "boolean"},
+                           "needed": {"type": "integer", "minimum": 0}},
+        }}  # fmt: skip
+    return {"type": "object", "required": ["predictions", "model"], "properties": properties}
+
+
+def operation_id(method: str, path: str) -> str:
+    """A stable operationId from method and path: post_v1_predict, get_v2_models_name_ready."""
+    return "_".join([method, *re.findall(r"[A-Za-z0-9]+", path)])
+
+
+def with_operation_ids(paths: dict[str, Any]) -> dict[str, Any]:
+    """paths with an operationId on every operation, from its path: unique as paths are (also after copying
+    an operation to another path; call again on the whole document then)."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method in ("get", "put", "post", "delete", "patch", "head", "options"):
+                operation["operationId"] = operation_id(method, path)
+    return paths
+
+
 def document(config: ServiceConfig) -> dict[str, Any]:
     limit = config.limits.max_instances
     problem = {
@@ -125,13 +196,13 @@ def document(config: ServiceConfig) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{config.name} (mlrm)", "version": __version__, "description": config.description},
-        "paths": {
+        "paths": with_operation_ids({
             "/v1/predict": {
                 "post": {
                     "summary": "Predict for one or more instances",
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": predict_request, "example": example_body(config)}}},
-                    "responses": {"200": {"description": "Predictions", **_json({"type": "object"})},
+                    "responses": {"200": {"description": "Predictions", **_json(predict_response_schema(config))},
                                   "400": problem, "413": problem, "422": problem, "503": problem},
                 }
             },
@@ -143,7 +214,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v1/feedback": {
                 "post": {"summary": "Send true labels ({records: [...]}) on to the training service",
                          "requestBody": {"required": True, **_json(feedback)},
-                         "responses": {"202": {"description": "Stored in the outbox"}, "413": problem, "422": problem,
+                         "responses": {"202": {"description": "Stored in the outbox", **_json(FEEDBACK_RESPONSE)},
+                                       "413": problem, "422": problem,
                                        "503": problem}},
                 "get": {"summary": "Feedback outbox: pending and set-aside entries", "responses": simple},
             },
@@ -151,8 +223,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v2/health/live": {"get": {"summary": "Liveness", "responses": simple}},
             "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**simple, "503": problem}}},
             **_models(config, infer, problem),
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": simple}},
-        },
+            "/metrics": {"get": {"summary": "Prometheus metrics (docs/metrics.md)", "responses": simple}},
+        }),
     }  # fmt: skip
 
 
@@ -161,6 +233,7 @@ def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any
     name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [config.name]}}
     version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
     answers = {"200": {"description": "OK"}, "404": problem}
+    inferred = {"description": "Output tensors (JSON, or binary tensor data as asked)", **_json(INFER_RESPONSE)}
     paths: dict[str, Any] = {}
     for prefix, parameters in (
         ("/v2/models/{name}", [name]),
@@ -176,7 +249,7 @@ def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any
                 "Inference-Header-Content-Length JSON header)",
                 "parameters": parameters,
                 "requestBody": {"required": True, **_json(infer)},
-                "responses": {**answers, "400": problem, "413": problem, "422": problem},
+                "responses": {**answers, "200": inferred, "400": problem, "413": problem, "422": problem},
             }
         }
     return paths
