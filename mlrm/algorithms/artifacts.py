@@ -1,4 +1,8 @@
-"""scikit-learn learned state as a skops file: loading it never runs code from it.
+"""Versions saved as a skops file (before mlrm.algorithms.fitted_state): loading it never runs code from it.
+
+New versions are saved in mlrm's own format (mlrm.algorithms.fitted_state); this
+module reads the `model.skops` of older ones, so they still serve and can be rolled
+back to, and imports skops only when it does (about 16 MB a process).
 
 A pickle (joblib) names any callable and runs it on load, so a planted
 `__reduce__` runs in every worker that loads the version. skops stores the
@@ -52,8 +56,6 @@ def _import_skops() -> ModuleType:
         del sys.modules[blocked]
 
 
-sio = _import_skops()
-
 ARTIFACT = "model.skops"
 
 _TREE = ("sklearn.tree._tree.Tree",)
@@ -85,7 +87,7 @@ TRUSTED: dict[str, tuple[str, ...]] = {
 
 def dumps(name: str, estimator: Any, n_classes: int | None) -> bytes:
     """The skops file of an entry's fitted estimator; StateError if it holds a type loading would refuse."""
-    data = sio.dumps({"estimator": estimator, "n_classes": n_classes}, compression=zipfile.ZIP_DEFLATED)
+    data = _import_skops().dumps({"estimator": estimator, "n_classes": n_classes}, compression=zipfile.ZIP_DEFLATED)
     foreign = _untrusted(data, type(estimator).__name__)
     if foreign:
         # Refused now rather than written and refused by every service that loads it.
@@ -106,7 +108,7 @@ def loads(name: str, estimator_class: type, data: bytes) -> tuple[Any, int | Non
         raise StateError(f"{where} holds types mlrm does not load for {name}: {', '.join(foreign)}. The file was "
                          f"not written by mlrm, so it is not loaded. Fix: retrain, or roll back to a good version")  # fmt: skip
     try:
-        state = sio.loads(data, trusted=list(TRUSTED.get(estimator_class.__name__, ())))
+        state = _import_skops().loads(data, trusted=list(TRUSTED.get(estimator_class.__name__, ())))
     except Exception as exc:
         raise StateError(
             f"{where} is not a skops file mlrm can read ({type(exc).__name__}: {exc}). Retrain it."
@@ -115,7 +117,7 @@ def loads(name: str, estimator_class: type, data: bytes) -> tuple[Any, int | Non
     n_classes = state.get("n_classes") if isinstance(state, dict) else None
     if type(estimator) is not estimator_class or not (n_classes is None or type(n_classes) is int):
         raise StateError(f"{where} does not hold a fitted {estimator_class.__name__}. Retrain it.")
-    problem = _bad_trees(estimator)
+    problem = bad_trees(estimator)
     if problem:
         raise StateError(f"{where}: {problem}; the file was not written by mlrm, so it is not loaded. Retrain it.")
     return estimator, n_classes
@@ -123,10 +125,10 @@ def loads(name: str, estimator_class: type, data: bytes) -> tuple[Any, int | Non
 
 def _untrusted(data: bytes, kind: str) -> list[str]:
     allowed = set(TRUSTED.get(kind, ()))
-    return sorted(t for t in sio.get_untrusted_types(data=data) if t not in allowed)
+    return sorted(t for t in _import_skops().get_untrusted_types(data=data) if t not in allowed)
 
 
-def _bad_trees(est: Any) -> str | None:
+def bad_trees(est: Any) -> str | None:
     """What is wrong with the node tables of a fitted tree ensemble, or None."""
     found = getattr(est, "n_features_in_", None)
     if not isinstance(found, int | np.integer):

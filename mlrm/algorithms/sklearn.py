@@ -7,14 +7,19 @@ choose among these short names and never import a class by dotted path.
 from __future__ import annotations
 
 import importlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mlrm.algorithms import artifacts
+from mlrm.algorithms import fitted_state
 from mlrm.algorithms.base import Hyperparameter, Prediction, Progress, Task, no_progress
-from mlrm.algorithms.compiled import Predictor, compile_predictor
 from mlrm.errors import StateError
+
+if TYPE_CHECKING:
+    from mlrm.algorithms.predictor import Predictor
+
+# Versions saved before mlrm.algorithms.fitted_state (mlrm.algorithms.artifacts reads them).
+LEGACY_ARTIFACT = "model.skops"
 
 # Hyperparameters that mlrm sets itself, with the fix to tell the user.
 _RESERVED = {
@@ -98,6 +103,9 @@ class SklearnAlgorithm:
         return self
 
     def _compile(self) -> None:
+        # Here, not at the top: scipy is imported by whoever predicts, not by whoever checks a config set.
+        from mlrm.algorithms.compiled import compile_predictor
+
         self.fast = compile_predictor(self.estimator)
         classes = getattr(self.estimator, "classes_", None)
         self._codes = None if classes is None else np.asarray(classes, dtype=np.int64)
@@ -148,13 +156,19 @@ class SklearnAlgorithm:
         return Prediction(values=np.asarray(values, dtype=np.int64), probabilities=probabilities)
 
     def dump(self) -> dict[str, bytes]:
-        return {artifacts.ARTIFACT: artifacts.dumps(self.name, self.estimator, self.n_classes)}
+        return fitted_state.dumps(self.name, self.estimator, self.n_classes)
 
     def load(self, files: dict[str, bytes]) -> None:
-        # Never a pickle: model.skops rebuilds only the types this entry lists (mlrm.algorithms.artifacts).
-        if artifacts.ARTIFACT not in files:
-            raise StateError(f"{self.name}: the learned state lacks {artifacts.ARTIFACT}. Retrain it.")
-        self.adopt(*artifacts.loads(self.name, self.estimator_class(), files[artifacts.ARTIFACT]))
+        # Never a pickle: numbers and arrays set on this entry's own class (mlrm.algorithms.fitted_state).
+        if fitted_state.STATE in files:
+            self.adopt(*fitted_state.loads(self.name, self.estimator_class(), files))
+        elif LEGACY_ARTIFACT in files:
+            # An older version: skops rebuilds only the types this entry lists (mlrm.algorithms.artifacts).
+            from mlrm.algorithms import artifacts
+
+            self.adopt(*artifacts.loads(self.name, self.estimator_class(), files[LEGACY_ARTIFACT]))
+        else:
+            raise StateError(f"{self.name}: the learned state lacks {fitted_state.STATE}. Retrain it.")
 
     def adopt(self, estimator: Any, n_classes: int | None) -> None:
         """Take over a fitted estimator of this entry's class (a loaded one, or one `mlrm migrate` converts)."""

@@ -270,19 +270,26 @@ SAVED += [(name, params, n_classes) for name, params, n_classes, _ in VARIANTS]
 def test_every_setting_round_trips_in_a_format_that_cannot_run_code(
     name: str, params: dict[str, object], n_classes: int | None
 ) -> None:
-    from mlrm.algorithms import artifacts
+    from mlrm.algorithms import artifacts, fitted_state
 
     model = fitted(name, params, n_classes)
     files = model.dump()
-    assert set(files) == {artifacts.ARTIFACT}
-    # A zip of JSON and numpy arrays, not a pickle (whose first byte is the PROTO opcode 0x80).
-    assert files[artifacts.ARTIFACT][:2] == b"PK"
-    fresh = algorithms.get(name)(**params)
-    fresh.load(files)
+    assert set(files) == {fitted_state.STATE, fitted_state.ARRAYS}
+    # JSON and a zip of .npy files that numpy reads with allow_pickle=False; no pickle (PROTO opcode 0x80).
+    assert files[fitted_state.STATE][:1] == b"{" and files[fitted_state.ARRAYS][:2] == b"PK"
+    # Versions saved before it (model.skops) still load, and answer alike.
+    legacy = {"model.skops": artifacts.dumps(name, model.estimator, n_classes)}  # type: ignore[attr-defined]
     X, _, _ = small_data(algorithms.task_of(name))
-    before, after = model.predict(X), fresh.predict(X)
-    np.testing.assert_array_equal(before.values, after.values)
-    for a, b in ((before.probabilities, after.probabilities), (before.scores, after.scores)):
-        assert (a is None) == (b is None)
-        if a is not None:
-            np.testing.assert_array_equal(a, b)
+    before = model.predict(X)
+    for saved in (files, legacy):
+        fresh = algorithms.get(name)(**params)
+        fresh.load(saved)
+        after = fresh.predict(X)
+        np.testing.assert_array_equal(before.values, after.values)
+        for a, b in ((before.probabilities, after.probabilities), (before.scores, after.scores)):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_array_equal(a, b)
+        # Where the compiled predictor hands a row back, the rebuilt estimator answers as the fitted one.
+        reference, again = model.reference_predict(X), fresh.reference_predict(X)  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(reference.values, again.values)

@@ -134,7 +134,7 @@ def test_untrained_set_is_not_ready_and_says_how_to_train(tmp_path: Any) -> None
 
 def test_tampered_artifact_is_refused(tmp_path: Any) -> None:
     folder = copy_config_set("pcb-inspection", tmp_path)
-    artifact = folder / "learned" / "versions" / "0001" / "model.skops"
+    artifact = folder / "learned" / "versions" / "0001" / "model.npz"
     artifact.write_bytes(artifact.read_bytes() + b"\0")
     client = create_app(folder).test_client()
     answer = client.post("/v1/predict", json={"instances": [{}]})
@@ -147,7 +147,7 @@ def test_config_endpoint_shows_resolved_config_and_learned_metadata(client: Flas
     assert body["config"]["training"]["holdout"] == 0.2
     assert body["learned"]["version"] == 1
     assert "f1_macro" in body["learned"]["metrics"]
-    assert body["learned"]["artifacts"]["model.skops"]
+    assert body["learned"]["artifacts"]["model.npz"]
 
 
 def test_openapi_derives_the_request_schema_from_inputs(client: FlaskClient) -> None:

@@ -76,7 +76,7 @@ def test_answers_equal_the_flask_route(app: Flask, pcb_instance: Row, case: int)
 def test_not_ready_answers_equal_the_flask_route(tmp_path: Path, pcb_instance: Row, spoil: str) -> None:
     folder = copy_config_set("pcb-inspection", tmp_path, learned=spoil != "untrained")
     if spoil == "corrupt model file":
-        (folder / "learned" / "versions" / "0001" / "model.skops").write_bytes(b"not what was trained")
+        (folder / "learned" / "versions" / "0001" / "model.npz").write_bytes(b"not what was trained")
     app = create_app(folder)
     data = orjson.dumps({"instances": [pcb_instance]})
     fast = post(Client(app), data)

@@ -75,7 +75,7 @@ def test_zero_failed_requests_across_20_version_changes_and_a_broken_one(
     record = store.read(21)
     broken = store.write({k: v for k, v in record.parameters.items() if k not in ("version", "artifacts")},
                          record.files, make_current=False)  # fmt: skip
-    (store.path_of(broken) / "model.skops").write_bytes(b"tampered")
+    (store.path_of(broken) / "model.npz").write_bytes(b"tampered")
     digest = sha256((store.path_of(broken) / PARAMETERS).read_bytes())
     write_atomic(store.current_file(), dump_yaml({"version": broken, "parameters_sha256": digest}))
     started = time.monotonic()

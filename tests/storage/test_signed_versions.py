@@ -17,6 +17,7 @@ import joblib
 import pytest
 import requests
 
+from mlrm.algorithms import artifacts
 from mlrm.config import load_config_set
 from mlrm.core.model import Model
 from mlrm.errors import StateError
@@ -74,9 +75,12 @@ def test_a_planted_pickle_with_a_correct_digest_is_refused_and_never_runs(serve:
     v2 = plant(store, {"model.joblib": pickle})
     server.wait_until(lambda: all("model.joblib, a pickle" in e for e in load_errors(url)), 20, "refusing v2")
     assert f"mlrm migrate {folder}" in load_errors(url).pop()
-    # Under the new format's name: not a skops file, so not loaded either.
+    # Under the older format's name: not a skops file, so not loaded either.
     plant(store, {"model.skops": pickle})
     server.wait_until(lambda: all("is not a skops file" in e for e in load_errors(url)), 20, "refusing v3")
+    # Under today's names: neither JSON nor numpy's arrays without pickle.
+    plant(store, {"model.json": pickle, "model.npz": pickle})
+    server.wait_until(lambda: all("is not a file mlrm can read" in e for e in load_errors(url)), 20, "refusing v4")
 
     assert answered_by(url) == {(200, 1)}
     assert not marker.exists(), "the planted payload ran"
@@ -156,6 +160,8 @@ def test_migrate_converts_a_pickled_version_to_the_same_model(tmp_path: Path) ->
     model = Model.from_record(config, store.read(1))
     buffer = io.BytesIO()
     joblib.dump({"estimator": model.algorithm.estimator, "n_classes": 2}, buffer)  # type: ignore[attr-defined]
+    estimator = model.algorithm.estimator  # type: ignore[attr-defined]
+    skops = plant(store, {"model.skops": artifacts.dumps(config.algorithm, estimator, 2)})
     old = plant(store, {"model.joblib": buffer.getvalue()})
     with pytest.raises(StateError, match=f"mlrm migrate {folder}"):
         Model.from_record(config, store.read_current())  # type: ignore[arg-type]
@@ -163,12 +169,15 @@ def test_migrate_converts_a_pickled_version_to_the_same_model(tmp_path: Path) ->
     done = subprocess.run(mlrm_args("migrate", str(folder)), env=env(), cwd=ROOT, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"version {old}: model.joblib -> model.skops" in done.stdout
-    assert sorted(p.name for p in store.path_of(old).iterdir()) == ["model.skops", PARAMETERS]
+    assert f"version {old}: model.joblib -> model.json + model.npz" in done.stdout
+    assert f"version {skops}: model.skops -> model.json + model.npz" in done.stdout
+    for version in (skops, old):
+        assert sorted(p.name for p in store.path_of(version).iterdir()) == ["model.json", "model.npz", PARAMETERS]
     migrated = Model.from_record(config, store.read_current())  # type: ignore[arg-type]
     assert migrated.version == old
     rows = [instance() for _ in range(3)]
     assert migrated.predict(rows) == model.predict(rows)
+    assert Model.from_record(config, store.read(skops)).predict(rows) == model.predict(rows)
 
 
 def test_a_service_without_a_verify_key_never_loads_cryptography(tmp_path: Path) -> None:
