@@ -22,6 +22,7 @@ pair and the PostgreSQL URL are created by the operator (docs/deployment.md).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import re
@@ -34,12 +35,10 @@ from typing import Any
 import yaml
 
 from mlrm import __version__
-from mlrm.credentials import TOKEN_FILE_ENV
 from mlrm.errors import ConfigError, ConfigProblem
-from mlrm.gateway.commands import Launch, ml_launch, training_launch
+from mlrm.gateway.commands import Launch, child_env, ml_launch, training_launch
 from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
 from mlrm.rest.server import GRACEFUL_TIMEOUT
-from mlrm.training.remote import CA_FILE_ENV, TRAINING_SERVICE_ENV
 
 # Paths inside the pods; the Dockerfile makes them (uid 10001, the project copied to /app).
 DEFAULT_IMAGE = f"mlrm:{__version__}"  # what `docker build -t mlrm:VERSION .` makes (docs/deployment.md)
@@ -63,8 +62,9 @@ DRAIN_S = 5
 SCHEDULER_STOP_S = 15
 MARGIN_S = 5
 PROBE_PERIOD_S = 5
-# What ml_launch adds to a service's environment (the rest is the environment of `mlrm up`).
-LAUNCH_ENV = (TRAINING_SERVICE_ENV, CA_FILE_ENV, TOKEN_FILE_ENV)
+# mlrm's own environment variables (MLRM_TRAINING_SERVICE, MLRM_TOKEN_FILE, ...): a pod gets those
+# ml_launch sets, never the values of the shell that exports.
+OWN_ENV = "MLRM_"
 LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -183,6 +183,7 @@ class _Builder:
         self.gateway = manifest.name
         self.scheme = "HTTPS" if manifest.certfile else "HTTP"
         self.secrets: dict[str, list[str]] = {}
+        self.service_yaml: dict[str, str] = {}  # sha256 by config set
 
     # -- names and metadata ------------------------------------------------
 
@@ -210,11 +211,18 @@ class _Builder:
     def config_map(self, folder: str, source: Path) -> dict[str, Any]:
         file = source / "service.yaml"
         text = file.read_text(encoding="utf-8")
+        self.service_yaml[folder] = hashlib.sha256(text.encode("utf-8")).hexdigest()
         if len(text.encode("utf-8")) > 1_000_000:
             raise ConfigError([ConfigProblem(str(file), "", "over 1 MB, a ConfigMap's limit. Make it smaller.")])
         labels = {"app.kubernetes.io/part-of": self.gateway, "app.kubernetes.io/managed-by": "mlrm"}
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": self.meta(self.name(folder), labels),
                 "data": {"service.yaml": text}}  # fmt: skip
+
+    def digests(self, folders: list[str]) -> dict[str, str]:
+        """One sha256 over the service.yaml files the pods copy at start: a changed one changes the pod
+        template, so `kubectl apply` rolls the pods (a changed ConfigMap alone would not)."""
+        lines = "".join(f"{folder} {self.service_yaml[folder]}\n" for folder in folders)
+        return {"mlrm.dev/service-yaml-sha256": hashlib.sha256(lines.encode("utf-8")).hexdigest()}
 
     def claim(self, name: str, size: str, shared: bool) -> dict[str, Any]:
         labels = {"app.kubernetes.io/part-of": self.gateway, "app.kubernetes.io/managed-by": "mlrm"}
@@ -340,7 +348,7 @@ class _Builder:
             "replicas": 1,
             "selector": {"matchLabels": {"app.kubernetes.io/instance": labels["app.kubernetes.io/instance"]}},
             "strategy": extra["strategy"],
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": labels, "annotations": self.digests(extra["sets"])}, "spec": pod},
         }
         return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": self.meta(self.name(part), labels),
                 "spec": spec}  # fmt: skip
@@ -358,9 +366,10 @@ class _Builder:
         folder = spec.config_set.name
         pod_spec = next(s for s in self.pod.services if s.name == spec.name)
         port = spec.port or DEFAULT_PORTS["ml"]
-        with _without(LAUNCH_ENV):  # only what ml_launch sets, never this shell's own values
+        with _without_own_env():
             launch = ml_launch(self.pod, pod_spec, port, self.training_url())
-        env = [{"name": k, "value": launch.env[k]} for k in LAUNCH_ENV if k in launch.env]
+            inherited = child_env()
+        env = [{"name": k, "value": v} for k, v in launch.env.items() if inherited.get(k) != v]
         keys = [TOKENS_KEY] + ([CLIENT_TOKEN_KEY] if self.pod.client_token else [])
         set_volumes, set_mounts = self.set_volumes([folder])
         common, common_mounts = self.common_volumes(keys)
@@ -373,6 +382,7 @@ class _Builder:
             # After the drain, gunicorn's graceful stop (or the manifest's stop_timeout, if longer).
             "grace": DRAIN_S + math.ceil(max(GRACEFUL_TIMEOUT, self.manifest.supervision.stop_timeout)) + MARGIN_S,
             "init": [self.seed(folder, spec.config_set)],
+            "sets": [folder],
             # One pod at a time: the volume may attach to one node only, and the outboxes are SQLite files.
             "strategy": {"type": "Recreate"},
         }
@@ -404,6 +414,7 @@ class _Builder:
             "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
             "grace": DRAIN_S + GRACEFUL_TIMEOUT + SCHEDULER_STOP_S + MARGIN_S,
             "init": [self.seed(folder, self.sets[folder]) for folder in folders],
+            "sets": folders,
             # SQLite is one file on one volume: the old pod goes before the new one opens it. PostgreSQL
             # takes several instances at once (a lock in the store keeps one scheduler active).
             "strategy": {"type": "RollingUpdate"} if postgres else {"type": "Recreate"},
@@ -430,9 +441,9 @@ class _Builder:
 
 
 @contextmanager
-def _without(names: tuple[str, ...]) -> Iterator[None]:
-    """os.environ without names for a moment (the CLI is single-threaded here)."""
-    saved = {n: os.environ.pop(n) for n in names if n in os.environ}
+def _without_own_env() -> Iterator[None]:
+    """os.environ without mlrm's own variables for a moment (the CLI is single-threaded here)."""
+    saved = {n: os.environ.pop(n) for n in list(os.environ) if n.startswith(OWN_ENV)}
     try:
         yield
     finally:

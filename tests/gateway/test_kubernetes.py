@@ -16,7 +16,7 @@ from mlrm.gateway.manifest import ML_PROBES, TRAINING_PROBES, load_manifest
 from mlrm.rest.app import ROUTES as ML_ROUTES
 from mlrm.rest.server import GRACEFUL_TIMEOUT
 from tests.toolkit.certificates import make_certificate
-from tests.toolkit.files import ROOT, write_manifest
+from tests.toolkit.files import ROOT, copy_config_set, write_manifest
 from training_service.api import ROUTES as TRAINING_ROUTES
 
 # The Kubernetes version the objects are checked against (kubernetes-validate carries its schemas).
@@ -244,3 +244,26 @@ def test_the_command_writes_the_same_file_every_time(tmp_path: Path, capsys: pyt
 def test_a_manifest_that_does_not_load_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "kubernetes", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_a_changed_service_yaml_rolls_the_pods(tmp_path: Path) -> None:
+    folder = copy_config_set("breast-cancer", tmp_path / "sets", learned=False)
+    path = write_manifest(tmp_path, f"name: gw\nservices:\n  bc: {{config_set: {folder}, port: 8002}}\n")
+
+    def annotations() -> dict[str, str]:
+        [deployment] = of_kind(objects(path), "Deployment").values()
+        return deployment["spec"]["template"]["metadata"]["annotations"]  # type: ignore[no-any-return]
+
+    before = annotations()
+    (folder / "service.yaml").write_text((folder / "service.yaml").read_text() + "# retuned\n")
+    assert annotations() != before
+
+
+def test_pods_get_mlrm_variables_from_the_manifest_never_from_this_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLRM_TRAINING_SERVICE", "http://127.0.0.1:8100")
+    monkeypatch.setenv("MLRM_TOKEN_FILE", "/home/me/token")
+    text = "name: gw\nservices:\n  bc: {config_set: configs/breast-cancer, port: 8002}\ntraining: {mode: \"off\"}\n"
+    [deployment] = of_kind(objects(write_manifest(tmp_path, text)), "Deployment").values()
+    assert [e["name"] for e in container(deployment)["env"]] == ["OMP_NUM_THREADS"]
