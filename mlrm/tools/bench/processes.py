@@ -79,6 +79,7 @@ def train(folder: Path, data: Path, work: Path, progress: Progress, interval: fl
         "unit": child["unit"],
         "records": child["records"],
         "rejected": child["rejected"],
+        "version": child["version"],
         "metrics": child["metrics"],
         "fit_s": child["timings"]["fit_s"],
         "evaluate_s": child["timings"]["evaluate_s"],

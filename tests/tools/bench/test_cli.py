@@ -1,4 +1,5 @@
-"""`mlrm bench` against real services: two `mlrm serve` targets side by side, and MQTT through a real broker."""
+"""`mlrm bench` against real services: two `mlrm serve` targets side by side (training, a local serve and MQTT:
+test_wheel.py, from the installed wheel)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.toolkit.brokers import Broker, need_mosquitto
 from tests.toolkit.files import copy_config_set
 from tests.toolkit.processes import ROOT, Process, env, mlrm_args
 
@@ -73,30 +73,3 @@ def test_two_targets_side_by_side(tmp_path: Path, serve: Serve) -> None:
     wrong = bench(str(ROOT / "configs" / "breast-cancer"), "--quick", "--no-train", "--target", edge)
     assert wrong.returncode == 1
     assert f"target {edge} serves 'pcb-inspection-lr', not 'breast-cancer'" in wrong.stderr
-
-
-def test_trains_serves_and_measures_mqtt(tmp_path: Path) -> None:
-    need_mosquitto()
-    broker = Broker(tmp_path / "broker")
-    broker.start()
-    try:
-        folder = copy_config_set("machine-anomaly", tmp_path, learned=False)
-        out = tmp_path / "bench.json"
-        done = bench(str(folder), "--quick", "--mqtt-broker", broker.url, "--json", str(out))
-    finally:
-        broker.stop()
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.read_text())
-    training = report["training"]
-    assert training["rows"] == 300 and training["train_s"] > 0 and training["peak_rss_mib"] > 0
-    assert set(training["metrics"]) == {"anomaly_rate"}
-    (local,) = report["targets"]
-    assert local["name"] == "local" and local["version"] == 1
-    check_target(local, [1, 4])
-    mqtt = local["mqtt"]
-    assert (
-        mqtt["publish_on"] == "mlrm/machine-anomaly/predict"
-        and mqtt["answers_on"] == "mlrm/machine-anomaly/predictions"
-    )
-    assert mqtt["round_trip_ms"]["n"] == mqtt["compute_ms"]["n"] == 20
-    assert not (folder / "learned").exists()  # trained on a copy
