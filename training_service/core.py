@@ -18,6 +18,7 @@ from training_service.handout import Current, Handout
 from training_service.scheduler import HEARTBEAT
 from training_service.services import ConfigRoot
 from training_service.settings import Settings
+from training_service.sqlite_store import REPAIR as STORE_FIX  # noqa: F401 (the CLI's words for a damaged file)
 from training_service.store import Job, Store, StoreFull, iso
 from training_service.store_url import open_store
 
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("training_service.core")
 MAX_KEY_LENGTH = 255
-STORE_FIX = (
-    "Stop the training service, keep a copy of the file, recover it (sqlite3 training.sqlite '.recover' | "
-    "sqlite3 recovered.sqlite) and start with --store sqlite:///recovered.sqlite"
-)
 MAX_PAGE = 1000
 
 
@@ -102,7 +99,7 @@ class TrainingService:
         if damage is not None:
             raise RequestError(
                 "Store unusable", 503, kind="store-unusable", detail=f"the sample store is damaged ({damage}); "
-                f"nothing was stored. {STORE_FIX}",
+                f"nothing was stored. {self.store.repair}",
             )  # fmt: skip
         free = self.store.free_bytes()
         # A post grows the store by about three times its body (JSON record, WAL copy, index).
@@ -319,7 +316,7 @@ class TrainingService:
         damage = self.store.damage()
         store: dict[str, Any] = {"ok": damage is None, "free_bytes": self.store.free_bytes()}
         if damage is not None:
-            store.update(reason=f"the sample store is damaged: {damage}", fix=STORE_FIX)
+            store.update(reason=f"the sample store is damaged: {damage}", fix=self.store.repair)
         return {
             "live": True,
             "status": "unusable" if damage else "degraded" if unavailable else "ok",

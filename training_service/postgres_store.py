@@ -38,9 +38,9 @@ import psycopg
 from psycopg import sql
 
 from mlrm.errors import StoreError
+from training_service import postgres_review
 from training_service.selector import Selector
-from training_service.sqlite_review import where
-from training_service.store import FINAL, Job, Sample, StoreFull, iso, redact
+from training_service.store import FINAL, Job, Sample, StoreFull, redact
 
 # Idle connections kept per process: API workers and the scheduler use one at a time, gthread workers a few.
 IDLE_CONNECTIONS = 4
@@ -155,6 +155,10 @@ class PostgresStore:
         self._dsn = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in options if k != "schema"])))
         self._password = parts.password or dict(options).get("password")
         self.url = redact(url)
+        self.repair = (
+            f"Make the PostgreSQL server of {self.url} answer this host again (is it running and reachable; do the "
+            "user, password and database match?); the service uses it again as soon as it does, no restart needed"
+        )
         self._identity: str | None = None
         # Idle connections of this process, shared by its threads (a gevent worker runs a greenlet per request).
         self._idle: list[psycopg.Connection[Any]] = []
@@ -320,99 +324,26 @@ class PostgresStore:
         return [int(r[0]) for r in rows], [orjson.loads(r[1]) for r in rows]
 
     def sample_stats(self, service: str, after_id: int) -> dict[str, Any]:
-        # One snapshot for every figure.
-        with self._use() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur.execute(
-                "SELECT COUNT(*), MIN(received_at), MAX(received_at), MIN(value), MAX(value), AVG(value), "
-                "COUNT(*) FILTER (WHERE id > %s), MAX(id), COUNT(*) FILTER (WHERE quarantined = 1) "
-                "FROM samples WHERE service = %s",
-                (after_id, service),
-            )
-            total, first, last, low, high, mean, new, last_id, held = cur.fetchone() or (0,) * 9
-            cur.execute(
-                "SELECT label, COUNT(*) FROM samples WHERE service = %s AND label IS NOT NULL "
-                "GROUP BY label ORDER BY label",
-                (service,),
-            )
-            labels = {str(k): int(v) for k, v in cur.fetchall()}
-            cur.execute("SELECT COUNT(*) FROM batches WHERE service = %s", (service,))
-            batches = (cur.fetchone() or (0,))[0]
-        return {
-            "total": int(total),
-            "new": int(new),
-            "batches": int(batches),
-            "quarantined": int(held),
-            "last_id": int(last_id or 0),
-            "labels": labels,
-            "target": None if low is None else {"min": low, "max": high, "mean": mean},
-            "first_received_at": iso(first),
-            "last_received_at": iso(last),
-        }
+        with self._use() as conn:
+            return postgres_review.stats(conn, service, after_id)
 
-    # Review
-
-    @staticmethod
-    def _where(service: str, selector: Selector) -> tuple[str, list[Any]]:
-        clause, params = where(service, selector)  # the SQLite store's clause: same columns, other placeholders
-        return clause.replace("?", "%s"), params
+    # Review (postgres_review.py); changes hold the service's samples lock, as ingest does
 
     def list_samples(
         self, service: str, selector: Selector, quarantined: bool | None, after: int, limit: int
     ) -> list[dict[str, Any]]:
-        clause, params = self._where(service, selector)
-        if quarantined is not None:
-            clause += " AND quarantined = %s"
-            params.append(int(quarantined))
-        rows = self._rows(
-            f"SELECT id, batch, received_at, label, value, quarantined, record FROM samples WHERE {clause} "  # type: ignore[arg-type]
-            "AND id > %s ORDER BY id LIMIT %s",
-            (*params, after, limit),
-        )
-        return [
-            {"id": r[0], "batch": r[1], "received_at": iso(r[2]), "label": r[3], "value": r[4],
-             "quarantined": bool(r[5]), "record": orjson.loads(r[6])}
-            for r in rows
-        ]  # fmt: skip
+        with self._use() as conn:
+            return postgres_review.listing(conn, service, selector, quarantined, after, limit)
 
     def change_samples(self, service: str, selector: Selector, action: str) -> dict[str, Any]:
-        clause, params = self._where(service, selector)
         with self._write() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key(f"samples:{service}"),))
-            row = conn.execute(f"SELECT MIN(id), MAX(id), COUNT(*) FROM samples WHERE {clause}", params).fetchone()  # type: ignore[arg-type]
-            first, last, count = row or (None, None, 0)
-            if action == "delete":
-                conn.execute(f"DELETE FROM samples WHERE {clause}", params)  # type: ignore[arg-type]
-            else:
-                conn.execute(
-                    f"UPDATE samples SET quarantined = %s WHERE {clause}",  # type: ignore[arg-type]
-                    (int(action == "quarantine"), *params),
-                )
-        return {"count": int(count), "first_id": first, "last_id": last}
+            return postgres_review.change(conn, service, selector, action)
 
     def retain(self, service: str, max_age: float | None, max_count: int | None) -> dict[str, Any]:
         with self._write() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key(f"samples:{service}"),))
-            horizon = 0
-            if max_count is not None:
-                row = conn.execute(
-                    "SELECT id FROM samples WHERE service = %s ORDER BY id DESC LIMIT 1 OFFSET %s", (service, max_count)
-                ).fetchone()
-                horizon = int(row[0]) if row else 0
-            if max_age is not None:
-                row = conn.execute(
-                    "SELECT MAX(id) FROM samples WHERE service = %s AND received_at < %s",
-                    (service, time.time() - max_age),
-                ).fetchone()
-                horizon = max(horizon, int(row[0] or 0) if row else 0)
-            if not horizon:
-                return {"count": 0, "first_id": None, "last_id": None}
-            row = conn.execute(
-                "SELECT MIN(id), COUNT(*) FROM samples WHERE service = %s AND id <= %s", (service, horizon)
-            ).fetchone()
-            first, count = row or (None, 0)
-            conn.execute("DELETE FROM samples WHERE service = %s AND id <= %s", (service, horizon))
-        return {"count": int(count), "first_id": first, "last_id": horizon}
+            return postgres_review.retain(conn, service, max_age, max_count)
 
     # Health
 

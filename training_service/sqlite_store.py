@@ -23,6 +23,11 @@ from training_service.selector import Selector
 from training_service.store import FINAL, Job, Sample, iso
 
 _ACTIVE_SQL = "state IN ('queued', 'running')"
+# What an operator does when the file is damaged (GET /v1/health's store.fix).
+REPAIR = (
+    "Stop the training service, keep a copy of the file, recover it (sqlite3 training.sqlite '.recover' | "
+    "sqlite3 recovered.sqlite) and start with --store sqlite:///recovered.sqlite"
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -91,6 +96,8 @@ def _job(row: tuple[Any, ...]) -> Job:
 
 class SQLiteStore:
     """The embedded store: one SQLite file in WAL mode, one connection per process and thread."""
+
+    repair = REPAIR
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
         self.path = Path(path).resolve()

@@ -116,6 +116,7 @@ class Store(Protocol):
     """What the training service needs from durable storage."""
 
     url: str  # safe to show: never holds a password
+    repair: str  # what an operator does when damage() reports a problem
 
     @property
     def identity(self) -> str:
