@@ -98,8 +98,10 @@ def _say_dashboard(state: dict[str, Any]) -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from mlrm.gateway.commands import plan
+    from mlrm.gateway.following import followers, following
     from mlrm.gateway.manifest import load_manifest
     from mlrm.gateway.supervisor import Supervisor
+    from mlrm.training.follow import Following
 
     # Where the lock is needs the manifest, not its config sets: a second
     # `mlrm up` is refused before the slower checks.
@@ -139,6 +141,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     previous[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, on_hangup)
+    checks: Following | None = None  # training.mode: remote: the config sets follow the centre's versions
     supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals))
 
     def replan() -> Plan | None:
@@ -147,10 +150,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         reloads.clear()
         supervisor.event(f"SIGHUP: reloading {args.manifest}")
         try:
-            return _plan_in_child(args.manifest, check_ports=False)
+            fresh = _plan_in_child(args.manifest, check_ports=False)
         except MlrmError as exc:
             supervisor.event(f"reload refused, the gateway runs on as it was: {exc}")
             return None
+        if checks is not None:
+            checks.update(followers(manifest, fresh, supervisor.event))
+        return fresh
 
     _say(f"mlrm up: gateway '{manifest.name}' from {args.manifest}; logs in {_shown(manifest.log_dir)}/")
     try:
@@ -166,8 +172,11 @@ def cmd_up(args: argparse.Namespace) -> int:
                 f"status: mlrm status {args.manifest}   stop: Ctrl-C (or SIGTERM to pid {os.getpid()})   "
                 f"reload: kill -HUP {os.getpid()}"
             )
+            checks = following(manifest, steps, supervisor.event)
             supervisor.run(replan)
     finally:
+        if checks is not None:
+            checks.stop()
         supervisor.stop(force=lambda: len(signals) > 1)
         manifest.state_file.unlink(missing_ok=True)
         for number, handler in previous.items():

@@ -77,6 +77,7 @@ class TrainingSpec:
     config_root: Path | None
     url: str | None
     probes: Probes
+    follow_interval: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         config_root=config_root,
         url=section.get("url"),
         probes=Probes(**section["health"]),
+        follow_interval=float(section["follow_interval"]),
     )
     sup = data["supervision"]
     credentials = data.get("credentials") or {}

@@ -51,8 +51,8 @@ SERVICE = _obj(
 TRAINING_SECTION = _obj(
     {
         "mode": _str(
-            "local: this gateway runs the training service; remote: consumers send training data to `url`; "
-            "off: no training service.",
+            "local: this gateway runs the training service; remote: consumers send training data to `url`, and "
+            "the config sets follow the versions it makes current; off: no training service.",
             enum=["local", "remote", "off"],
             default="off",
         ),
@@ -63,6 +63,14 @@ TRAINING_SECTION = _obj(
         ),
         "config_root": _str("Folder of the config sets it trains (default: the folder holding the services' sets)."),
         "url": {**URL, "description": "Base URL of the training service elsewhere (mode: remote)."},
+        "follow_interval": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 5,
+            "description": "mode: remote: seconds between two asks for each config set's current version at `url` "
+            "(a 304 while it is unchanged); a new one is downloaded, verified and made current here. While `url` "
+            "cannot be reached the asks back off, up to 60 s.",
+        },
         "health": _probes(TRAINING_PROBES),
     },
     description="The training service that takes samples from consumers and retrains the config sets.",

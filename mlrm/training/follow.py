@@ -36,7 +36,8 @@ log = logging.getLogger("mlrm.training.follow")
 
 # A version larger than this is refused before it is downloaded (it would be held in memory to check it).
 MAX_VERSION_BYTES = 1 << 30
-# The longest wait between checks while the centre is unreachable.
+# While the centre cannot be reached the wait doubles, up to this many intervals and at most MAX_BACKOFF s.
+BACKOFF_INTERVALS = 12
 MAX_BACKOFF = 60.0
 Say = Callable[[str], None]
 
@@ -53,14 +54,16 @@ def service_name(config_set: Path) -> str:
 class Follower:
     """Keeps one config set's learned/ on the centre's current version."""
 
-    def __init__(self, name: str, learned_dir: Path, url: str, *, timeout: float = 10.0) -> None:
-        self.name, self.url, self.timeout = name, url.rstrip("/"), timeout
+    def __init__(
+        self, name: str, learned_dir: Path, url: str, *, timeout: float = 10.0, token_file: Path | None = None
+    ) -> None:
+        self.name, self.url, self.timeout, self.token_file = name, url.rstrip("/"), timeout, token_file
         self.store = VersionStore(learned_dir)
         self.etag: str | None = None
 
     def check(self) -> str | None:
         """One check: what changed here (for the log), or None. RemoteError, StateError: nothing changed."""
-        with TrainingServiceClient(self.url, timeout=self.timeout) as client:
+        with TrainingServiceClient(self.url, timeout=self.timeout, token_file=self.token_file) as client:
             current, etag = client.current(self.name, self.etag)
             if current is None:
                 return None
@@ -115,10 +118,23 @@ class Following:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def longest(self) -> float:
+        """The longest wait between two asks while they fail."""
+        return max(self.interval, min(MAX_BACKOFF, BACKOFF_INTERVALS * self.interval))
+
+    @property
+    def followers(self) -> list[Follower]:
+        return [d.follower for d in self._due]
+
+    def update(self, followers: list[Follower]) -> None:
+        """Follow these from now on (a reloaded manifest); one already followed keeps its ETag and backoff."""
+        known = {(d.follower.name, d.follower.store.root): d for d in self._due}
+        self._due = [known.get((f.name, f.store.root)) or _Due(f) for f in followers]
+
     def start(self) -> None:
-        if self._due:
-            self._thread = threading.Thread(target=self._run, name="mlrm-follow", daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._run, name="mlrm-follow", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -128,10 +144,14 @@ class Following:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
-            for due in self._due:
+            for due in list(self._due):
                 if due.at <= now and not self._stop.is_set():
-                    self.check(due)
-            wake = min(d.at for d in self._due)
+                    try:
+                        self.check(due)
+                    except Exception:  # noqa: BLE001 (the thread must outlive any one failure)
+                        log.exception("following %s failed", due.follower.url)
+                        due.at = time.monotonic() + self.longest
+            wake = min((d.at for d in self._due), default=time.monotonic() + self.interval)
             self._stop.wait(max(0.01, wake - time.monotonic()))
 
     def check(self, due: _Due) -> None:
@@ -141,14 +161,18 @@ class Following:
             said = f.check()
         except (MlrmError, OSError, ValueError, KeyError, TypeError) as exc:
             due.failures += 1
-            delay = max(self.interval, min(MAX_BACKOFF, self.interval * 2**due.failures))
+            delay = min(self.interval * 2 ** min(due.failures, 16), self.longest)
             due.at = time.monotonic() + delay
             error = str(exc)
             if due.failures == 1 or type(exc) is not RemoteError and error != due.last_error:
-                keeps = f.store.current()
+                try:
+                    keeps: int | str | None = f.store.current()
+                except StateError as bad:
+                    keeps = f"none ({bad})"
+                what = error if isinstance(exc, RemoteError) else f"cannot follow {f.url}: {error}"
                 self.say(
-                    f"{f.name}: {'cannot reach' if isinstance(exc, RemoteError) else 'cannot follow'} {f.url}: "
-                    f"{error}; still serving version {keeps}, checking again with backoff (up to {MAX_BACKOFF:g}s)"
+                    f"{f.name}: {what}; still serving version {keeps}, asking again with backoff "
+                    f"(up to {self.longest:g}s)"
                 )
             due.last_error = error
             return

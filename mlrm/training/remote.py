@@ -42,9 +42,12 @@ class TrainingServiceClient:
     Not shared across fork(): its session may hold open connections.
     """
 
-    def __init__(self, base_url: str, timeout: float = 30.0, ca_file: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 30.0, ca_file: str | None = None, token_file: Path | None = None
+    ) -> None:
         self.base = base_url.rstrip("/")
         self.timeout = timeout
+        self.token_file = token_file  # None: the token MLRM_TOKEN or MLRM_TOKEN_FILE gives
         self.session = requests.Session()
         # An https training service whose certificate no system CA signed (a plant's own CA, or self-signed).
         self.verify: str | bool = ca_file or os.environ.get(CA_FILE_ENV) or True
@@ -63,7 +66,8 @@ class TrainingServiceClient:
     def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The raw answer to one request (with the client token); RemoteError when there is none."""
         try:
-            token = client_token()  # read per call: a rotated token file is used from the next call on
+            # Read per call: a rotated token file is used from the next call on.
+            token = client_token() if self.token_file is None else self.token_file.read_text(encoding="utf-8").strip()
             if token:
                 kwargs["headers"] = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
             # Per request: a session's verify loses to REQUESTS_CA_BUNDLE in the environment.
@@ -71,6 +75,8 @@ class TrainingServiceClient:
         except requests.RequestException as exc:
             reason = f"{type(exc).__name__}: {exc}"  # the type says what failed: refused, timed out, ...
             raise RemoteError(f"cannot reach the training service at {self.base}: {reason}") from None
+        except OSError as exc:
+            raise RemoteError(f"{self.token_file}: cannot read the token file ({exc.strerror})") from None
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         url = self.base + path

@@ -1,0 +1,43 @@
+"""Which config sets of a gateway follow a central training service (`training.mode: remote`).
+
+`mlrm up` runs the checks in one thread of its own process: one request per
+config set and interval to the centre, whatever the number of gunicorn
+workers, never inside a worker that serves predictions, and nothing heavy is
+imported (a version is checked and written as bytes, never loaded here). The
+ML services notice a new current version as they do after a local job.
+"""
+
+from __future__ import annotations
+
+from mlrm.errors import MlrmError
+from mlrm.gateway.commands import Plan
+from mlrm.gateway.manifest import Manifest
+from mlrm.training.follow import Follower, Following, Say, service_name
+
+
+def followers(manifest: Manifest, plan: Plan, say: Say) -> list[Follower]:
+    """A Follower for every ML service of the plan, when the manifest's training is remote."""
+    if manifest.training.mode != "remote" or not plan.training_url:
+        return []
+    found = []
+    for launch in plan.launches:
+        if launch.kind != "ml" or launch.config_set is None:
+            continue
+        try:
+            name = service_name(launch.config_set)
+        except (MlrmError, OSError, ValueError) as exc:
+            say(f"{launch.name}: does not follow {plan.training_url}: {exc}")
+            continue
+        found.append(Follower(name, launch.config_set / "learned", plan.training_url, token_file=plan.client_token))
+    return found
+
+
+def following(manifest: Manifest, plan: Plan, say: Say) -> Following | None:
+    """The started checks of a gateway whose training is remote; None for any other gateway."""
+    if manifest.training.mode != "remote":
+        return None
+    checks = Following(followers(manifest, plan, say), manifest.training.follow_interval, say)
+    names = ", ".join(f.name for f in checks.followers) or "no config set"
+    say(f"following {plan.training_url} for {names}: asking every {manifest.training.follow_interval:g}s")
+    checks.start()
+    return checks
