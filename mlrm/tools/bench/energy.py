@@ -2,8 +2,8 @@
 
 codecarbon's offline tracker measures this machine (tracking_mode "machine"):
 with Intel RAPL readable it reads the CPU package's energy counters; without,
-it estimates CPU power as the CPU model's TDP times its load, and RAM power
-from its size. Which method it used is reported beside every figure. Without
+it estimates CPU power from the CPU model's TDP and the machine's CPU load,
+and RAM power from its size. Which method it used is reported beside every figure. Without
 codecarbon nothing is estimated here: the report says energy was not measured.
 """
 
@@ -28,23 +28,25 @@ def available() -> bool:
 
 
 def _method(tracker: Any) -> str:
-    """What codecarbon's CPU figure came from, in words."""
+    """What codecarbon's figures came from, in words (its CPU object's mode, read after the run)."""
+    ram = "RAM: codecarbon's estimate from the memory size"
     for hardware in getattr(tracker, "_hardware", []):
         if type(hardware).__name__ != "CPU":
             continue
-        mode = getattr(hardware, "_mode", "")
-        tdp = getattr(hardware, "_tdp", None)
+        mode, tdp = str(getattr(hardware, "_mode", "")), getattr(hardware, "_tdp", None)
         generic = (
             " (a generic TDP: the CPU model is not in codecarbon's table)"
             if getattr(hardware, "_is_generic_tdp", False)
             else ""
         )
-        if "rapl" in str(mode):
-            return "codecarbon: RAPL energy counters (measured)"
+        if "rapl" in mode:
+            return f"codecarbon: CPU from the RAPL energy counters (measured); {ram}"
         if mode == "cpu_load":
-            return f"codecarbon: TDP estimate, {tdp} W x CPU load{generic}"
-        return f"codecarbon: {mode} estimate, TDP {tdp} W{generic}"
-    return "codecarbon"
+            return (
+                f"codecarbon: CPU estimated from its TDP ({tdp} W{generic}) and load, TDP x (0.1 + 0.9 x load^3); {ram}"
+            )
+        return f"codecarbon: CPU by its {mode!r} method, TDP {tdp} W{generic}; {ram}"
+    return f"codecarbon (no CPU found); {ram}"
 
 
 class Meter:
