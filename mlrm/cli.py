@@ -231,14 +231,31 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 @command("serve")
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mlrm.config import load_config_set
+    from mlrm.config import ServiceConfig, load_config_set
+    from mlrm.core.service_set import ServiceSet, expand
     from mlrm.credentials import serving_tokens
 
     # Workers are the parallelism; an OpenMP pool started in the master (the
     # preload smoke prediction) does not survive gunicorn's fork and can hang a
     # worker. Set before scikit-learn loads libgomp.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    config = load_config_set(args.config_set)  # fail fast, before gunicorn starts
+    folders = expand(args.config_sets)
+    # Fail fast, before gunicorn starts: one set must load; of several, one at least (the others answer 503).
+    served: ServiceConfig | ServiceSet = load_config_set(folders[0]) if len(folders) == 1 else ServiceSet(folders)
+    if isinstance(served, ServiceSet):
+        served.require_one()
+        for item in served.unusable.values():
+            print(f"mlrm serve: config set '{item.name}' does not load; it answers 503 until fixed, the others "
+                  f"serve:\n  {item.reason}\n  Fix: {item.fix}", file=sys.stderr, flush=True)  # fmt: skip
+    configs = [served] if isinstance(served, ServiceConfig) else [s.config for s in served.services.values()]
+    names = [c.name for c in configs]
+    unknown = [n for n in args.mqtt_set or [] if n not in names]
+    if unknown or (args.mqtt_set and not args.mqtt_broker):
+        why = f"no config set named {unknown[0]!r} is served (served: {', '.join(names)})" if unknown else ""
+        print(
+            f"mlrm serve: --mqtt-set: {why or 'needs --mqtt-broker URL (the broker those sets use)'}", file=sys.stderr
+        )
+        return 2
     tokens = serving_tokens("serve", args.host, args.tokens, args.insecure)
     # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
@@ -249,32 +266,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"{'https' if args.certfile else 'http'}://{args.host}:{args.port}"
 
     def ready() -> None:
-        print(f"mlrm: '{config.name}' ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
+        shown = (
+            f"'{names[0]}'" if len(folders) == 1 else f"{len(names)} models ({', '.join(names)}) at /v1/models/NAME/…"
+        )
+        print(f"mlrm: {shown} ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
 
-    bridge = None
     if args.mqtt_broker:
         from mlrm.config.mqtt_checks import parse_broker
-        from mlrm.mqtt.settings import BROKER_ENV
 
         try:
             parse_broker(args.mqtt_broker)  # a bad URL stops start-up here, with the fix
         except ValueError as exc:
             print(f"mlrm serve: --mqtt-broker: {exc}", file=sys.stderr)
             return 2
-        os.environ[BROKER_ENV] = args.mqtt_broker
-    if "mqtt" in config.raw or args.mqtt_broker:
-        # One MQTT bridge process beside gunicorn, whatever --workers is (why: mlrm/mqtt/bridge_process.py).
-        from mlrm.mqtt.bridge_process import BridgeProcess
+    bridges = {}
+    for config in configs:
+        broker = args.mqtt_broker if args.mqtt_broker and (not args.mqtt_set or config.name in args.mqtt_set) else None
+        if "mqtt" in config.raw or broker:
+            # One MQTT bridge process per set beside gunicorn, whatever --workers is (why: mlrm/mqtt/bridge_process.py).
+            from mlrm.mqtt.bridge_process import BridgeProcess
 
-        bridge = BridgeProcess.start(config.path, args.log_level)
-    status = bridge.status_path if bridge else None
+            bridges[config.name] = BridgeProcess.start(config.path, args.log_level, broker)
+    status = {name: bridge.status_path for name, bridge in bridges.items()}
     try:
         serve(
-            lambda: create_app(config, mqtt_status=status, tokens=tokens),
+            lambda: create_app(served, mqtt_status=status, tokens=tokens),
             host=args.host,
             port=args.port,
             workers=args.workers,
-            name=config.name,
+            name=names[0] if len(folders) == 1 else "+".join(names),
             log_level=args.log_level,
             access_log=args.access_log,
             on_ready=ready,
@@ -282,7 +302,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             keyfile=args.keyfile,
         )
     finally:
-        if bridge is not None:
+        for bridge in bridges.values():
             bridge.stop()
     return 0
 
@@ -361,9 +381,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true",
                    help="make current a version the promotion gate refused (recorded in learned/audit.jsonl)")  # fmt: skip
 
-    s = add("serve", "Serve a config set over REST (gunicorn); reloads new versions live.",
-            "mlrm serve configs/pcb-inspection --port 8000 --workers 2")  # fmt: skip
-    s.add_argument("config_set", metavar="CONFIG_SET")
+    s = add("serve", "Serve one config set, or several in one gunicorn (each at /v1/models/NAME/...), over REST; "
+            "reloads new versions live.",
+            "mlrm serve configs/pcb-inspection --port 8000 --workers 2\n  mlrm serve configs/pcb-inspection "
+            "configs/air-quality --port 8000   # or: mlrm serve configs/ (every set in the folder)")  # fmt: skip
+    s.add_argument("config_sets", nargs="+", metavar="CONFIG_SET",
+                   help="config set folder(s); a folder without a service.yaml stands for every set in its "
+                   "subfolders. One set: also at /v1/predict. Several: a set that does not load answers 503, "
+                   "the others serve")  # fmt: skip
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1,
@@ -378,6 +403,9 @@ def parser() -> argparse.ArgumentParser:
         help="also take predictions over MQTT from this broker (mqtt://host:1883); overrides mqtt.broker "
         "in service.yaml, or uses the default topics mlrm/NAME/predict -> mlrm/NAME/predictions",
     )  # fmt: skip
+    s.add_argument("--mqtt-set", action="append", metavar="NAME",
+                   help="with --mqtt-broker and several sets: only these sets (by name; repeat it) take MQTT from "
+                   "that broker (default: every set); a set with an mqtt section always does, from its own broker")  # fmt: skip
     add_options(s)
     for module in EXTENSIONS:
         importlib.import_module(module).register(add)

@@ -71,11 +71,13 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
 
 @pytest.fixture
 def serve(spawn: Callable[..., Process]) -> Callable[..., tuple[str, Process]]:
-    """Run `mlrm serve` on a free loopback port; returns (base URL, process) once it answers."""
+    """Run `mlrm serve` (one config set, or a list: several in one process) on a free loopback port;
+    returns (base URL, process) once it answers."""
 
-    def start(config_set: Path, *extra: str, ready: int = 200) -> tuple[str, Process]:
+    def start(config_set: Path | list[Path], *extra: str, ready: int = 200) -> tuple[str, Process]:
         port = free_port()
-        process = spawn(mlrm_args("serve", str(config_set), "--port", str(port), *extra), name="serve")
+        sets = [str(p) for p in (config_set if isinstance(config_set, list) else [config_set])]
+        process = spawn(mlrm_args("serve", *sets, "--port", str(port), *extra), name="serve")
         url = f"http://127.0.0.1:{port}"
         process.wait_http(f"{url}/v2/health/live")
         return url, process

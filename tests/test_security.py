@@ -80,11 +80,14 @@ def test_each_scope_allows_exactly_its_routes_on_the_ml_service(
     base, _ = serve(config_set, "--tokens", str(tokens_file))
     check_table(base, ml_app.ROUTES, "pcb-inspection", tokens)
     # Every attempt at an admin action is on record: who, what, from where, how it ended.
-    seen = [(e["who"], e["what"], e["from"], e["status"]) for e in audit.entries(config_set / "learned")]
-    assert seen == [
-        (who, "POST /v1/admin/reload", "127.0.0.1", {"admin": 200}.get(who, 401 if who == "unauthenticated" else 403))
-        for who in ["unauthenticated", "unauthenticated", *SCOPES]
-    ]
+    entries = audit.entries(config_set / "learned")
+    for path in ("/v1/admin/reload", "/v1/models/pcb-inspection/admin/reload"):
+        seen = [(e["who"], e["what"], e["from"], e["status"]) for e in entries if e["what"] == f"POST {path}"]
+        assert seen == [
+            (who, f"POST {path}", "127.0.0.1", {"admin": 200}.get(who, 401 if who == "unauthenticated" else 403))
+            for who in ["unauthenticated", "unauthenticated", *SCOPES]
+        ]
+    assert len(entries) == 2 * (2 + len(SCOPES))
 
 
 def test_rotation_needs_no_restart(tmp_path: Path, config_set: Path, serve: Callable[..., tuple[str, Process]]) -> None:

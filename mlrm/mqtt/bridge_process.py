@@ -64,11 +64,20 @@ class BridgeProcess:
         self.owner = os.getpid()
 
     @classmethod
-    def start(cls, config_set: Path, log_level: str = "info") -> BridgeProcess:
+    def start(cls, config_set: Path, log_level: str = "info", broker: str | None = None) -> BridgeProcess:
+        """Start the supervisor of one config set's bridge; broker: overrides mqtt.broker (`--mqtt-broker`).
+
+        `mlrm serve a b` starts one per set that takes MQTT: each set keeps its own client, topics,
+        durable outbox and status file, exactly as when it is served alone."""
+        from mlrm.mqtt.settings import BROKER_ENV
+
         runtime = Path(tempfile.mkdtemp(prefix="mlrm-mqtt-"))
         args = [sys.executable, "-m", "mlrm.mqtt.bridge_process", str(config_set), "--status", str(runtime / STATUS_FILE),
                 "--parent", str(os.getpid()), "--log-level", log_level]  # fmt: skip
-        return cls(subprocess.Popen(args), runtime)
+        env = dict(os.environ)
+        if broker:
+            env[BROKER_ENV] = broker
+        return cls(subprocess.Popen(args, env=env), runtime)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the supervisor and its bridge (only from the process that started them)."""

@@ -1,10 +1,11 @@
-"""POST /v1/predict without Flask's per-request machinery.
+"""POST /v1/predict and /v1/models/{name}/predict without Flask's per-request machinery.
 
 A WSGI middleware in front of the Flask app (`app.wsgi_app`): it answers a
 predict request itself (read the body, decode with orjson, call the same
 ServiceApi.answer as the Flask route, encode) and records the same metrics.
 
 A request goes to Flask only while nothing has happened yet: another route,
+a set that is not served or cannot answer (unusable, or /v1/predict while several are served),
 a media type other than plain JSON, a body without a length or over the
 limit, a token missing or without the predict scope (Flask's check answers
 that 401/403 as on every route). Once the service has been called the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -49,49 +51,97 @@ def server_timing(compute_s: float, app_s: float) -> str:
     return f"compute;dur={compute_s * 1000:.3f}, app;dur={app_s * 1000:.3f}"
 
 
-class PredictRoute:
-    """WSGI middleware: the fast path for POST /v1/predict, Flask for everything else."""
+MODEL_RULE = "/v1/models/<name>/predict"
+_PREFIX, _SUFFIX = "/v1/models/", "/predict"
 
-    def __init__(
-        self, app: WSGIApp, answer: Answerer, metrics: Metrics, max_body: int, allows: Allows | None = None
-    ) -> None:
-        self.app, self.answer, self.metrics, self.max_body = app, answer, metrics, max_body
+
+@dataclass(frozen=True)
+class Fast:
+    """What the fast path needs of one served set: its name, its answerer, its body limit."""
+
+    name: str
+    answer: Answerer
+    max_body: int
+
+
+# The set a predict path names (None: /v1/predict, the only set), or None when Flask must answer.
+Lookup = Callable[[str | None], Fast | None]
+
+
+class _Route:
+    """One (rule, set) the fast path answers, with its metric children looked up once
+    (a labels() call costs microseconds per request)."""
+
+    def __init__(self, rule: str, fast: Fast, metrics: Metrics) -> None:
+        self.rule, self.fast, self.metrics = rule, fast, metrics
+        self.where = f"POST {rule}"
+        self.ok = metrics.requests.labels(rule, "POST", "200", fast.name)
+        self.latency = metrics.latency.labels(rule, fast.name)
+
+    def counter(self, status: int) -> Any:
+        return (
+            self.ok if status == 200 else self.metrics.requests.labels(self.rule, "POST", str(status), self.fast.name)
+        )
+
+
+class PredictRoute:
+    """WSGI middleware: the fast path for POST /v1/predict and /v1/models/{name}/predict, Flask for everything else."""
+
+    def __init__(self, app: WSGIApp, lookup: Lookup, metrics: Metrics, allows: Allows | None = None) -> None:
+        self.app, self.lookup, self.metrics = app, lookup, metrics
         self.allows = allows
-        # Label children looked up once (a labels() call costs microseconds per request).
-        self.ok = metrics.requests.labels(RULE, "POST", "200")
-        self.latency = metrics.latency.labels(RULE)
+        self.default: _Route | None = None
+        self.routes: dict[str, _Route] = {}  # only sets found: an unknown name is never kept
+
+    def _route(self, path: str) -> _Route | None:
+        if path == RULE:
+            if self.default is None:
+                fast = self.lookup(None)
+                self.default = None if fast is None else _Route(RULE, fast, self.metrics)
+            return self.default
+        if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+            return None
+        name = path[len(_PREFIX) : -len(_SUFFIX)]
+        route = self.routes.get(name)
+        if route is None and name and "/" not in name:
+            fast = self.lookup(name)
+            if fast is not None:
+                route = self.routes[name] = _Route(MODEL_RULE, fast, self.metrics)
+        return route
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != RULE or environ.get("REQUEST_METHOD") != "POST":
+        if environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        route = self._route(environ.get("PATH_INFO", ""))
+        if route is None:
             return self.app(environ, start_response)
         started = time.perf_counter()
         mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         length = environ.get("CONTENT_LENGTH") or ""
-        if mimetype != "application/json" or not length.isdigit() or int(length) > self.max_body:
+        if mimetype != "application/json" or not length.isdigit() or int(length) > route.fast.max_body:
             return self.app(environ, start_response)  # nothing done yet: Flask says what is wrong
         if self.allows is not None and not self.allows(environ.get("HTTP_AUTHORIZATION")):
             return self.app(environ, start_response)  # Flask's check answers 401/403 as on every route
         try:
             body = loads(environ["wsgi.input"].read(int(length)))
             computing = time.perf_counter()
-            answer = self.answer(body)
+            answer = route.fast.answer(body)
             compute = time.perf_counter() - computing
             payload = dumps(answer)
         except Exception as exc:  # every failure is answered here, as by Flask's handler
-            error = problem_of(exc, f"POST {RULE}")
-            return self._send(start_response, error.status, PROBLEM, dumps(error.problem()), started)
+            error = problem_of(exc, route.where)
+            return self._send(start_response, route, error.status, PROBLEM, dumps(error.problem()), started)
         timing = ("Server-Timing", server_timing(compute, time.perf_counter() - started))
-        return self._send(start_response, 200, "application/json", payload, started, timing)
+        return self._send(start_response, route, 200, "application/json", payload, started, timing)
 
     def _send(
-        self, start_response: StartResponse, status: int, content_type: str, payload: bytes, started: float,
-        *extra: tuple[str, str],
+        self, start_response: StartResponse, route: _Route, status: int, content_type: str, payload: bytes,
+        started: float, *extra: tuple[str, str],
     ) -> list[bytes]:  # fmt: skip
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
             [("Content-Type", content_type), ("Content-Length", str(len(payload))), *extra],
         )
-        counter = self.ok if status == 200 else self.metrics.requests.labels(RULE, "POST", str(status))
-        counter.inc()
-        self.latency.observe(time.perf_counter() - started)
+        route.counter(status).inc()
+        route.latency.observe(time.perf_counter() - started)
         return [payload]

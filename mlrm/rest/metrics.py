@@ -37,9 +37,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("mlrm_requests", "HTTP requests.", ["endpoint", "method", "status"], registry=r)
+        # model: the config set a request went to ("" for a route of the whole service, or an unknown name).
+        self.requests = Counter(
+            "mlrm_requests", "HTTP requests.", ["endpoint", "method", "status", "model"], registry=r
+        )
         self.latency = Histogram(
-            "mlrm_request_duration_seconds", "Request latency.", ["endpoint"], buckets=LATENCY_BUCKETS, registry=r
+            "mlrm_request_duration_seconds",
+            "Request latency.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.predictions = Counter("mlrm_predictions", "Predicted rows by label.", ["model", "label"], registry=r)
         self.rows = Counter("mlrm_prediction_rows", "Rows predicted.", ["model"], registry=r)

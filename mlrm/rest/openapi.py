@@ -253,3 +253,45 @@ def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any
             }
         }
     return paths
+
+
+# The /v1 routes of one set, and where each is for every set: /v1/models/{name}/<suffix>.
+MODEL_ROUTES = {"/v1/predict": "predict", "/v1/config": "config", "/v1/admin/reload": "admin/reload",
+                "/v1/mqtt": "mqtt", "/v1/feedback": "feedback"}  # fmt: skip
+_MODELS_LIST = {
+    "get": {
+        "summary": "Every config set served: name, path, available, ready, version (why not, and the fix)",
+        "responses": {"200": {"description": "OK"}},
+    }
+}
+
+
+def _per_model(config: ServiceConfig) -> dict[str, Any]:
+    """One set's routes under its own name: /v1/models/NAME/... and /v2/models/NAME/... (no name parameter)."""
+    paths = document(config)["paths"]
+    out = {f"/v1/models/{config.name}/{suffix}": paths[rule] for rule, suffix in MODEL_ROUTES.items()}
+    out[f"/v1/models/{config.name}"] = {"get": {"summary": "Name, version and endpoints of this model",
+                                                "responses": {"200": {"description": "OK"}}}}  # fmt: skip
+    for path, item in paths.items():
+        if path.startswith("/v2/models/{name}"):
+            out[path.replace("{name}", config.name)] = {
+                method: {**op, "parameters": [p for p in op["parameters"] if p["name"] != "name"]}
+                for method, op in item.items()
+            }
+    return out
+
+
+def set_document(configs: list[ServiceConfig], *, single: bool) -> dict[str, Any]:
+    """The document of a service serving configs: one set (single) keeps its /v1 routes beside the
+    per-model ones; several have only the routes of the whole service and each set's own."""
+    doc = document(configs[0])
+    paths: dict[str, Any] = doc["paths"]
+    if not single:
+        doc["info"]["title"] = f"{', '.join(c.name for c in configs)} (mlrm)"
+        doc["info"]["description"] = "Several config sets, each at /v1/models/{name}/... and /v2/models/{name}/..."
+        paths = {k: v for k, v in paths.items() if k not in MODEL_ROUTES and not k.startswith("/v2/models/")}
+    paths["/v1/models"] = _MODELS_LIST
+    for config in configs:
+        paths.update(_per_model(config))
+    doc["paths"] = with_operation_ids(paths)  # operations copied to /v1/models/NAME/... get their own ids
+    return doc

@@ -139,10 +139,10 @@ def test_buffers_and_counts_each_request_once(tmp_path: Path) -> None:
     assert needed[:3] == [40, 0, 24]
     text = client.get("/metrics").get_data(as_text=True)
     counts = {
-        'mlrm_requests_total{endpoint="/v1/predict",method="POST",status="200"}': 4.0,
-        'mlrm_requests_total{endpoint="/v1/predict",method="POST",status="422"}': 3.0,
-        'mlrm_requests_total{endpoint="/v1/predict",method="POST",status="429"}': 1.0,
-        'mlrm_request_duration_seconds_count{endpoint="/v1/predict"}': 8.0,
+        'mlrm_requests_total{endpoint="/v1/predict",method="POST",model="worker-activity",status="200"}': 4.0,
+        'mlrm_requests_total{endpoint="/v1/predict",method="POST",model="worker-activity",status="422"}': 3.0,
+        'mlrm_requests_total{endpoint="/v1/predict",method="POST",model="worker-activity",status="429"}': 1.0,
+        'mlrm_request_duration_seconds_count{endpoint="/v1/predict",model="worker-activity"}': 8.0,
         'mlrm_prediction_rows_total{model="worker-activity"}': 2.0,  # the full window and the ready one
     }
     for sample, value in counts.items():
@@ -159,8 +159,9 @@ def test_counts_each_request_once_in_metrics(app: Flask, pcb_instance: Row) -> N
     assert client.post("/v1/predict", data="a,b", content_type="text/csv").status_code == 415
     text = client.get("/metrics").get_data(as_text=True)
     for status, count in {"200": 3, "400": 1, "413": 1, "415": 1, "422": 1}.items():
-        assert f'mlrm_requests_total{{endpoint="/v1/predict",method="POST",status="{status}"}} {count}.0' in text
-    assert 'mlrm_request_duration_seconds_count{endpoint="/v1/predict"} 7.0' in text
+        sample = f'mlrm_requests_total{{endpoint="/v1/predict",method="POST",model="pcb-inspection",status="{status}"}}'
+        assert f"{sample} {count}.0" in text
+    assert 'mlrm_request_duration_seconds_count{endpoint="/v1/predict",model="pcb-inspection"} 7.0' in text
     assert 'mlrm_prediction_rows_total{model="pcb-inspection"} 3.0' in text
 
 

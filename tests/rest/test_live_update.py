@@ -2,7 +2,7 @@
 process changes the current version 20 times while a client predicts
 without pause; then a version that fails its digest check is reported and
 the old one keeps serving; so does a parameters.yaml that no longer matches
-the digest current.yaml pinned."""
+the digest current.yaml pinned. Each runs with the set alone in its process and grouped with another."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from mlrm.config import load_config_set
 from mlrm.storage.versions import PARAMETERS, VersionStore, dump_yaml, sha256, write_atomic
 from mlrm.tools.datasets import breast_cancer
 from tests.toolkit.files import ROOT, configure, copy_config_set
+from tests.toolkit.layouts import Layout
 from tests.toolkit.processes import Process, env, mlrm_args
 
 WRITER = """
@@ -38,26 +39,25 @@ for i in range(20):
 """
 
 
-def predict_until(
-    url: str, instance: dict[str, Any], done: Callable[[list[Any]], bool], limit: float = 60
-) -> list[Any]:
+def predict_until(v1: str, instance: dict[str, Any], done: Callable[[list[Any]], bool], limit: float = 60) -> list[Any]:
     """Predict one instance after the other until done(answers so far); every answer's (status, version)."""
     answers: list[Any] = []
     deadline = time.monotonic() + limit
     with requests.Session() as session:
         while not done(answers) and time.monotonic() < deadline:
-            r = session.post(f"{url}/v1/predict", json={"instances": [instance]}, timeout=10)
+            r = session.post(f"{v1}/predict", json={"instances": [instance]}, timeout=10)
             answers.append((r.status_code, r.json().get("model", {}).get("version")))
     return answers
 
 
 @pytest.mark.slow
 def test_zero_failed_requests_across_20_version_changes_and_a_broken_one(
-    serve: Any, spawn: Callable[..., Process], tmp_path: Path
+    serve: Any, spawn: Callable[..., Process], tmp_path: Path, layout: Layout
 ) -> None:
     folder = copy_config_set("breast-cancer", tmp_path)
     configure(folder, serving={"reload_interval": 0.1})
-    url, _ = serve(folder, "--workers", "2")
+    server, _ = serve(layout.sets(folder, tmp_path), "--workers", "2")
+    url = layout.v1(server, "breast-cancer")
     instance = {k: v for k, v in breast_cancer(rows=1)[0].items() if k != "diagnosis"}
 
     writer = spawn([sys.executable, "-c", WRITER, str(folder)], name="writer")
@@ -82,11 +82,11 @@ def test_zero_failed_requests_across_20_version_changes_and_a_broken_one(
     answers = predict_until(url, instance, lambda _: time.monotonic() - started > 1.0)
     assert answers and set(answers) == {(200, 21)}
     for _ in range(6):  # both workers, whichever answers
-        body = requests.get(f"{url}/v1/config", timeout=5).json()
+        body = requests.get(f"{url}/config", timeout=5).json()
         status = body.get("status")
         assert isinstance(status, dict), body
         assert status["version"] == 21 and "sha256 does not match" in status["load_error"]
-    reload = requests.post(f"{url}/v1/admin/reload", timeout=5)
+    reload = requests.post(f"{url}/admin/reload", timeout=5)
     assert reload.status_code == 500 and "sha256" in reload.json()["error"]
 
     store.set_current(20)  # `mlrm rollback --to 20`: the fix goes live, the error clears
@@ -95,11 +95,12 @@ def test_zero_failed_requests_across_20_version_changes_and_a_broken_one(
 
 
 def test_a_corrupt_parameters_file_made_current_is_refused_and_the_old_version_keeps_serving(
-    serve: Any, tmp_path: Path
+    serve: Any, tmp_path: Path, layout: Layout
 ) -> None:
     folder = copy_config_set("breast-cancer", tmp_path)
     configure(folder, serving={"reload_interval": 0.1})
-    url, server = serve(folder, "--workers", "2")
+    base, server = serve(layout.sets(folder, tmp_path), "--workers", "2")
+    url = layout.v1(base, "breast-cancer")
     instance = {k: v for k, v in breast_cancer(rows=1)[0].items() if k != "diagnosis"}
 
     # Version 2 goes live, and a bad disk flips one bit of its learned scaling
@@ -115,7 +116,7 @@ def test_a_corrupt_parameters_file_made_current_is_refused_and_the_old_version_k
     write_atomic(store.current_file(), dump_yaml({"version": v2, "parameters_sha256": sha256(good)}))
 
     def errors() -> set[str]:
-        return {str(requests.get(f"{url}/v1/config", timeout=5).json()["status"]["load_error"]) for _ in range(6)}
+        return {str(requests.get(f"{url}/config", timeout=5).json()["status"]["load_error"]) for _ in range(6)}
 
     server.wait_until(lambda: all("parameters.yaml: sha256 is" in e for e in errors()), 20, "refusing version 2")
     (error,) = errors()  # both workers report the same
