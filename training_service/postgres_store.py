@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -211,10 +211,11 @@ class PostgresStore:
         return rows[0] if rows else None
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Connection[Any]]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
+    def _write(self, *, pipeline: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction: committed when the block ends, rolled back if it raises (in pipeline mode: statements
+        are sent without waiting, until a result is fetched or the block ends)."""
         try:
-            with self._use() as conn, conn.transaction():
+            with self._use() as conn, conn.pipeline() if pipeline else nullcontext(), conn.transaction():
                 yield conn
         except psycopg.errors.DiskFull:
             raise StoreFull(
@@ -272,35 +273,38 @@ class PostgresStore:
         respond: Callable[[list[int], int], dict[str, Any]],
     ) -> tuple[dict[str, Any], bool]:
         now = time.time()
-        with self._write() as conn:
+        # Two round trips in all (pipeline mode): BEGIN, the lock, the key's check and the ids; then the rows
+        # and COMMIT. A commit, not the network, is then what a post costs.
+        with self._write(pipeline=True) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._key(f"samples:{service}"),))
-            if key is not None:
-                # Checked again under the lock: a concurrent retry (on any instance) may have committed meanwhile.
-                row = conn.execute(
-                    "SELECT response FROM batches WHERE service = %s AND idempotency_key = %s", (service, key)
-                ).fetchone()
-                if row is not None:
-                    return _load(row[0]), True
-            row = conn.execute(
-                "INSERT INTO batches (service, idempotency_key, fingerprint, received_at, accepted, rejected, response) "
-                "VALUES (%s, %s, %s, %s, 0, 0, '') RETURNING id",
-                (service, key, fingerprint, now),
-            ).fetchone()
-            batch = int(row[0]) if row else 0
-            inserted = conn.execute(
-                "INSERT INTO samples (service, batch, received_at, label, value, record) "
-                "SELECT %s, %s, %s, l, v, r FROM unnest(%s::text[], %s::float8[], %s::bytea[]) "
-                "WITH ORDINALITY AS t(l, v, r, n) ORDER BY n RETURNING id",
-                (service, batch, now, [s.label for s in samples], [s.value for s in samples],
-                 [_json(s.record) for s in samples]),
-            ).fetchall()  # fmt: skip
-            # Ids are drawn in row order; sorted, the i-th is the i-th sample's.
-            ids = sorted(int(r[0]) for r in inserted)
+            # Checked again under the lock: a concurrent retry (on any instance) may have committed meanwhile.
+            earlier = conn.execute(
+                "SELECT response FROM batches WHERE service = %s AND idempotency_key = %s", (service, key)
+            )
+            # Ids drawn under the lock, in order: the i-th is the i-th sample's, and they commit in id order.
+            drawn = conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('batches', 'id')), "
+                "ARRAY(SELECT nextval(pg_get_serial_sequence('samples', 'id')) FROM generate_series(1, %s))",
+                (len(samples),),
+            )
+            replay = earlier.fetchone() if key is not None else None
+            if replay is not None:
+                return _load(replay[0]), True
+            batch, ids = drawn.fetchone() or (0, [])
+            ids = sorted(int(i) for i in ids)
             response = respond(ids, batch)
             conn.execute(
-                "UPDATE batches SET accepted = %s, rejected = %s, response = %s WHERE id = %s",
-                (len(ids), int(response.get("rejected", 0)), _json(response), batch),
+                "INSERT INTO batches (id, service, idempotency_key, fingerprint, received_at, accepted, rejected, "
+                "response) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (batch, service, key, fingerprint, now, len(ids), int(response.get("rejected", 0)), _json(response)),
             )
+            conn.execute(
+                "INSERT INTO samples (id, service, batch, received_at, label, value, record) "
+                "SELECT i, %s, %s, %s, l, v, r FROM unnest(%s::bigint[], %s::text[], %s::float8[], %s::bytea[]) "
+                "AS t(i, l, v, r)",
+                (service, batch, now, ids, [s.label for s in samples], [s.value for s in samples],
+                 [_json(s.record) for s in samples]),
+            )  # fmt: skip
         return response, False
 
     def last_sample_id(self, service: str) -> int:
