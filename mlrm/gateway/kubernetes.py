@@ -469,6 +469,12 @@ def _warnings(manifest: Manifest) -> list[str]:
             "Give the broker's address in the cluster (e.g. mqtt://mosquitto:1883)."
         )
     url = manifest.training.url
+    if manifest.training.mode == "remote":
+        found.append(
+            f"training.mode: remote: feedback goes to {url}, but new versions from there are not followed in the "
+            "pods (following runs inside `mlrm up`); they serve the learned/ of the image until it is rebuilt. Run "
+            "such a gateway with `mlrm up` under systemd (docs/deployment.md) to follow the centre."
+        )
     if manifest.training.mode == "remote" and url and loopback.match(url):
         found.append(f"training.url {url} is this machine; in a pod it is the pod itself. Give the central address.")
     if getattr(manifest, "dashboard", None) is not None:

@@ -267,3 +267,8 @@ def test_pods_get_mlrm_variables_from_the_manifest_never_from_this_shell(
     text = "name: gw\nservices:\n  bc: {config_set: configs/breast-cancer, port: 8002}\ntraining: {mode: \"off\"}\n"
     [deployment] = of_kind(objects(write_manifest(tmp_path, text)), "Deployment").values()
     assert [e["name"] for e in container(deployment)["env"]] == ["OMP_NUM_THREADS"]
+
+
+def test_exporting_a_remote_gateway_says_its_pods_do_not_follow_the_centre(tmp_path: Path) -> None:
+    [warning] = export(load_manifest(write_manifest(tmp_path, REMOTE)), Options()).warnings
+    assert "not followed in the pods" in warning and "`mlrm up` under systemd" in warning
