@@ -59,6 +59,11 @@ class Dashboard(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.collector, self.guard, self.files = collector, guard, static_files()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not a traceback: a client that hung up or spoke plain HTTP to HTTPS is no news."""
+        error = sys.exc_info()[1]
+        sys.stderr.write(f"dashboard: {client_address[0]}: {type(error).__name__}: {error}\n")
+
 
 class Handler(BaseHTTPRequestHandler):
     server: Dashboard

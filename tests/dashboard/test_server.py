@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 from mlrm.credentials import create
+from tests.toolkit.certificates import make_certificate
 from tests.toolkit.processes import Process, env, free_port
 
 
@@ -77,3 +78,19 @@ def test_off_loopback_without_tokens_it_refuses_to_start(tmp_path: Path) -> None
                             env=env(), timeout=60)  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "refusing to listen on 0.0.0.0 without credentials" in result.stderr and "--tokens" in result.stderr
+
+
+def test_with_a_certificate_it_serves_https_only(tmp_path: Path, spawn: Callable[..., Process]) -> None:
+    certfile, keyfile = make_certificate(tmp_path)
+    port = free_port()
+    args = ["--state", str(state_file(tmp_path)), "--port", str(port), "--certfile", str(certfile), "--keyfile",
+            str(keyfile)]  # fmt: skip
+    board = spawn([sys.executable, "-m", "mlrm.dashboard", *args], name="dashboard")
+    board.wait_until(lambda: requests.get(f"https://127.0.0.1:{port}/healthz", verify=str(certfile), timeout=5).ok,
+                     what="answering over HTTPS")  # fmt: skip
+    assert requests.get(f"https://127.0.0.1:{port}/", verify=str(certfile), timeout=5).status_code == 200
+    try:
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        raise AssertionError("plain HTTP was answered")
+    except requests.ConnectionError:
+        pass

@@ -37,7 +37,7 @@ def test_demo_gateway_post_data_retrain_live_and_ctrl_c(tmp_path: Path, spawn: C
     up = spawn(mlrm_args("up", str(manifest)), name="up")
     up.wait_until(lambda: "stop: Ctrl-C" in up.output(), timeout=90, what="the status table")
     services = status(manifest)
-    assert {s["ready"] for s in services.values()} == {"yes"} and len(services) == 4, services
+    assert {s["ready"] for s in services.values()} == {"yes"} and len(services) == 5, services  # and the dashboard
     assert services["air-quality"]["version"] == "1"
     training_url = services["training-service"]["url"]
 

@@ -37,8 +37,8 @@ def test_demo_runs_three_services_and_the_training_service_on_embedded_defaults(
     steps = plan(manifest, check_ports=False)
     names = [launch.name for launch in steps.launches]
     assert names[0] == "training-service" and steps.launches[0].argv[3] == TRAINING_COMMAND
-    assert names[-3:] == ["pcb-inspection", "breast-cancer", "air-quality"]
-    serve = steps.launches[-3].argv
+    assert names[-4:] == ["pcb-inspection", "breast-cancer", "air-quality", "dashboard"]
+    serve = steps.launches[-4].argv
     assert serve[3:] == [
         "serve", "configs/pcb-inspection", "--host", "127.0.0.1", "--port", "8001", "--workers", "2",
     ]  # fmt: skip
