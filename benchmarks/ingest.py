@@ -1,14 +1,20 @@
 """Ingest throughput of the training service and the time from a trigger to
 the new version serving.
 
-Usage: python benchmarks/ingest.py [--runs 3] [--seconds 2] [--workers 2]
+Usage: python benchmarks/ingest.py [--runs 3] [--seconds 2] [--workers 2] [--postgres URL]
 
-1. Store only (no HTTP): samples/s committed by SQLiteStore.add_batch for
-   batch sizes 1, 10, 100, with synchronous=FULL (the default: every commit
-   fsyncs the WAL) beside synchronous=NORMAL.
+1. Store only (no HTTP): samples/s committed by the store's add_batch for
+   batch sizes 1, 10, 100: SQLite with synchronous=FULL (the default: every
+   commit fsyncs the WAL) beside synchronous=NORMAL, and PostgreSQL (every
+   commit waits for its WAL flush; one connection, like one API worker).
 2. HTTP end to end: samples/s acknowledged (202) by a real
    `mlrm training-service`, one client posting JSON batches with an
-   Idempotency-Key each, for batch sizes 1, 10, 100; then 4 clients at once.
+   Idempotency-Key each, for batch sizes 1, 10, 100; then 4 clients at once;
+   on a SQLite store, then on PostgreSQL.
+
+PostgreSQL: --postgres (default $MLRM_TEST_POSTGRES or
+postgresql://postgres@127.0.0.1:5432/test); a fresh schema, dropped after.
+Its rows are skipped, with the reason, when the server does not answer.
 3. Trigger to serving: a real `mlrm serve` (2 workers) and a real training
    service with training.triggers.new_samples; from the 202 of the batch that
    crosses the threshold to the first prediction answered by the new version,
@@ -20,6 +26,7 @@ Prints medians over runs. Everything binds 127.0.0.1; every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -41,8 +48,8 @@ from harness import Server, free_port  # noqa: E402  (benchmarks/harness.py, bes
 from mlrm.config import load_config_set  # noqa: E402
 from mlrm.tools.datasets import breast_cancer, pcb_inspection  # noqa: E402
 from mlrm.training import trainer  # noqa: E402
-from training_service.sqlite_store import SQLiteStore  # noqa: E402
 from training_service.store import Sample  # noqa: E402
+from training_service.store_url import open_store  # noqa: E402
 
 BATCHES = (1, 10, 100)
 
@@ -58,8 +65,34 @@ def copy_set(name: str, root: Path, **sections: dict[str, Any]) -> Path:
     return folder
 
 
-def store_rate(folder: Path, synchronous: str, batch: int, seconds: float) -> float:
-    store = SQLiteStore(folder / f"bench-{synchronous}-{batch}-{uuid.uuid4().hex[:6]}.sqlite", synchronous=synchronous)
+def sqlite_url(folder: Path, synchronous: str) -> str:
+    """A new SQLite store file for one measurement."""
+    return f"sqlite:///{folder / f'bench-{uuid.uuid4().hex[:8]}.sqlite'}?synchronous={synchronous.lower()}"
+
+
+def postgres_schema(server: str) -> tuple[str | None, str]:
+    """(a store URL naming a new schema, why not); the schema is dropped by drop_schema."""
+    try:
+        import psycopg
+
+        with psycopg.connect(server, connect_timeout=5):
+            pass
+    except Exception as exc:  # noqa: BLE001 (reported in the table instead of the figures)
+        return None, f"{type(exc).__name__}: {str(exc).strip()}"
+    return f"{server}{'&' if '?' in server else '?'}schema=mlrm_bench_{uuid.uuid4().hex[:10]}", ""
+
+
+def drop_schema(server: str, url: str | None) -> None:
+    if url is None:
+        return
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {url.rsplit('schema=', 1)[1]} CASCADE")  # type: ignore[arg-type]
+
+
+def store_rate(url: str, batch: int, seconds: float) -> float:
+    store = open_store(url)
     store.migrate()
     rows = [Sample(r, r["result"]) for r in pcb_inspection(rows=batch, seed=1)]
     done, started = 0, time.perf_counter()
@@ -159,35 +192,34 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each throughput measurement")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the training service")
+    parser.add_argument("--postgres", default=os.environ.get("MLRM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
+                        help="a PostgreSQL server to measure beside SQLite (a fresh schema, dropped after)")  # fmt: skip
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlrm-bench-ingest-"))
+    pg_url, why = postgres_schema(args.postgres)
     try:
-        print(f"1. store only (SQLite WAL), samples/s, median of {args.runs} runs of {args.seconds:.0f}s")
-        print(f"   {'batch':>6} {'synchronous=FULL':>18} {'synchronous=NORMAL':>20}")
+        print(f"1. store only, samples/s committed, median of {args.runs} runs of {args.seconds:.0f}s")
+        print(f"   {'batch':>6} {'SQLite FULL':>12} {'SQLite NORMAL':>14} {'PostgreSQL':>11}")
         for batch in BATCHES:
-            full = statistics.median(store_rate(tmp, "FULL", batch, args.seconds) for _ in range(args.runs))
-            normal = statistics.median(store_rate(tmp, "NORMAL", batch, args.seconds) for _ in range(args.runs))
-            print(f"   {batch:>6} {full:>18,.0f} {normal:>20,.0f}")
+            full, normal = (
+                statistics.median(store_rate(sqlite_url(tmp, sync), batch, args.seconds) for _ in range(args.runs))
+                for sync in ("FULL", "NORMAL")
+            )
+            pg = f"{statistics.median(store_rate(pg_url, batch, args.seconds) for _ in range(args.runs)):>11,.0f}" if pg_url else f"{'-':>11}"  # fmt: skip
+            print(f"   {batch:>6} {full:>12,.0f} {normal:>14,.0f} {pg}")
+        if pg_url is None:
+            print(f"   PostgreSQL skipped: {why}")
 
-        root = tmp / "root"
-        root.mkdir()
-        copy_set("pcb-inspection", root)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        service = start(["training-service", "--config-root", str(root), "--port", str(port),
-                         "--workers", str(args.workers), "--log-level", "warning"], tmp / "ingest.log",
-                        f"{url}/v1/health")  # fmt: skip
         rows = pcb_inspection(rows=1100, seed=3)
-        try:
-            print(f"2. HTTP JSON posts to a real training service ({args.workers} workers, synchronous=FULL), "
-                  f"samples/s acknowledged, median of {args.runs}")  # fmt: skip
-            print(f"   {'batch':>6} {'1 client':>10} {'4 clients':>10}")
-            for batch in BATCHES:
-                one = statistics.median(http_rate(url, rows, batch, args.seconds) for _ in range(args.runs))
-                four = statistics.median(http_rate(url, rows, batch, args.seconds, 4) for _ in range(args.runs))
-                print(f"   {batch:>6} {one:>10,.0f} {four:>10,.0f}")
-        finally:
-            service.stop()
+        print(f"2. HTTP JSON posts to a real training service ({args.workers} workers), samples/s acknowledged, "
+              f"median of {args.runs}")  # fmt: skip
+        print(f"   {'store':<11} {'batch':>6} {'1 client':>10} {'4 clients':>10}")
+        for name, url in (("SQLite", ""), ("PostgreSQL", pg_url)):
+            if url is None:
+                print(f"   {name:<11} skipped: {why}")
+                continue
+            for batch, one, four in http_rates(tmp, url, rows, args):
+                print(f"   {name:<11} {batch:>6} {one:>10,.0f} {four:>10,.0f}")
 
         print(f"3. trigger to serving (breast-cancer, logistic regression, new_samples=150, "
               f"serving.reload_interval 1.0 s), {args.runs} runs")  # fmt: skip
@@ -197,7 +229,32 @@ def main() -> None:
             print(f"   {key:<22} median {statistics.median(values):7.3f}   runs: "
                   + " ".join(f"{v:.3f}" for v in values))  # fmt: skip
     finally:
+        drop_schema(args.postgres, pg_url)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def http_rates(
+    tmp: Path, store: str, rows: list[dict[str, Any]], args: argparse.Namespace
+) -> list[tuple[int, float, float]]:
+    """(batch, samples/s with 1 client, with 4) against a training service on store ('' = its SQLite default)."""
+    root = tmp / f"root-{uuid.uuid4().hex[:6]}"
+    root.mkdir()
+    copy_set("pcb-inspection", root)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    extra = ["--store", store] if store else []
+    service = start(["training-service", "--config-root", str(root), "--port", str(port), *extra,
+                     "--workers", str(args.workers), "--log-level", "warning"], tmp / "ingest.log",
+                    f"{url}/v1/health")  # fmt: skip
+    out = []
+    try:
+        for batch in BATCHES:
+            one = statistics.median(http_rate(url, rows, batch, args.seconds) for _ in range(args.runs))
+            four = statistics.median(http_rate(url, rows, batch, args.seconds, 4) for _ in range(args.runs))
+            out.append((batch, one, four))
+    finally:
+        service.stop()
+    return out
 
 
 if __name__ == "__main__":
