@@ -175,10 +175,11 @@ def bar_chart(title: str, unit: str, groups: list[str], series: list[tuple[str, 
         out.append(
             f'<text x="{x0 + slot * 0.35:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{html.escape(label)}</text>'
         )
+    x = left
     for j, (name, _) in enumerate(series):
-        x = left + j * 150
         out.append(f'<rect x="{x}" y="{height - 22}" width="10" height="10" fill="{COLOURS[j % 6]}"/>'
                    f'<text x="{x + 14}" y="{height - 13}">{html.escape(name)}</text>')  # fmt: skip
+        x += 30 + 7 * len(name)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -213,6 +214,10 @@ def charts(report: dict[str, Any]) -> list[str]:
             ("PSS", [t["server"]["peak_pss_mib"] for t in measured]),
             ("RSS", [t["server"]["peak_rss_mib"] for t in measured]),
         ]))  # fmt: skip
+    spent = [t for t in targets if t["energy"]]
+    if spent:
+        found.append(bar_chart("Energy of the prediction cycles, this machine", "mWh", [t["name"] for t in spent],
+                               [("energy", [t["energy"]["wh"] * 1000 for t in spent])]))  # fmt: skip
     return found
 
 

@@ -132,7 +132,9 @@ def measure_target(
         "latency": latency,
         "throughput": levels,
         "server": resources,
-        "server_note": None if resources else "not measured: the service runs on another host (run mlrm bench there)",
+        "server_note": None
+        if resources
+        else "not measured: it does not listen on this machine's loopback (run mlrm bench on its host for these)",
         "energy": meter.result,
     }
 
