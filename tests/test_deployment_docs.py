@@ -47,7 +47,7 @@ def test_the_tested_commands_write_a_unit_and_objects_that_validate(tmp_path: Pa
     header = (cwd / "central.k8s.yaml").read_text().split("---")[0]
     assert "#   central-credentials: client-token, tokens.yaml" in header and "#   central-store: url" in header
     assert "create secret generic central-credentials" in DOC and "--from-file=client-token=" in DOC
-    assert "create secret generic central-store --from-literal=url=" in DOC
+    assert "create secret generic central-store \\\n  --from-literal=url=" in DOC and "--from-literal=password=" in DOC
     if shutil.which("systemd-analyze"):
         checked = subprocess.run(["systemd-analyze", "verify", str(cwd / "mlrm-demo.service")], capture_output=True,
                                  text=True, timeout=60)  # fmt: skip

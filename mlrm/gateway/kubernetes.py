@@ -50,7 +50,7 @@ IMAGE_PROJECT = PurePosixPath("/app")
 CONFIG_FILES = PurePosixPath("/etc/mlrm/config-sets")
 CREDENTIALS_DIR = PurePosixPath("/etc/mlrm/credentials")
 TLS_DIR = PurePosixPath("/etc/mlrm/tls")
-TOKENS_KEY, CLIENT_TOKEN_KEY, STORE_KEY = "tokens.yaml", "client-token", "url"
+TOKENS_KEY, CLIENT_TOKEN_KEY, STORE_KEY, PASSWORD_KEY = "tokens.yaml", "client-token", "url", "password"
 # Kubernetes expands $(NAME) in args from the container's env: the URL stays in the Secret.
 STORE_ENV = "MLRM_STORE"
 DEFAULT_PORTS = {"ml": 8000, "training": 8100}  # for `port: 0`: every pod has its own address
@@ -397,13 +397,18 @@ class _Builder:
         launch = training_launch(self.pod, port)
         postgres = training.store.split("://", 1)[0] in ("postgres", "postgresql")
         objects: list[dict[str, Any]] = []
+        secret = self.name("store")
         if postgres:
-            self.secrets[self.name("store")] = [STORE_KEY]
-            store: dict[str, Any] = {"name": STORE_ENV, "valueFrom": {"secretKeyRef": {"name": self.name("store"),
-                                                                                       "key": STORE_KEY}}}  # fmt: skip
+            self.secrets[secret] = [STORE_KEY, f"{PASSWORD_KEY} (optional)"]
+            store = [
+                {"name": STORE_ENV, "valueFrom": {"secretKeyRef": {"name": secret, "key": STORE_KEY}}},
+                # libpq reads PGPASSWORD, so the URL may leave the password out (docs/training-service.md).
+                {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": PASSWORD_KEY,
+                                                                      "optional": True}}},
+            ]  # fmt: skip
         else:
             objects.append(self.claim(self.name("training-store"), self.options.store_size, shared=False))
-            store = {"name": STORE_ENV, "value": f"sqlite:///{STORE_DIR}/training.sqlite"}
+            store = [{"name": STORE_ENV, "value": f"sqlite:///{STORE_DIR}/training.sqlite"}]
         folders = list(self.sets)
         set_volumes, set_mounts = self.set_volumes(folders)
         common, common_mounts = self.common_volumes([TOKENS_KEY])
@@ -420,7 +425,7 @@ class _Builder:
             "strategy": {"type": "RollingUpdate"} if postgres else {"type": "Recreate"},
         }
         labels = self.labels(TRAINING, "training-service")
-        deployment = self.deployment(TRAINING, labels, launch, [store], (set_volumes + common, set_mounts +
+        deployment = self.deployment(TRAINING, labels, launch, store, (set_volumes + common, set_mounts +
                                      common_mounts), extra)  # fmt: skip
         return [*objects, deployment, self.service(self.name(TRAINING), labels, port)]
 

@@ -174,6 +174,8 @@ def test_the_postgresql_url_comes_from_a_secret_and_appears_nowhere(central: lis
     assert c["args"][c["args"].index("--store") + 1] == "$(MLRM_STORE)"
     [store] = [e for e in c["env"] if e["name"] == "MLRM_STORE"]
     assert store["valueFrom"] == {"secretKeyRef": {"name": "central-store", "key": "url"}}
+    [password] = [e for e in c["env"] if e["name"] == "PGPASSWORD"]  # libpq's: the URL may leave it out
+    assert password["valueFrom"] == {"secretKeyRef": {"name": "central-store", "key": "password", "optional": True}}
     # Several instances may share PostgreSQL: a rolling update, and no store volume.
     assert training["spec"]["strategy"] == {"type": "RollingUpdate"}
     assert "central-training-store" not in of_kind(central, "PersistentVolumeClaim")
@@ -264,7 +266,7 @@ def test_pods_get_mlrm_variables_from_the_manifest_never_from_this_shell(
 ) -> None:
     monkeypatch.setenv("MLRM_TRAINING_SERVICE", "http://127.0.0.1:8100")
     monkeypatch.setenv("MLRM_TOKEN_FILE", "/home/me/token")
-    text = "name: gw\nservices:\n  bc: {config_set: configs/breast-cancer, port: 8002}\ntraining: {mode: \"off\"}\n"
+    text = 'name: gw\nservices:\n  bc: {config_set: configs/breast-cancer, port: 8002}\ntraining: {mode: "off"}\n'
     [deployment] = of_kind(objects(write_manifest(tmp_path, text)), "Deployment").values()
     assert [e["name"] for e in container(deployment)["env"]] == ["OMP_NUM_THREADS"]
 
