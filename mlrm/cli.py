@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlrm import __version__
+from mlrm import __version__, logs
 from mlrm.credentials import CredentialsError, add_options
 from mlrm.errors import ConfigError, DataError, FieldError, MlrmError, StateError
 
@@ -259,6 +260,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tokens = serving_tokens("serve", args.host, args.tokens, args.insecure)
     # Before prometheus_client is first imported (by mlrm.rest), or workers' metrics are lost.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
+    # gunicorn and the MQTT bridges read it (mlrm/logs.py): one format in every process of the service.
+    os.environ[logs.ENV] = logs.log_format(args.log_format)
     from mlrm.rest import create_app
     from mlrm.rest.server import check_tls, serve
 
@@ -269,7 +272,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         shown = (
             f"'{names[0]}'" if len(folders) == 1 else f"{len(names)} models ({', '.join(names)}) at /v1/models/NAME/…"
         )
-        print(f"mlrm: {shown} ready at {url} (try {url}/v2/health/ready)", file=sys.stderr, flush=True)
+        logging.getLogger("mlrm.serve").info("%s ready at %s (try %s/v2/health/ready)", shown, url, url)
 
     if args.mqtt_broker:
         from mlrm.config.mqtt_checks import parse_broker
@@ -398,6 +401,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile (unencrypted PEM)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    logs.add_option(s)
     s.add_argument(
         "--mqtt-broker", metavar="URL",
         help="also take predictions over MQTT from this broker (mqtt://host:1883); overrides mqtt.broker "

@@ -11,13 +11,14 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlrm import logs
 from tests.toolkit.files import ROOT, copy_config_set
 from tests.toolkit.processes import Process, free_port, mlrm_args
 from tests.toolkit.training import NAME, weak_version
@@ -45,6 +46,19 @@ def dashboard_metrics() -> set[str]:
     return {name for e in exprs for name in re.findall(r"\bmlrm_[a-z0-9_]+\b", e)}
 
 
+class Live(NamedTuple):
+    """The two services and their logs (the training service's in JSON: --log-format json)."""
+
+    ml: str
+    training: str
+    ml_log: Path
+    training_log: Path
+
+    @property
+    def urls(self) -> tuple[str, str]:
+        return self.ml, self.training
+
+
 def start(args: list[str], log: Path, health: str, started: list[Process]) -> str:
     """Start a service with 2 workers (stopped with the others in started) and wait until health answers."""
     port = free_port()
@@ -55,8 +69,8 @@ def start(args: list[str], log: Path, health: str, started: list[Process]) -> st
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory, cancer_rows: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
-    """(ML service URL, training service URL), both after traffic: predictions, bad requests, ingest, one job."""
+def services(tmp_path_factory: pytest.TempPathFactory, cancer_rows: list[dict[str, Any]]) -> Iterator[Live]:
+    """Both services, after traffic: predictions, bad requests, ingest, one training job."""
     tmp = tmp_path_factory.mktemp("monitoring")
     root = tmp / "root"
     weak_version(copy_config_set(NAME, root), cancer_rows)
@@ -64,7 +78,7 @@ def services(tmp_path_factory: pytest.TempPathFactory, cancer_rows: list[dict[st
     started: list[Process] = []
     try:
         ml = start(["serve", str(ml_set)], tmp / "serve.log", "/v2/health/ready", started)
-        args = ["training-service", "--config-root", str(root), "--poll-interval", "0.1"]
+        args = ["training-service", "--config-root", str(root), "--poll-interval", "0.1", "--log-format", "json"]
         training = start(args, tmp / "ts.log", "/v1/health", started)
         instance = {k: v for k, v in cancer_rows[0].items() if k != "diagnosis"}
         for _ in range(3):
@@ -78,28 +92,28 @@ def services(tmp_path_factory: pytest.TempPathFactory, cancer_rows: list[dict[st
             lambda: requests.get(f"{training}/v1/jobs/{job['id']}", timeout=10).json()["state"] == "succeeded",
             120, "the training job succeeded",
         )  # fmt: skip
-        yield ml, training
+        yield Live(ml, training, tmp / "serve.log", tmp / "ts.log")
     finally:
         for process in started:
             process.stop()
 
 
 @pytest.mark.slow
-def test_metrics_answer_the_exact_content_type_strict_scrapers_accept(services: tuple[str, str]) -> None:
-    for url in services:
+def test_metrics_answer_the_exact_content_type_strict_scrapers_accept(services: Live) -> None:
+    for url in services.urls:
         assert requests.get(f"{url}/metrics", timeout=10).headers["Content-Type"] == CONTENT_TYPE
 
 
 @pytest.mark.slow
-def test_every_metric_the_grafana_dashboard_queries_exists_on_a_live_service(services: tuple[str, str]) -> None:
-    names = {key.partition("{")[0] for url in services for key in metric_samples(url)}
+def test_every_metric_the_grafana_dashboard_queries_exists_on_a_live_service(services: Live) -> None:
+    names = {key.partition("{")[0] for url in services.urls for key in metric_samples(url)}
     missing = sorted(dashboard_metrics() - names)
     assert missing == [], f"{DASHBOARD.name} queries metrics no live service has: {missing}"
 
 
 @pytest.mark.slow
-def test_the_training_service_counts_ingest_jobs_and_gate_decisions(services: tuple[str, str]) -> None:
-    seen = metric_samples(services[1])
+def test_the_training_service_counts_ingest_jobs_and_gate_decisions(services: Live) -> None:
+    seen = metric_samples(services.training)
     assert seen[f'mlrm_training_samples_total{{outcome="accepted",service="{NAME}"}}'] == 300
     assert seen[f'mlrm_training_samples_total{{outcome="rejected",service="{NAME}"}}'] == 1
     assert seen[f'mlrm_training_ingest_duration_seconds_count{{service="{NAME}"}}'] == 1
@@ -116,10 +130,23 @@ def test_the_training_service_counts_ingest_jobs_and_gate_decisions(services: tu
 
 
 @pytest.mark.slow
-def test_both_openapi_documents_pass_the_validator_with_an_operation_id_everywhere(services: tuple[str, str]) -> None:
-    for url in services:
+def test_both_openapi_documents_pass_the_validator_with_an_operation_id_everywhere(services: Live) -> None:
+    for url in services.urls:
         document = requests.get(f"{url}/openapi.json", timeout=10).json()
         validate(document)
         ids = [op.get("operationId") for item in document["paths"].values() for op in item.values()]
         assert None not in ids, f"{url}: an operation without operationId"
         assert len(set(ids)) == len(ids), f"{url}: operationIds repeat"
+
+
+@pytest.mark.slow
+def test_both_services_log_every_line_in_the_one_format_text_or_json(services: Live) -> None:
+    text = services.ml_log.read_text().splitlines()
+    assert text and all(logs.formatted(line) for line in text), [x for x in text if not logs.formatted(x)][:3]
+    assert any(" INFO breast-cancer.serve: 'breast-cancer' ready at " in line for line in text)
+    objects = [json.loads(line) for line in services.training_log.read_text().splitlines()]  # JSON, every line
+    assert objects and all({"ts", "level", "component", "message", "pid"} <= set(o) for o in objects)
+    components = {o["component"] for o in objects}
+    assert {"training-service", "training-service.gunicorn", "training-service.scheduler"} <= components
+    promoted = [o for o in objects if o["component"] == "training-service.jobs"]
+    assert promoted and "version 2 current" in promoted[-1]["message"]  # said where it is made current

@@ -16,7 +16,7 @@ from mlrm.credentials import guard_of
 from mlrm.errors import NotFoundError
 from mlrm.rest.access import protect
 from mlrm.rest.codec import PROBLEM, body_of, decode, error_handler, respond
-from training_service import openapi
+from training_service import jobs, openapi
 from training_service.core import TrainingService
 from training_service.metrics import TrainingMetrics
 from training_service.selector import MAX_ID
@@ -112,7 +112,9 @@ class TrainingApi:
 
     def metrics_text(self) -> Response:
         # content_type=, not mimetype=: Flask would append a second charset to the one the type has.
-        return Response(self.metrics.render(self.service), content_type=self.metrics.content_type)
+        service = self.service
+        text = self.metrics.render(service.store, service.services, lambda config: jobs.current_watermark(config)[1])
+        return Response(text, content_type=self.metrics.content_type)
 
     def openapi_json(self) -> Response:
         services = self.service.services  # built per request: config sets come and go while it runs

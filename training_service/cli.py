@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlrm import logs
 from mlrm.credentials import add_options
 from training_service.children import fork_child, stop_child
 from training_service.settings import DEFAULT_PORT, STORE_FILE, Settings
+
+log = logging.getLogger("training_service")
+# The component of its log lines (mlrm/logs.py), and gunicorn's proc_name: mlrm:training-service.
+NAME = "training-service"
 
 
 def cmd_training_service(args: argparse.Namespace) -> int:
@@ -28,19 +34,27 @@ def cmd_training_service(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, log_level=args.log_level, min_free_bytes=args.min_free_bytes,
         tokens_file=serving_tokens("training-service", args.host, args.tokens, args.insecure),
     )  # fmt: skip
+    log_format = logs.log_format(args.log_format)
     # Before prometheus_client is first imported (mlrm.rest.server brings it): every process of this
     # service (API workers, scheduler, job processes, MQTT subscriber) then writes its metrics there.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlrm-metrics-")
-    from mlrm.rest.server import check_tls
+    try:
+        from mlrm.rest.server import check_tls
 
-    check_tls(args.certfile, args.keyfile)  # before the store is migrated or anything is forked
-    services = ConfigRoot(settings.config_root)  # an unusable set is reported (degraded), not fatal
-    services.require_one()  # ...unless none is usable: then fail fast, before anything starts
-    store = open_store(settings.store_url)
-    store.migrate()
-    # A damaged file still opens and takes writes; only a check finds it. Started anyway, so probes see it red.
-    damage = store.check()
-    store.close()
+        check_tls(args.certfile, args.keyfile)  # before the store is migrated or anything is forked
+        services = ConfigRoot(settings.config_root)  # an unusable set is reported (degraded), not fatal
+        services.require_one()  # ...unless none is usable: then fail fast, before anything starts
+        store = open_store(settings.store_url)
+        store.migrate()
+        # A damaged file still opens and takes writes; only a check finds it. Started anyway, so probes see it red.
+        damage = store.check()
+        store.close()
+    except BaseException:  # nothing will serve: leave neither the folder nor the setting behind
+        shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+        raise
+    # One log format in every process (mlrm/logs.py): set before the scheduler and the subscriber are forked.
+    os.environ[logs.ENV] = log_format
+    logs.configure(NAME, log_format, args.log_level)
     from mlrm.rest.server import serve
     from training_service import mqtt_samples
     from training_service.api import create_app
@@ -53,21 +67,17 @@ def cmd_training_service(args: argparse.Namespace) -> int:
     def ready() -> None:
         names = ", ".join(services.names()) or "no usable config set"
         store_url = redact(settings.store_url)
-        print(f"mlrm: training service for {names} ready at {url} (store {store_url})", file=sys.stderr)
+        log.info("training service for %s ready at %s (store %s)", names, url, store_url)
         for item in services.unavailable.values():
-            print(
-                f"mlrm: degraded: config set '{item.name}' is unavailable: {item.reason}. Fix: {item.fix}",
-                file=sys.stderr,
-            )
+            log.warning("degraded: config set '%s' is unavailable: %s. Fix: %s", item.name, item.reason, item.fix)
         if damage is not None:
-            print(f"mlrm: UNUSABLE: the sample store failed its check ({damage}); GET /v1/health answers 503 "
-                  f"and ingest is refused. Fix: {STORE_FIX}", file=sys.stderr)  # fmt: skip
-        sys.stderr.flush()
+            log.error("UNUSABLE: the sample store failed its check (%s); GET /v1/health answers 503 "
+                      "and ingest is refused. Fix: %s", damage, STORE_FIX)  # fmt: skip
 
     try:
         serve(
             lambda: create_app(settings),
-            host=settings.host, port=settings.port, workers=settings.workers, name="training-service",
+            host=settings.host, port=settings.port, workers=settings.workers, name=NAME,
             log_level=args.log_level, access_log=args.access_log, on_ready=ready,
             certfile=args.certfile, keyfile=args.keyfile,
         )  # fmt: skip
@@ -119,4 +129,5 @@ def register(add: Callable[..., Any]) -> None:
                    help="seconds between the scheduler's trigger checks (default 0.5)")  # fmt: skip
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     s.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    logs.add_option(s)
     add_options(s)

@@ -14,7 +14,7 @@ whichever backend holds it. Names and meanings: docs/metrics.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -24,7 +24,12 @@ from prometheus_client.metrics_core import Metric
 from mlrm.rest.metrics import CONTENT_TYPE, LATENCY_BUCKETS, render
 
 if TYPE_CHECKING:
-    from training_service.core import TrainingService
+    from mlrm.config import ServiceConfig
+    from training_service.services import ConfigRoot
+    from training_service.store import Store
+
+# The sample id a config set's current version was trained through (jobs.current_watermark).
+Watermark = Callable[["ServiceConfig"], int]
 
 # A job lasts from a second to hours.
 JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
@@ -79,24 +84,22 @@ class TrainingMetrics:
         if promoted is not None:
             self.gate.labels(service, "promoted" if promoted else "refused").inc()
 
-    def render(self, service: TrainingService) -> bytes:
-        return render(self.registry, StoreCollector(service))
+    def render(self, store: Store, services: ConfigRoot, watermark: Watermark) -> bytes:
+        return render(self.registry, StoreCollector(store, services, watermark))
 
 
 class StoreCollector:
     """Gauges read from the store at scrape time: true across processes and backends."""
 
-    def __init__(self, service: TrainingService) -> None:
-        self.service = service
+    def __init__(self, store: Store, services: ConfigRoot, watermark: Watermark) -> None:
+        self.store, self.services, self.watermark = store, services, watermark
 
     def collect(self) -> Iterator[Metric]:
-        from training_service.jobs import current_watermark
-
         jobs = GaugeMetricFamily("mlrm_training_jobs", "Jobs queued or running now.", labels=["service", "state"])
         pending = GaugeMetricFamily(
             "mlrm_training_samples_pending", "Samples stored since the last training run read data.", labels=["service"]
         )
-        store, services = self.service.store, self.service.services
+        store, services = self.store, self.services
         for name in services.names():
             active = store.active_job(name)
             for state in ("queued", "running"):
@@ -105,7 +108,7 @@ class StoreCollector:
             if last is not None and last.samples_through is not None:
                 through = last.samples_through
             else:
-                through = current_watermark(services.get(name))[1]
+                through = self.watermark(services.get(name))
             pending.add_metric([name], float(store.count_since(name, through)))
         yield jobs
         yield pending

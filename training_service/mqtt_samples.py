@@ -28,12 +28,12 @@ import hashlib
 import logging
 import os
 import signal
-import sys
 import threading
 from typing import Any
 
 import orjson
 
+from mlrm import logs
 from mlrm.errors import ConfigError, FieldError, MlrmError, RequestError
 from mlrm.mqtt.settings import TRAINING, MqttSettings
 from training_service.children import fork_child
@@ -160,7 +160,7 @@ def start(settings: Settings, services: ConfigRoot) -> int | None:
     """
     subscribed, problems = subscriptions(services)
     for problem in problems:
-        print(f"mlrm: degraded: {problem}", file=sys.stderr)
+        log.warning("degraded: %s", problem)
     if not subscribed:
         return None
 
@@ -168,10 +168,7 @@ def start(settings: Settings, services: ConfigRoot) -> int | None:
         from mlrm.mqtt.bridge_process import die_with_parent
 
         die_with_parent()
-        logging.basicConfig(
-            level=settings.log_level.upper(), stream=sys.stderr,
-            format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s",
-        )  # fmt: skip
+        logs.configure("training-service", None, settings.log_level)  # mlrm/logs.py
         return run(settings, services, subscribed)
 
     return fork_child(main)

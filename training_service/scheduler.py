@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from mlrm import logs
 from mlrm.config import ServiceConfig
 from mlrm.errors import ConfigError, MlrmError
 from mlrm.storage import audit
@@ -251,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--exit-with-parent", action="store_true", help="stop when the process that started it exits")
     args = p.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="[%(asctime)s] [%(process)d] [%(name)s] %(message)s")
+    logs.configure("training-service", None, args.log_level)  # mlrm/logs.py; $MLRM_LOG_FORMAT: text or json
     settings = Settings(
         config_root=Path(args.config_root), store_url=args.store, poll_interval=args.poll_interval,
         max_attempts=args.max_attempts, log_level=args.log_level,

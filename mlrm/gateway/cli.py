@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlrm import logs
 from mlrm.errors import ConfigError, MlrmError
 from mlrm.gateway import state as gateway_state
 from mlrm.storage.sqlite import FileLock, try_lock
@@ -118,6 +119,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         for warning in start_checks(manifest):
             _say(f"warning: {warning}")
         return 0
+    # Every service inherits it (the plan copies this environment): one log format in the whole gateway.
+    os.environ[logs.ENV] = logs.log_format(args.log_format)
     lock = _lock(manifest.data_dir)
     if lock is None:
         running = gateway_state.read(manifest.state_file) or {}
@@ -142,7 +145,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     previous[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, on_hangup)
     checks: Following | None = None  # training.mode: remote: the config sets follow the centre's versions
-    supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals))
+    supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals), log_format=args.log_format)
 
     def replan() -> Plan | None:
         if not reloads:
@@ -152,7 +155,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             fresh = _plan_in_child(args.manifest, check_ports=False)
         except MlrmError as exc:
-            supervisor.event(f"reload refused, the gateway runs on as it was: {exc}")
+            supervisor.event(f"reload refused, the gateway runs on as it was: {exc}", "WARNING")
             return None
         if checks is not None:
             checks.update(followers(manifest, fresh, supervisor.event))
@@ -249,6 +252,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
         help="validate the manifest and its config sets (exit 2 on a problem), show the plan, warn about what "
         "would start not ready or degraded; start nothing",
     )
+    logs.add_option(s)
     s = add(
         "status",
         "Show the services of a running gateway: URL, model version, ready, restarts (exit 3: not running).",

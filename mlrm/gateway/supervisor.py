@@ -7,9 +7,11 @@ SIGTERM to each gunicorn master (in-flight requests finish), SIGKILL to the
 whole process group after `stop_timeout`. A service that exits on its own is
 restarted after a delay that doubles on every quick crash (exponential
 backoff) and is counted; every line a service prints goes to its own log file
-with a timestamp. A service that exits with status 2 (CONFIG_ERROR: its
-config set or options are unusable) is not restarted: restarting cannot fix
-it, so it is marked failed and the end of its log is shown. Reloading (SIGHUP
+in mlrm's one log format (mlrm/logs.py): its log lines as they are, anything
+else it prints wrapped into one, and `mlrm up`'s own lines as component `up`.
+A service that exits with status 2 (CONFIG_ERROR: its config set or options
+are unusable) is not restarted: restarting cannot fix it, so it is marked
+failed and the end of its log is shown. Reloading (SIGHUP
 to `mlrm up`) applies a changed plan: new services start, removed ones stop,
 changed or failed ones restart; the others keep serving.
 """
@@ -26,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from mlrm import logs
 from mlrm.gateway import state as gateway_state
 from mlrm.gateway.commands import SKIPPED_BECAUSE, Launch, Plan, guarded
 from mlrm.gateway.manifest import Manifest
@@ -35,6 +38,8 @@ Say = Callable[[str], None]
 # The exit status of `mlrm serve` and `mlrm training-service` for an unusable config or option.
 CONFIG_ERROR = 2
 Probe = Callable[[str], int | None]
+# The component of `mlrm up`'s own log lines (mlrm/logs.py).
+UP = "up"
 
 
 def now_iso() -> str:
@@ -42,13 +47,22 @@ def now_iso() -> str:
 
 
 class LogFile:
-    """One service's log: every line stamped with the local time, appended;
-    rotated at max_bytes (x.log -> x.log.1 -> ... x.log.<keep>), so a gateway
-    that runs for months does not fill its disk."""
+    """One service's log in mlrm's log format, appended: a line the service logged is kept as it is, any
+    other (a print, a crash before logging was set up) is wrapped with the time, INFO and the component;
+    rotated at max_bytes (x.log -> x.log.1 -> ... x.log.<keep>), so a gateway that runs for months does
+    not fill its disk."""
 
-    def __init__(self, path: Path, max_bytes: int = 10 * 1024 * 1024, keep: int = 3) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int = 10 * 1024 * 1024,
+        keep: int = 3,
+        component: str | None = None,
+        fmt: str | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.max_bytes, self.keep = path, max_bytes, keep
+        self.component, self.fmt = component or path.stem, logs.log_format(fmt)
         self._lock = threading.Lock()
         self._open()
 
@@ -68,9 +82,15 @@ class LogFile:
             self.path.unlink(missing_ok=True)
         self._open()
 
+    def note(self, message: str, level: str = "INFO") -> None:
+        """A line of `mlrm up`'s own (component up) in this log."""
+        self.write(logs.line(self.fmt, UP, level, message))
+
     def write(self, line: str | bytes) -> None:
-        text = line if isinstance(line, bytes) else line.encode("utf-8")
-        data = now_iso().encode("ascii") + b" " + text.rstrip(b"\r\n") + b"\n"
+        text = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line).rstrip("\r\n")
+        if not logs.formatted(text):
+            text = logs.line(self.fmt, self.component, "INFO", text)
+        data = text.encode("utf-8") + b"\n"
         with self._lock:
             if self._fh.closed:
                 return  # a late line after stop: nowhere to write it
@@ -93,7 +113,7 @@ class LogFile:
                 text = fh.read().decode("utf-8", "replace")
         except OSError:
             return []
-        said = [line for line in text.splitlines()[1:] if " mlrm up: " not in line]
+        said = [line for line in text.splitlines()[1:] if (logs.parts(line) or ("",))[0] != UP]
         return said[-lines:]
 
     def close(self) -> None:
@@ -125,7 +145,7 @@ class Child:
         return self.proc.pid if self.proc else None
 
     def start(self, clock: float) -> None:
-        self.log.write(f"mlrm up: starting: {' '.join(self.launch.argv)}")
+        self.log.note(f"{self.name}: starting: {' '.join(self.launch.argv)}")
         self.proc = subprocess.Popen(
             guarded(self.launch.argv),
             stdin=subprocess.DEVNULL,
@@ -184,6 +204,8 @@ class Child:
             "log": str(self.log.path),
             "probes": {"live": self.launch.probes.live, "ready": self.launch.probes.ready},
             "config_set": str(self.launch.config_set) if self.launch.config_set else None,
+            # A process of several services (the manifest's `process`): `mlrm status` shows a row for each.
+            "models": [{"name": name, "config_set": str(path)} for name, path in self.launch.models],
         }
 
 
@@ -209,8 +231,10 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         tick: float = 0.2,
         should_stop: Callable[[], bool] = lambda: False,
+        log_format: str | None = None,
     ) -> None:
         self.manifest, self.plan = manifest, plan
+        self.log_format = logs.log_format(log_format)
         self.say, self.clock, self.tick = say, clock, tick
         self.probe = probe or self._http_probe
         self.should_stop = should_stop
@@ -228,14 +252,19 @@ class Supervisor:
 
     def _log(self, name: str) -> LogFile:
         m = self.manifest
-        return LogFile(m.log_dir / f"{name}.log", m.log_max_bytes, m.log_keep)
+        return LogFile(m.log_dir / f"{name}.log", m.log_max_bytes, m.log_keep, name, self.log_format)
 
     # -- reporting ---------------------------------------------------------
 
-    def event(self, text: str) -> None:
-        """A supervision event: on the console and in gateway.log."""
-        self.gateway_log.write(text)
-        self.say(f"{datetime.now().strftime('%H:%M:%S')} {text}")
+    def event(self, text: str, level: str = "INFO") -> None:
+        """A supervision event: on the console and in gateway.log, one log line (component up)."""
+        if self.log_format == "json":
+            said = logs.line("json", UP, level, text)
+        else:  # further lines (the end of a failed service's log) indented below the first
+            first, _, more = text.partition("\n")
+            said = "\n".join([logs.line("text", UP, level, first), *more.splitlines()])
+        self.gateway_log.write(said)
+        self.say(said)
 
     def state(self) -> dict[str, Any]:
         sup = self.manifest.supervision
@@ -297,7 +326,8 @@ class Supervisor:
                 time.sleep(self.tick / 2)
         for child in waiting if not self.should_stop() else []:
             self.event(
-                f"{child.name}: not live after {self.manifest.supervision.start_timeout:g}s; still waiting (see {child.log.path})"
+                f"{child.name}: not live after {self.manifest.supervision.start_timeout:g}s; still waiting (see {child.log.path})",
+                "WARNING",
             )
 
     def _live(self, child: Child) -> None:
@@ -326,23 +356,23 @@ class Supervisor:
         delay = min(sup.backoff_initial * 2 ** (child.failures - 1), sup.backoff_max)
         child.state, child.restart_at = "backoff", self.clock() + delay
         text = f"{child.name}: {describe_exit(code)} after {up_for:.1f}s; restart #{child.restarts + 1} in {delay:g}s"
-        child.log.write(f"mlrm up: {text}")
-        self.event(text)
+        child.log.note(text, "WARNING")
+        self.event(text, "WARNING")
         self.save()
 
     def _failed(self, child: Child, up_for: float) -> None:
         """A config error: restarting cannot help, so say why and leave it stopped."""
         said = child.log.tail()
         child.state, child.restart_at = "failed", None
-        lines = [line.split(" ", 1)[-1].strip() for line in said]  # without the time stamp
+        lines = [(logs.parts(line) or ("", line))[1].strip() for line in said]  # the messages alone
         child.reason = next((line for line in reversed(lines) if line), "see its log")
         text = (
             f"{child.name}: failed: exited with status {CONFIG_ERROR} (a config error) after {up_for:.1f}s; "
             f"not restarted. Fix it, then reload (kill -HUP {os.getpid()}) or restart the gateway. "
             f"Its log ({child.log.path}) ends:"
         )
-        child.log.write(f"mlrm up: {text}")
-        self.event("\n    ".join([text, *lines]))
+        child.log.note(text, "ERROR")
+        self.event("\n    ".join([text, *lines]), "ERROR")
         self.save()
 
     def check(self) -> None:
@@ -402,7 +432,7 @@ class Supervisor:
         for child in group:
             if child.poll() is None and child.proc is not None:
                 why = "asked twice to stop" if force() else f"still running after {limit:g}s"
-                self.event(f"{child.name}: {why}; SIGKILL")
+                self.event(f"{child.name}: {why}; SIGKILL", "WARNING")
             child.kill_group()
             child.reap()
             if child.state not in ("stopped", "failed"):

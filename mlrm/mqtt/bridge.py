@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlrm import logs
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.core.service import Service
 from mlrm.errors import ConfigError, ConfigProblem, MlrmError
@@ -87,11 +88,9 @@ def run(config: ServiceConfig, status_path: Path | None = None) -> int:
     return 0
 
 
-def configure_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-        format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s",
-    )  # fmt: skip
+def configure_logging(level: str = "info", service: str = "mqtt") -> None:
+    """mlrm's one log format (mlrm/logs.py; $MLRM_LOG_FORMAT picks text or json), components service.mqtt..."""
+    logs.configure(service, None, level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--status", type=Path)
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, Path(args.config_set).name)
     try:
         return run(load_config_set(args.config_set), args.status)
     except ConfigError as exc:

@@ -37,6 +37,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlrm import logs
+
 log = logging.getLogger("mlrm.mqtt.bridge_process")
 
 STATUS_FILE = "status.json"
@@ -149,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
     die_with_parent()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="[%(asctime)s] [%(process)d] [mqtt] %(levelname)s %(message)s")  # fmt: skip
+    logs.configure(Path(args.config_set).name, None, "info")  # mlrm/logs.py: the format the service's lines have
     return supervise(args.config_set, args.status, args.parent, args.log_level)
 
 

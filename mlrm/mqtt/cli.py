@@ -18,7 +18,7 @@ def cmd_mqtt(args: argparse.Namespace) -> int:
     from mlrm.mqtt.bridge import configure_logging, run
 
     config = load_config_set(args.config_set)
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, config.name)
     return run(config, args.status)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from mlrm import logs
 from mlrm.errors import DataError
 
 log = logging.getLogger("mlrm.server")
@@ -102,9 +103,11 @@ def serve(
     threads: int = 1,
     certfile: str | None = None,
     keyfile: str | None = None,
+    log_format: str | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; in-flight requests finish (graceful_timeout).
 
+    log_format: text or json (mlrm/logs.py; None: $MLRM_LOG_FORMAT, else text), gunicorn's lines and the app's.
     worker_class None: worker_class_for(host). certfile and keyfile: HTTPS (checked with check_tls first).
 
     Set PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported.
@@ -121,6 +124,9 @@ def serve(
         "loglevel": log_level,
         "errorlog": "-",
         "accesslog": "-" if access_log else None,
+        # One format for gunicorn's lines and every logger of the app, in the master and the workers.
+        "logconfig_dict": logs.gunicorn_config(name, log_format, log_level, access_log),
+        "access_log_format": logs.ACCESS_FORMAT,
         "proc_name": f"mlrm:{name}",
         "child_exit": _child_exit,
         "pre_fork": _pre_fork,
