@@ -162,7 +162,9 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
         token = client_token()
         results = []
         if settings.local or not settings.targets:
-            with LocalServer(copy, work, settings.workers, settings.mqtt_broker) as server:
+            server = LocalServer(copy, work, settings.workers, settings.mqtt_broker)
+            progress("serve", None, f"starting mlrm serve of the copy at {server.url}")
+            with server:
                 target = Target(server.url, config.name)
                 result = {
                     "name": "local",
