@@ -68,7 +68,7 @@ def measure_mqtt(config: ServiceConfig, broker: str, instances: list[dict[str, A
 
     client.on_connect = on_connect
     client.on_subscribe = lambda *a: subscribed.put(True)
-    client.on_message = lambda c, u, m: inbox.put((m.topic, m.payload, time.perf_counter()))
+    client.on_message = lambda c, u, m: inbox.put((m.topic, bytes(m.payload), time.perf_counter()))
     if s.tls:
         client.tls_set()
     client.connect(s.host, s.port, keepalive=30)
