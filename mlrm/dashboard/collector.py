@@ -181,7 +181,11 @@ class Collector:
         now = time.time()
         state = self.state()
         if state is None:
-            snap = {"gateway": None, "now": now, "error": f"no gateway is running ({self.state_file} is missing)"}
+            snap: dict[str, Any] = {
+                "gateway": None,
+                "now": now,
+                "error": f"no gateway is running (no {self.state_file} of a living mlrm up); start it: mlrm up MANIFEST",
+            }
             with self._lock:
                 self._snapshot = snap
             return

@@ -34,6 +34,7 @@ from mlrm.gateway.tls import probe_context
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_BODY = 1024  # bytes of an action's body: {"version": N}
+MAX_CLIENTS = 32  # requests handled at once; more are refused (closed), not queued without bound
 ACTION = re.compile(r"^/api/services/([A-Za-z0-9_.-]{1,64})/(train|rollback)$")
 # The page loads only its own files: no inline script, nothing from elsewhere.
 HEADERS = {
@@ -58,6 +59,23 @@ class Dashboard(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], collector: Collector, guard: Guard) -> None:
         super().__init__(address, Handler)
         self.collector, self.guard, self.files = collector, guard, static_files()
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # its thread never started
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, not a traceback: a client that hung up or spoke plain HTTP to HTTPS is no news."""
