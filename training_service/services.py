@@ -5,13 +5,23 @@ A set that cannot be used (it needs an extra this install lacks, or it is
 broken) does not take the service down: it is kept as Unavailable, with the
 problems and the fix, and its endpoints answer 503 until its service.yaml
 changes and loads. `mlrm validate` still refuses it (exit 2).
+
+The full check of a set asks scikit-learn about its hyperparameters, and
+importing scikit-learn costs a process about 100 MB that it keeps. The
+training service's processes (API, scheduler) never fit a model, so the full
+check runs in a forked child that reports the problems and exits
+(`check_apart`); these processes load the sets without it (deep=False), and
+only a job, which fits, imports scikit-learn.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +76,66 @@ def _mtime(path: Path) -> int:
         return 0
 
 
+# (folder, mtime of its service.yaml) -> the problems of its full check: the service's processes fork
+# from the one that checked first (API workers, scheduler), so each file is checked once per change.
+_checked: dict[tuple[str, int], list[ConfigProblem]] = {}
+
+
+def _full_check(folders: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for folder in folders:
+        try:
+            load_config_set(folder)
+        except ConfigError as exc:
+            found[str(folder)] = [dataclasses.asdict(p) for p in exc.problems]
+    return found
+
+
+def check_apart(folders: list[Path]) -> dict[Path, list[ConfigProblem]]:
+    """Every problem the full check (load_config_set) finds in each folder, found in a forked child
+    so that scikit-learn never enters this process; in this process if the child fails."""
+    todo = [f for f in folders if (str(f), _mtime(f)) not in _checked]
+    if todo:
+        stamps = {str(f): _mtime(f) for f in todo}  # before the check: an edit meanwhile is checked again
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: check, answer, exit without running the parent's exit handlers
+            code = 1
+            try:
+                os.close(read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(json.dumps(_full_check(todo)).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        with os.fdopen(read, "rb") as answer:
+            raw = answer.read()
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # reaped by a handler of the process (gunicorn's); its answer is what counts
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            log.warning("the config check in a child process failed; checking here (imports scikit-learn)")
+            found = _full_check(todo)
+        for folder in todo:
+            problems = [ConfigProblem(**p) for p in found.get(str(folder), [])]
+            _checked[(str(folder), stamps[str(folder)])] = problems
+    return {f: _checked.get((str(f), _mtime(f)), []) for f in folders}
+
+
+def load_checked(folder: Path) -> ServiceConfig:
+    """load_config_set(folder), its hyperparameters checked in a child (check_apart)."""
+    problems = check_apart([folder])[folder]
+    if problems:
+        raise ConfigError(problems)
+    return load_config_set(folder, deep=False)
+
+
 class ConfigRoot:
     """Config sets under one folder; service.yaml is re-read when it changes on disk."""
 
@@ -86,6 +156,7 @@ class ConfigRoot:
             raise ConfigError([ConfigProblem(
                 str(self.root), "", f"no config set here: expected folders with a {SERVICE_FILE}, e.g. {self.root}/my-model/"
             )])  # fmt: skip
+        check_apart(folders)  # one child checks them all
         for folder in folders:
             self._load(folder)
 
@@ -93,7 +164,7 @@ class ConfigRoot:
         """Load one folder into configs, or into unavailable with its problems."""
         mtime = _mtime(folder)
         try:
-            config = load_config_set(folder)
+            config = load_checked(folder)
         except ConfigError as exc:
             self._set_unavailable(folder.name, folder.resolve(), tuple(exc.problems), mtime)
             return
@@ -153,7 +224,7 @@ class ConfigRoot:
         if mtime != self._mtimes[name]:
             self._mtimes[name] = mtime
             try:
-                fresh = load_config_set(config.path)
+                fresh = load_checked(config.path)
             except ConfigError as exc:
                 log.error("%s changed but is invalid; still using the version loaded before:\n%s", config.path, exc)
                 return config

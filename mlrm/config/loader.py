@@ -60,7 +60,7 @@ def _check_input(name: str, spec: dict[str, Any], report: Report) -> None:
             report((*at, "default"), f"default {default} lies outside min..max.")
 
 
-def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
+def _check_algorithm(raw: dict[str, Any], task: str, report: Report, deep: bool = True) -> None:
     name = raw["algorithm"]["name"]
     params = raw["algorithm"].get("hyperparameters") or {}
     extra = algorithms.requirement_of(name)
@@ -71,6 +71,16 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
             f"Install it with: pip install 'mlrm[{extra}]'",
         )
         return
+    if deep:
+        _check_hyperparameters(name, params, report)
+    metric = raw["training"]["metric"]
+    allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task, ANOMALY_METRICS)
+    if metric not in allowed:
+        report(("training", "metric"), f"'{metric}' does not fit a {task} task. Use one of: {', '.join(allowed)}.")
+
+
+def _check_hyperparameters(name: str, params: dict[str, Any], report: Report) -> None:
+    """Asks the estimator (so imports scikit-learn, about 100 MB): load_config_set(deep=False) skips it."""
     known = algorithms.hyperparameters(name)
     reserved = algorithms.reserved(name)
     for key in params:
@@ -84,13 +94,9 @@ def _check_algorithm(raw: dict[str, Any], task: str, report: Report) -> None:
     if all(key in known for key in params) and params:
         for key, message in algorithms.check(name, params):
             report(("algorithm", "hyperparameters", key) if key else ("algorithm", "hyperparameters"), message)
-    metric = raw["training"]["metric"]
-    allowed = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}.get(task, ANOMALY_METRICS)
-    if metric not in allowed:
-        report(("training", "metric"), f"'{metric}' does not fit a {task} task. Use one of: {', '.join(allowed)}.")
 
 
-def _check_meaning(raw: dict[str, Any], report: Report) -> str:
+def _check_meaning(raw: dict[str, Any], report: Report, deep: bool = True) -> str:
     for name, spec in raw["inputs"].items():
         _check_input(name, spec, report)
     name = raw["algorithm"]["name"]
@@ -117,7 +123,7 @@ def _check_meaning(raw: dict[str, Any], report: Report) -> str:
         if target["name"] in raw["inputs"] and not forecast:
             report(("target", "name"), f"'{target['name']}' is also an input. The target must not be an input.")
     raw["training"].setdefault("metric", default_metric(task))
-    _check_algorithm(raw, task, report)
+    _check_algorithm(raw, task, report, deep)
     for check in SECTION_CHECKS:
         check(raw, report)
     return task
@@ -145,8 +151,11 @@ def _features(raw: dict[str, Any]) -> tuple[Feature, ...]:
     return tuple(out)
 
 
-def load_config_set(path: str | Path) -> ServiceConfig:
-    """Load, validate and resolve the config set at path (ConfigError if unusable)."""
+def load_config_set(path: str | Path, *, deep: bool = True) -> ServiceConfig:
+    """Load, validate and resolve the config set at path (ConfigError if unusable).
+
+    deep=False skips the hyperparameter checks, which ask scikit-learn: for a process that must stay
+    small and has had the set checked elsewhere (training_service.services checks in a forked child)."""
     folder = Path(path)
     file = folder / SERVICE_FILE
     if folder.is_file() and folder.name == SERVICE_FILE:
@@ -164,7 +173,7 @@ def load_config_set(path: str | Path) -> ServiceConfig:
     if report.problems:
         raise ConfigError(report.problems)
     fill_defaults(schema, data)
-    task = _check_meaning(data, report)
+    task = _check_meaning(data, report, deep)
     if report.problems:
         raise ConfigError(report.problems)
     target = data.get("target")

@@ -165,6 +165,7 @@ def training_launch(manifest: Manifest, port: int) -> Launch:
     """How the local training service is started."""
     training = manifest.training
     argv = [TRAINING_COMMAND, "--config-root", _from_root(manifest, training.config_root), "--port", str(port)]
+    argv += ["--workers", str(training.workers)]
     argv += ["--host", manifest.host, "--store", training.store, *_credentials(manifest), *_tls(manifest)]
     return Launch(
         name=TRAINING,

@@ -78,6 +78,7 @@ class TrainingSpec:
     url: str | None
     probes: Probes
     follow_interval: float = 5.0
+    workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         url=section.get("url"),
         probes=Probes(**section["health"]),
         follow_interval=float(section["follow_interval"]),
+        workers=int(section["workers"]),
     )
     sup = data["supervision"]
     credentials = data.get("credentials") or {}

@@ -57,6 +57,14 @@ TRAINING_SECTION = _obj(
             default="off",
         ),
         "port": {**PORT, "default": 8100, "description": "Port of the local training service (0: pick a free one)."},
+        "workers": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 32,
+            "default": 2,
+            "description": "gunicorn workers of the local training service's API. 1 on a small gateway: each "
+            "worker costs about 10 MB; a second one keeps ingest answering while the first is busy.",
+        },
         "store": _str(
             "Where the local training service keeps samples (default: SQLite in data_dir); relative to root",
             examples=["sqlite:///var/demo/training.sqlite"],

@@ -179,3 +179,12 @@ def test_manifest_reference_is_generated_from_the_schema() -> None:
     assert (ROOT / "docs" / "manifest-reference.md").read_text() == markdown(build_schema(), REFERENCE_HEADER), (
         "regenerate: python -m mlrm schema --gateway --markdown -o docs/manifest-reference.md"
     )
+
+
+def test_the_training_services_api_workers_come_from_the_manifest(tmp_path: Path) -> None:
+    """A small gateway runs the training service's API in one worker (each costs about 10 MB)."""
+    for section, workers in (("{mode: local, port: 0, workers: 1}", "1"), ("{mode: local, port: 0}", "2")):
+        services = "services: {a: {config_set: configs/breast-cancer, port: 0}}"
+        manifest = load_manifest(write_manifest(tmp_path, f"name: gw\n{services}\ntraining: {section}\n"))
+        launch = plan(manifest).launches[0]
+        assert launch.kind == "training" and launch.argv[launch.argv.index("--workers") + 1] == workers

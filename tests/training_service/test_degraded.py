@@ -52,10 +52,11 @@ def test_one_broken_set_degrades_the_service_and_answers_503_with_the_fix(
     assert requests.get(f"{url}/v1/services/{NAME}/samples/stats", timeout=5).status_code == 200
     process.wait_until(lambda: "degraded: config set 'broken' is unavailable" in process.output(), 10, "the log line")
 
-    # Fixed on disk: the next request loads it, and the service is healthy again.
+    # Fixed on disk: the next request loads it, and the service is healthy again. (Its full check runs
+    # in a child that imports scikit-learn, which the service itself never does: seconds on a busy machine.)
     text = (folder / "service.yaml").read_text(encoding="utf-8")
     (folder / "service.yaml").write_text(text.replace("algoritm:", "algorithm:", 1), encoding="utf-8")
-    assert requests.get(f"{url}/v1/services/broken", timeout=5).status_code == 200
+    assert requests.get(f"{url}/v1/services/broken", timeout=60).status_code == 200
     assert requests.get(f"{url}/v1/health", timeout=5).json()["status"] == "ok"
 
 
