@@ -129,8 +129,8 @@ class Following:
 
     def update(self, followers: list[Follower]) -> None:
         """Follow these from now on (a reloaded manifest); one already followed keeps its ETag and backoff."""
-        known = {(d.follower.name, d.follower.store.root): d for d in self._due}
-        self._due = [known.get((f.name, f.store.root)) or _Due(f) for f in followers]
+        known = {(d.follower.name, d.follower.store.root, d.follower.url): d for d in self._due}
+        self._due = [known.get((f.name, f.store.root, f.url)) or _Due(f) for f in followers]
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mlrm-follow", daemon=True)
