@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from mlrm.credentials import create
 from mlrm.tools.datasets import breast_cancer
 from tests.toolkit.browser import page, require_browser, screenshot
+from tests.toolkit.dashboard import start_dashboard
 from tests.toolkit.files import copy_config_set, write_manifest
 from tests.toolkit.gateway import status
 from tests.toolkit.processes import Process, mlrm_args
@@ -82,3 +84,24 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         expect(card.locator(".version")).to_have_text("1", timeout=20_000)
         assert requests.get(f"{cancer}/", timeout=5).json()["version"] == 1
         assert not console.errors, console.errors
+
+
+def test_a_guarded_dashboard_asks_for_a_token_and_then_shows_the_gateway(
+    tmp_path: Path, spawn: Callable[..., Process]
+) -> None:
+    require_browser()
+    from playwright.sync_api import expect
+
+    tokens = tmp_path / "tokens.yaml"
+    watch = create(tokens, "wall", ["metrics"])
+    url, _ = start_dashboard(spawn, tmp_path, "--tokens", str(tokens))
+    with page() as (opened, console):
+        opened.goto(url + "/")
+        expect(opened.locator("#login")).to_be_visible()
+        expect(opened.locator("#login-error")).to_contain_text("scope 'metrics'")
+        opened.fill("#token", watch)
+        opened.click("#login button")
+        expect(opened.locator("#title")).to_have_text("gateway g")
+        expect(opened.locator("#login")).to_be_hidden()
+        # The refused first poll is the one error the page may log (the browser reports every 401).
+        assert all("401" in error for error in console.errors), console.errors

@@ -1,14 +1,11 @@
 """The dashboard's server as a network sees it: the page and its files open and fenced in, the
 snapshot behind scope metrics, actions behind admin and only from the page itself, and no start
 off loopback without tokens. A real `python -m mlrm.dashboard` over a gateway state file with no
-services, so no gunicorn is needed."""
+services (tests/toolkit/dashboard.py), so no gunicorn is needed."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,16 +13,8 @@ import requests
 
 from mlrm.credentials import create
 from tests.toolkit.certificates import make_certificate
+from tests.toolkit.dashboard import dashboard_args, start_dashboard
 from tests.toolkit.processes import Process, env, free_port
-
-
-def state_file(tmp_path: Path) -> Path:
-    """The state file of a gateway 'g' with no services, 'run' by this test process."""
-    path = tmp_path / "gateway.json"
-    state = {"gateway": "g", "manifest": "services/g.yaml", "pid": os.getpid(), "started_at": "2026-12-01T00:00:00",
-             "services": [], "training_url": None, "skipped": {}}  # fmt: skip
-    path.write_text(json.dumps(state))
-    return path
 
 
 def test_the_page_is_open_the_data_needs_metrics_and_actions_admin(
@@ -34,11 +23,7 @@ def test_the_page_is_open_the_data_needs_metrics_and_actions_admin(
     tokens = tmp_path / "tokens.yaml"
     watch, operator, camera = (create(tokens, n, s) for n, s in
                                (("wall", ["metrics"]), ("operator", ["admin"]), ("camera", ["predict"])))  # fmt: skip
-    port = free_port()
-    args = ["--state", str(state_file(tmp_path)), "--port", str(port), "--tokens", str(tokens), "--interval", "0.5"]
-    board = spawn([sys.executable, "-m", "mlrm.dashboard", *args], name="dashboard")
-    url = f"http://127.0.0.1:{port}"
-    board.wait_http(url + "/healthz")
+    url, board = start_dashboard(spawn, tmp_path, "--tokens", str(tokens))
 
     page = requests.get(url + "/", timeout=5)
     assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -73,9 +58,8 @@ def test_the_page_is_open_the_data_needs_metrics_and_actions_admin(
 
 
 def test_off_loopback_without_tokens_it_refuses_to_start(tmp_path: Path) -> None:
-    args = ["--state", str(state_file(tmp_path)), "--host", "0.0.0.0", "--port", str(free_port())]
-    result = subprocess.run([sys.executable, "-m", "mlrm.dashboard", *args], capture_output=True, text=True,
-                            env=env(), timeout=60)  # fmt: skip
+    args = dashboard_args(tmp_path, free_port(), "--host", "0.0.0.0")
+    result = subprocess.run(args, capture_output=True, text=True, env=env(), timeout=60)
     assert result.returncode == 2, result.stderr
     assert "refusing to listen on 0.0.0.0 without credentials" in result.stderr and "--tokens" in result.stderr
 
@@ -83,9 +67,8 @@ def test_off_loopback_without_tokens_it_refuses_to_start(tmp_path: Path) -> None
 def test_with_a_certificate_it_serves_https_only(tmp_path: Path, spawn: Callable[..., Process]) -> None:
     certfile, keyfile = make_certificate(tmp_path)
     port = free_port()
-    args = ["--state", str(state_file(tmp_path)), "--port", str(port), "--certfile", str(certfile), "--keyfile",
-            str(keyfile)]  # fmt: skip
-    board = spawn([sys.executable, "-m", "mlrm.dashboard", *args], name="dashboard")
+    args = dashboard_args(tmp_path, port, "--certfile", str(certfile), "--keyfile", str(keyfile))
+    board = spawn(args, name="dashboard")
     board.wait_until(lambda: requests.get(f"https://127.0.0.1:{port}/healthz", verify=str(certfile), timeout=5).ok,
                      what="answering over HTTPS")  # fmt: skip
     assert requests.get(f"https://127.0.0.1:{port}/", verify=str(certfile), timeout=5).status_code == 200
