@@ -145,6 +145,10 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
     if not settings.targets and not settings.train and not (config.learned_dir / "current.yaml").exists():
         raise DataError(f"{settings.config_set} has no trained version and --no-train was given: drop --no-train, "
                         "or give --target URL of a service that serves it")  # fmt: skip
+    token = client_token()
+    targets = [Target(url, config.name, token) for url in settings.targets]
+    for target in targets:  # before training: a wrong or unreachable URL fails in a second, not after minutes
+        target.check()
     started = datetime.now(timezone.utc)
     work = Path(tempfile.mkdtemp(prefix="mlrm-bench-"))
     try:
@@ -159,7 +163,6 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
             progress("training", 1.0, f"{training['train_s']:.2f} s for {training['rows']} {training['unit']}")
         instances = asset.instances(config, records, max(settings.requests, settings.per_thread) * settings.batch)
         bodies = encode_bodies(instances, settings.batch, max(settings.requests, settings.per_thread))
-        token = client_token()
         results = []
         if settings.local or not settings.targets:
             server = LocalServer(copy, work, settings.workers, settings.mqtt_broker)
@@ -178,10 +181,11 @@ def run(settings: Settings, progress: Any) -> dict[str, Any]:
 
                     progress("mqtt", None, f"{settings.requests} predicts over {broker}")
                     result["mqtt"] = measure_mqtt(config, broker, instances, settings.requests)
-        for url in settings.targets:
-            target = Target(url, config.name, token)
+        for target in targets:
             pid = procstat.listening_pid(target.port) if target.host in ("127.0.0.1", "localhost", "::1") else None
-            results.append({"name": url, "local": False, **measure_target(target, bodies, settings, pid, progress)})
+            results.append(
+                {"name": target.url, "local": False, **measure_target(target, bodies, settings, pid, progress)}
+            )
         progress("done", 1.0, f"{len(results)} target(s) measured")
         return {
             "schema": SCHEMA,
