@@ -249,6 +249,13 @@ class PostgresStore:
             self._identity = f"postgresql://{parts.path.lstrip('/')}/{self.schema}#{row[0] if row else 'new'}"
         return self._identity
 
+    def __del__(self) -> None:
+        # A store dropped without close() must not leave sessions open on the server (nor warnings behind).
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 (the interpreter may be shutting down)
+            pass
+
     def close(self) -> None:
         with self._pool_lock:
             idle, self._idle = (self._idle if self._idle_pid == os.getpid() else []), []

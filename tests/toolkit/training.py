@@ -43,4 +43,5 @@ def inline(store_url: str, job: Job) -> Finished:
     store = open_store(store_url)
     store.start_job(job.id, os.getpid())
     jobs.run(store, job.id)
+    store.close()
     return Finished()

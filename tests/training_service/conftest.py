@@ -18,8 +18,16 @@ from training_service.settings import Settings
 
 
 @pytest.fixture
-def settings(root: Path) -> Settings:
-    return Settings(config_root=root, max_records=500, max_body_bytes=1024 * 1024, poll_interval=0.1)
+def store_choice() -> str:
+    """The store of `settings`: "" is the default SQLite file; a module returns `store_url` to run on both backends."""
+    return ""
+
+
+@pytest.fixture
+def settings(root: Path, store_choice: str) -> Settings:
+    return Settings(
+        config_root=root, store_url=store_choice, max_records=500, max_body_bytes=1024 * 1024, poll_interval=0.1
+    )
 
 
 @pytest.fixture

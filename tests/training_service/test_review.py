@@ -1,5 +1,6 @@
 """Reviewing stored samples: list, quarantine, release, delete (audited), retention, and jobs
-that skip the rows they cannot use; in-process over the real app and a real SQLite store."""
+that skip the rows they cannot use; in-process over the real app and a real store, on
+each backend (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from training_service.scheduler import Scheduler
 from training_service.store import Sample
 
 BASE = f"/v1/services/{NAME}/samples"
+
+
+@pytest.fixture
+def store_choice(store_url: str) -> str:
+    """Every test here on both backends (SQLite, PostgreSQL)."""
+    return store_url
 
 
 def core_of(app: Flask) -> TrainingService:
