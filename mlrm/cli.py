@@ -250,7 +250,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"serve:\n  {item.reason}\n  Fix: {item.fix}", file=sys.stderr, flush=True)  # fmt: skip
     configs = [served] if isinstance(served, ServiceConfig) else [s.config for s in served.services.values()]
     names = [c.name for c in configs]
-    unknown = [n for n in args.mqtt_set or [] if n not in names]
+    chosen = args.mqtt_set or []  # sets by name or folder
+
+    def picked(config: ServiceConfig) -> bool:
+        return any(x == config.name or Path(x).resolve() == config.path for x in chosen)
+
+    unknown = [x for x in chosen if not any(x == c.name or Path(x).resolve() == c.path for c in configs)]
     if unknown or (args.mqtt_set and not args.mqtt_broker):
         why = f"no config set named {unknown[0]!r} is served (served: {', '.join(names)})" if unknown else ""
         print(
@@ -284,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
     bridges = {}
     for config in configs:
-        broker = args.mqtt_broker if args.mqtt_broker and (not args.mqtt_set or config.name in args.mqtt_set) else None
+        broker = args.mqtt_broker if args.mqtt_broker and (not chosen or picked(config)) else None
         if "mqtt" in config.raw or broker:
             # One MQTT bridge process per set beside gunicorn, whatever --workers is (why: mlrm/mqtt/bridge_process.py).
             from mlrm.mqtt.bridge_process import BridgeProcess
@@ -408,7 +413,7 @@ def parser() -> argparse.ArgumentParser:
         "in service.yaml, or uses the default topics mlrm/NAME/predict -> mlrm/NAME/predictions",
     )  # fmt: skip
     s.add_argument("--mqtt-set", action="append", metavar="NAME",
-                   help="with --mqtt-broker and several sets: only these sets (by name; repeat it) take MQTT from "
+                   help="with --mqtt-broker and several sets: only these sets (by name or folder; repeat it) take MQTT from "
                    "that broker (default: every set); a set with an mqtt section always does, from its own broker")  # fmt: skip
     add_options(s)
     for module in EXTENSIONS:

@@ -228,8 +228,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         shown += 1
     if args.json:
         for found in states.values():
-            for entry, row in zip(found["services"], gateway_state.rows(found)):
-                entry["version"], entry["ready"], entry["reason"] = row.version, row.ready, row.note or None
+            asker = gateway_state.Asker.of(found)
+            for entry in found["services"]:
+                entry_rows = gateway_state.entry_rows(entry, asker=asker)
+                # A process of several services: each service's own version and readiness, under models.
+                for item, row in zip(entry.get("models") or [entry], entry_rows):
+                    item["version"], item["ready"], item["reason"] = row.version, row.ready, row.note or None
         _say(json.dumps(states, indent=2))
     elif not states and not args.manifest:
         _say(f"no gateway is running from {', '.join(manifests)}. Start one with: mlrm up {manifests[0]}")

@@ -23,6 +23,8 @@ from mlrm.training.remote import CA_FILE_ENV, TRAINING_SERVICE_ENV
 TRAINING_COMMAND = "training-service"
 # `mlrm serve --mqtt-broker URL` also takes predictions over MQTT.
 MQTT_OPTION = "--mqtt-broker"
+# `mlrm serve A B --mqtt-broker URL --mqtt-set A`: of several sets, only A takes MQTT from URL.
+MQTT_SET_OPTION = "--mqtt-set"
 
 # Why a service is left out (the short reason shows in the status table).
 SKIPPED_BECAUSE = {"disabled": "enabled: false in the manifest"}
@@ -41,6 +43,8 @@ class Launch:
     port: int
     env: dict[str, str] = field(default_factory=dict)
     config_set: Path | None = None
+    # A process of several services (the manifest's `process`): (service name, config set) of each.
+    models: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,18 +130,21 @@ def _tls(manifest: Manifest) -> list[str]:
 
 def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: str | None = None) -> Launch:
     """How one ML service is started; feedback goes to the gateway's training service."""
-    argv = [
-        "serve",
-        _from_root(manifest, spec.config_set),
-        "--host",
-        manifest.host,
-        "--port",
-        str(port),
-        "--workers",
-        str(spec.workers),
-    ]
-    if spec.mqtt:
+    return group_launch(manifest, spec.name, [spec], port, training_url)
+
+
+def group_launch(
+    manifest: Manifest, name: str, specs: list[ServiceSpec], port: int, training_url: str | None = None
+) -> Launch:
+    """How one `mlrm serve` is started for one service, or for the services of one `process` (each set at
+    /v1/models/NAME/; the largest workers of them; MQTT from the manifest's broker for those with mqtt: true)."""
+    sets = [_from_root(manifest, spec.config_set) for spec in specs]
+    workers = max(spec.workers for spec in specs)
+    argv = ["serve", *sets, "--host", manifest.host, "--port", str(port), "--workers", str(workers)]
+    if any(spec.mqtt for spec in specs):
         argv += [MQTT_OPTION, str(manifest.mqtt_broker)]
+        if not all(spec.mqtt for spec in specs):
+            argv += [x for spec, path in zip(specs, sets) if spec.mqtt for x in (MQTT_SET_OPTION, path)]
     argv += _credentials(manifest) + _tls(manifest)
     env = child_env()
     if training_url:
@@ -148,16 +155,18 @@ def ml_launch(manifest: Manifest, spec: ServiceSpec, port: int, training_url: st
         env[CA_FILE_ENV] = str(manifest.certfile)
     if manifest.client_token:
         env[TOKEN_FILE_ENV] = str(manifest.client_token)  # the file's name, never the token
+    grouped = specs[0].process is not None
     return Launch(
-        name=spec.name,
+        name=name,
         kind="ml",
         argv=_mlrm(*argv),
         url=url_of(manifest.host, port, manifest.scheme),
-        probes=spec.probes,
+        probes=specs[0].probes,
         cwd=manifest.root,
         port=port,
         env=env,
-        config_set=spec.config_set,
+        config_set=None if grouped else specs[0].config_set,
+        models=tuple((spec.name, spec.config_set) for spec in specs) if grouped else (),
     )
 
 
@@ -229,12 +238,18 @@ def plan(manifest: Manifest, *, check_ports: bool = True) -> Plan:
         training_url = launch.url
     elif training.mode == "remote":
         training_url = training.url
+    started: set[str] = set()  # the manifest's `process` values planned already
     for spec in manifest.services:
         if not spec.enabled:
             skipped[spec.name] = "disabled"
             continue
-        port = port_for(spec.port, ("services", spec.name, "port"))
-        launches.append(ml_launch(manifest, spec, port, training_url))
+        port = port_for(spec.port, ("services", spec.name, "port")) if spec.process not in started else 0
+        if spec.process is None:
+            launches.append(ml_launch(manifest, spec, port, training_url))
+        elif spec.process not in started:  # its first enabled service: one launch for all of them
+            started.add(spec.process)
+            specs = [s for s in manifest.services if s.enabled and s.process == spec.process]
+            launches.append(group_launch(manifest, spec.process, specs, port, training_url))
     if manifest.dashboard is not None:
         board = manifest.dashboard
         launches.append(dashboard_launch(manifest, port_for(board.port, ("dashboard", "port"), board.host)))

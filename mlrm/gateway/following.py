@@ -21,14 +21,15 @@ def followers(manifest: Manifest, plan: Plan, say: Say) -> list[Follower]:
         return []
     found = []
     for launch in plan.launches:
-        if launch.kind != "ml" or launch.config_set is None:
-            continue
-        try:
-            name = service_name(launch.config_set)
-        except (MlrmError, OSError, ValueError) as exc:
-            say(f"{launch.name}: does not follow {plan.training_url}: {exc}")
-            continue
-        found.append(Follower(name, launch.config_set / "learned", plan.training_url, token_file=plan.client_token))
+        # A process of several services (the manifest's `process`) follows each of its config sets.
+        sets = launch.models or ([(launch.name, launch.config_set)] if launch.config_set else [])
+        for label, config_set in sets if launch.kind == "ml" else []:
+            try:
+                name = service_name(config_set)
+            except (MlrmError, OSError, ValueError) as exc:
+                say(f"{label}: does not follow {plan.training_url}: {exc}")
+                continue
+            found.append(Follower(name, config_set / "learned", plan.training_url, token_file=plan.client_token))
     return found
 
 

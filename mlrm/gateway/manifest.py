@@ -65,6 +65,7 @@ class ServiceSpec:
     mqtt: bool
     enabled: bool
     probes: Probes
+    process: str | None = None  # services naming the same process run in one `mlrm serve`
 
 
 @dataclass(frozen=True)
@@ -193,12 +194,15 @@ def _check(raw: dict[str, Any], root: Path, report: Report, config_sets: bool) -
         if pair and training["mode"] == "local" and any(s["enabled"] for s in raw["services"].values()):
             check_feedback_host(pair[0], reachable_host(raw["host"]), report)
     _check_dashboard(raw, ports, report)
+    groups: dict[str, tuple[str, int]] = {}  # process -> (its first service, its port)
     for name, spec in raw["services"].items():
         at = ("services", name)
         if name in (TRAINING, DASHBOARD):
             report(at, f"'{name}' is the {name.replace('-', ' ')}'s own row; name this service differently.")
         port = spec["port"]
-        if port and port in ports:
+        if _check_process(raw, name, spec, groups, report):
+            pass  # a later service of a process: the process's port was checked at its first service
+        elif port and port in ports:
             other = ".".join(ports[port])
             report((*at, "port"), f"port {port} is already taken by {other}. Give every service its own port (or 0).")
         elif port:
@@ -244,6 +248,25 @@ def _check_dashboard(raw: dict[str, Any], ports: dict[int, tuple[str, ...]], rep
             "create dashboard --scopes predict,metrics,admin --file TOKENS_FILE > secrets/dashboard.token) and set "
             "dashboard.token_file: secrets/dashboard.token.",
         )
+
+
+def _check_process(
+    raw: dict[str, Any], name: str, spec: dict[str, Any], groups: dict[str, tuple[str, int]], report: Report
+) -> bool:
+    """Check a service's `process`; True when an earlier service of the same process took the port already."""
+    process = spec.get("process")
+    if process is None:
+        return False
+    if process in raw["services"] or process in (TRAINING, DASHBOARD):
+        report(("services", name, "process"), f"process '{process}' is also the name of a service; give the "
+               f"process a name of its own (e.g. {process}-group): it names the process's log file.")  # fmt: skip
+    first = groups.setdefault(process, (name, spec["port"]))
+    if first[0] == name:
+        return False
+    if spec["port"] != first[1]:
+        report(("services", name, "port"), f"port {spec['port']}: the services of process '{process}' are served "
+               f"by one gunicorn on one port, and services.{first[0]}.port is {first[1]}. Give them the same port.")  # fmt: skip
+    return True
 
 
 def reachable_host(host: str) -> str:
@@ -293,6 +316,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
             mqtt=bool(spec["mqtt"]),
             enabled=bool(spec["enabled"]),
             probes=Probes(**spec["health"]),
+            process=spec.get("process"),
         )
         for name, spec in data["services"].items()
     )

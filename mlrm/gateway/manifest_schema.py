@@ -43,6 +43,16 @@ SERVICE = _obj(
         "workers": {"type": "integer", "minimum": 1, "maximum": 32, "default": 1, "description": "gunicorn workers."},
         "mqtt": {"type": "boolean", "default": False, "description": "Also take predictions over MQTT (mqtt.broker)."},
         "enabled": {"type": "boolean", "default": True, "description": "false: keep the entry, start nothing."},
+        "process": {
+            **NAME,
+            "description": "Run this service in one process with every other service that names the same "
+            "process: one `mlrm serve` (one gunicorn master and its workers) for all their config sets, each "
+            "at /v1/models/NAME/..., on the one port they all give (the largest `workers` of them). Saves a "
+            "master, its workers and their shared libraries per service (docs/gateway.md#memory). Default: "
+            "none, a process of its own, because one process is one failure domain: a crash, the restart "
+            "after it, a worker killed for memory or a hung model in one set takes every set of its process "
+            "with it, and `mlrm up` can restart or reload them only together.",
+        },
         "health": _probes(ML_PROBES),
     },
     ["config_set", "port"],

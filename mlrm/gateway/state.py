@@ -116,17 +116,51 @@ def probe(entry: dict[str, Any], timeout: float = 1.0, asker: Asker = Asker()) -
     return version, "yes" if ready == 200 else "not yet", ""
 
 
+def entry_rows(entry: dict[str, Any], *, live: bool = True, asker: Asker = Asker()) -> list[Row]:
+    """The rows of one process of the state: one, or one per service of a `process` of several."""
+    running = live and entry.get("state") in ("running", "starting")
+    restarts, pid = str(entry.get("restarts", 0)), str(entry.get("pid") or "-")
+    if entry.get("models"):
+        return _model_rows(entry, running, restarts, pid, asker)
+    if running:
+        version, ready, note = probe(entry, asker=asker)
+    else:
+        version, ready, note = entry.get("version") or "-", entry.get("state", "-"), entry.get("reason") or ""
+    return [Row(entry["name"], entry["url"], version, ready, restarts, pid, note)]
+
+
+def _model_rows(entry: dict[str, Any], running: bool, restarts: str, pid: str, asker: Asker) -> list[Row]:
+    """A row per service of a process serving several config sets, each as GET /v1/models reports it now.
+
+    Matched by config set folder: the name in the URL is the one in its service.yaml, which may differ
+    from the service's name in the manifest."""
+    url, state = entry["url"], entry.get("state", "-")
+    listed: dict[Path, dict[str, Any]] = {}
+    gone = "down" if state == "running" else state
+    if running and asker.get(url + entry["probes"]["live"])[0] == 200:
+        status, body = asker.get(url + "/v1/models")
+        if status == 200 and isinstance(body, dict):
+            listed = {Path(m["path"]).resolve(): m for m in body.get("models", [])}
+        gone = "unknown" if status != 200 else "not served"
+    out = []
+    for model in entry["models"]:
+        found = listed.get(Path(model["config_set"]).resolve())
+        if found is None:
+            out.append(Row(model["name"], url, "-", gone, restarts, pid, "" if running else entry.get("reason") or ""))
+            continue
+        ready = "yes" if found["ready"] else "not yet" if found["available"] else "unavailable"
+        note = f"{found['reason']}. Fix: {found['fix']}" if not found["ready"] and found.get("reason") else ""
+        version = "-" if found.get("version") is None else str(found["version"])
+        out.append(Row(model["name"], f"{url}/v1/models/{found['name']}", version, ready, restarts, pid, note))
+    return out
+
+
 def rows(state: dict[str, Any], *, live: bool = True) -> list[Row]:
     """The table rows of a state (live=True: probe every service now)."""
     out = []
     asker = Asker.of(state) if live else Asker()
     for entry in state["services"]:
-        if live and entry.get("state") in ("running", "starting"):
-            version, ready, note = probe(entry, asker=asker)
-        else:
-            version, ready, note = entry.get("version") or "-", entry.get("state", "-"), entry.get("reason") or ""
-        restarts, pid = str(entry.get("restarts", 0)), str(entry.get("pid") or "-")
-        out.append(Row(entry["name"], entry["url"], version, ready, restarts, pid, note))
+        out += entry_rows(entry, live=live, asker=asker)
     for name, reason in state.get("skipped", {}).items():
         row = Row(name, "-", "-", reason, "-", "-")
         out.insert(0, row) if name == "training-service" else out.append(row)  # it starts first, so it is listed first
