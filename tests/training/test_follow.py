@@ -40,9 +40,10 @@ def test_follows_new_versions_and_rollbacks(root: Path, gateway_set: Path, train
     assert follower.check() is None  # the same version 1 on both sides
     assert republish(centre) == 2
     said = follower.check()
-    assert said == f"version 2 of {NAME} from {url}: 2 files, every sha256 verified; now current", said
-    assert here.pointer() == centre.pointer()
-    for name in ("parameters.yaml", "model.skops"):
+    files = sorted(p.name for p in centre.path_of(2).iterdir())
+    assert said == f"version 2 of {NAME} from {url}: {len(files)} files, every sha256 verified; now current", said
+    assert here.pointer() == centre.pointer() and sorted(p.name for p in here.path_of(2).iterdir()) == files
+    for name in files:
         assert (here.path_of(2) / name).read_bytes() == (centre.path_of(2) / name).read_bytes()
     assert follower.check() is None  # 304: nothing fetched
     centre.set_current(1)
@@ -56,8 +57,9 @@ def test_refuses_a_version_whose_files_do_not_match_and_keeps_its_own(
     url, _ = training_service(root)
     centre, here = VersionStore(root / NAME / "learned"), VersionStore(gateway_set / "learned")
     republish(centre)
-    (centre.path_of(2) / "model.skops").write_bytes(b"torn copy")
-    with pytest.raises(StateError, match="model.skops has sha256 .* as parameters.yaml says"):
+    artifact = next(iter(centre.parameters(2)["artifacts"]))
+    (centre.path_of(2) / artifact).write_bytes(b"torn copy")
+    with pytest.raises(StateError, match=f"{artifact} has sha256 .* as parameters.yaml says"):
         Follower(NAME, gateway_set / "learned", url).check()
     assert here.current() == 1 and here.versions() == [1]
     assert not list(here.versions_dir.glob(".tmp-*"))
@@ -77,7 +79,8 @@ def test_with_a_verify_key_only_signed_versions_are_taken(
     monkeypatch.setenv(signatures.SIGNING_ENV, str(private))
     republish(centre, first)
     said = Follower(NAME, gateway_set / "learned", url).check()
-    assert said is not None and "3 files, every sha256 and the signature verified" in said, said
+    files = len(list(centre.path_of(3).iterdir()))  # signature.yaml among them
+    assert said is not None and f"{files} files, every sha256 and the signature verified" in said, said
     assert here.versions() == [1, 3] and here.current() == 3
 
 
