@@ -71,6 +71,7 @@ class Target:
             )
         self.url = url.rstrip("/")
         self.name = name
+        self.predict_path = "/v1/predict"
         self.headers = {"Content-Type": "application/json"}
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
@@ -84,23 +85,34 @@ class Target:
         parts = urlsplit(self.url)
         return parts.port or (443 if parts.scheme == "https" else 80)
 
-    def check(self) -> dict[str, Any]:
-        """The service's index (name, version, ready); StateError when it is not the set measured, or not ready."""
+    def _get(self, path: str) -> requests.Response:
         try:
-            answer = requests.get(self.url + "/", headers=self.headers, timeout=TIMEOUT)
+            return requests.get(self.url + path, headers=self.headers, timeout=TIMEOUT)
         except requests.RequestException as exc:
             raise StateError(
                 f"target {self.url}: cannot connect ({type(exc).__name__}); is the service running there?"
             ) from None
+
+    def check(self) -> dict[str, Any]:
+        """The served set's index (name, version, ready); StateError when it is not the set measured, or not ready.
+
+        A service serving several sets (`mlrm serve a b`) answers this set at /v1/models/NAME; one serving
+        only this set (or an mlrm without per-set routes) at /."""
+        answer = self._get(f"/v1/models/{self.name}")
+        if answer.status_code == 200 and _json(answer).get("name") == self.name:
+            self.predict_path = f"/v1/models/{self.name}/predict"
+            index = _json(answer)
+        else:
+            answer = self._get("/")
+            index = _json(answer)
         if answer.status_code in (401, 403):
-            raise StateError(
-                f"target {self.url}: answered {answer.status_code}; set MLRM_TOKEN (or MLRM_TOKEN_FILE) to a token with the predict scope"
-            )
-        try:
-            index = answer.json()
-        except ValueError:
-            index = None
-        if not isinstance(index, dict) or "name" not in index:
+            raise StateError(f"target {self.url}: answered {answer.status_code}; "
+                             "set MLRM_TOKEN (or MLRM_TOKEN_FILE) to a token with the predict scope")  # fmt: skip
+        if isinstance(index.get("models"), list):
+            names = ", ".join(f"'{m.get('name')}'" for m in index["models"] if isinstance(m, dict))
+            raise StateError(f"target {self.url} serves {names}, not '{self.name}' (the config set given); "
+                             "pass the URL of a service that serves it, or bench one of those config sets")  # fmt: skip
+        if "name" not in index:
             raise StateError(f"target {self.url}: GET / answered {answer.status_code} without an mlrm service's index; "
                              "give the base URL of an ML service (mlrm serve), not of the training service or a gateway")  # fmt: skip
         if index["name"] != self.name:
@@ -124,10 +136,12 @@ class Target:
 
     def _predict(self, session: requests.Session, body: bytes) -> tuple[float, dict[str, float]]:
         started = time.perf_counter()
-        answer = session.post(self.url + "/v1/predict", data=body, headers=self.headers, timeout=TIMEOUT)
+        answer = session.post(self.url + self.predict_path, data=body, headers=self.headers, timeout=TIMEOUT)
         took = (time.perf_counter() - started) * 1000
         if answer.status_code != 200:
-            raise StateError(f"target {self.url}: POST /v1/predict answered {answer.status_code}: {answer.text[:400]}")
+            raise StateError(
+                f"target {self.url}: POST {self.predict_path} answered {answer.status_code}: {answer.text[:400]}"
+            )
         return took, server_timing(answer.headers.get("Server-Timing"))
 
     def latency(self, bodies: list[bytes], tick: Tick) -> dict[str, Any]:
@@ -190,6 +204,14 @@ class Target:
             "requests_per_s": round(len(trips) / wall, 1) if wall > 0 else None,
             "round_trip_ms": spread(trips),
         }
+
+
+def _json(answer: requests.Response) -> dict[str, Any]:
+    try:
+        body = answer.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def encode_bodies(instances: list[dict[str, Any]], batch: int, count: int) -> list[bytes]:

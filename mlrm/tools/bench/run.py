@@ -126,6 +126,7 @@ def measure_target(
     resources = sampler.summary() if sampler is not None else None
     return {
         "url": target.url,
+        "predict": target.predict_path,
         "version": index.get("version"),
         "mlrm": index.get("mlrm"),
         "rtt_ms": rtt,

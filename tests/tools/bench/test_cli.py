@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.toolkit.files import copy_config_set
-from tests.toolkit.processes import ROOT, Process, env, mlrm_args
+from tests.toolkit.processes import ROOT, Process, env, free_port, mlrm_args
 
 Serve = Callable[..., tuple[str, Process]]
 
@@ -39,11 +39,15 @@ def check_target(target: dict[str, Any], levels: list[int]) -> None:
     assert all(x["requests_per_s"] > 0 for x in target["throughput"])
 
 
-def test_two_targets_side_by_side(tmp_path: Path, serve: Serve) -> None:
+def test_two_targets_side_by_side(tmp_path: Path, serve: Serve, spawn: Callable[..., Process]) -> None:
     folder = copy_config_set("pcb-inspection-lr", tmp_path)
     before = fingerprint(folder)
     edge, _ = serve(folder)
-    central, _ = serve(folder)
+    # The central site serves several sets in one process: bench finds this one at /v1/models/NAME.
+    port = free_port()
+    central = f"http://127.0.0.1:{port}"
+    both = spawn(mlrm_args("serve", str(folder), str(copy_config_set("breast-cancer", tmp_path)), "--port", str(port)))
+    both.wait_http(f"{central}/v2/health/live")
     out, page = tmp_path / "bench.json", tmp_path / "bench.html"
     done = bench(str(folder), "--quick", "--no-train", "--target", edge, "--target", central,
                  "--json", str(out), "--html", str(page))  # fmt: skip
@@ -55,6 +59,7 @@ def test_two_targets_side_by_side(tmp_path: Path, serve: Serve) -> None:
         assert target["version"] == 1 and not target["local"]
         # Both listen on this machine's loopback: their process trees are found and sampled.
         assert target["server"]["peak_pss_mib"] > 0 and target["server"]["processes"] >= 2
+    assert {t["predict"] for t in report["targets"]} == {"/v1/models/pcb-inspection-lr/predict"}
     assert report["training"] is None and report["config_set"]["name"] == "pcb-inspection-lr"
     if importlib.util.find_spec("codecarbon") is None:
         assert report["energy"] == {
@@ -73,3 +78,6 @@ def test_two_targets_side_by_side(tmp_path: Path, serve: Serve) -> None:
     wrong = bench(str(ROOT / "configs" / "breast-cancer"), "--quick", "--no-train", "--target", edge)
     assert wrong.returncode == 1
     assert f"target {edge} serves 'pcb-inspection-lr', not 'breast-cancer'" in wrong.stderr
+    wrong = bench(str(ROOT / "configs" / "air-quality"), "--quick", "--no-train", "--target", central)
+    assert wrong.returncode == 1
+    assert f"target {central} serves 'breast-cancer', 'pcb-inspection-lr', not 'air-quality'" in wrong.stderr
