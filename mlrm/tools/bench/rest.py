@@ -2,7 +2,7 @@
 
 - RTT: `GET /v2/health/live` (the cheapest route: no model, no body), timed
   on the client from sending to the whole answer read.
-- Latency: sequential `POST /v1/predict` with `batch` instances each. The
+- Latency: sequential `POST /v1/models/NAME/predict` (or /v1/predict) with `batch` instances each. The
   round trip is timed on the client; `compute` is what the service reports
   in its `Server-Timing` header (the core's predict: validation, encoding,
   the model); ingest + transport = round trip - compute (the network both
