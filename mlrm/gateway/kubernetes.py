@@ -67,11 +67,9 @@ class Export:
 def _name_problems(manifest: Manifest) -> list[ConfigProblem]:
     """Names that cannot become Kubernetes object names (lowercase DNS labels of 63 characters at most)."""
     problems = []
-    names = [TRAINING, "training-store", "credentials"]
-    longest = max(
-        len(n)
-        for n in [*names, *(s.name for s in manifest.enabled()), *(s.config_set.name for s in manifest.enabled())]
-    )
+    enabled = manifest.enabled()
+    names = [TRAINING, "training-store", "credentials", *(s.name for s in enabled), *(s.process or "" for s in enabled)]
+    longest = max(len(n) for n in [*names, *(s.config_set.name for s in enabled)])
     fix = "Use lowercase letters, digits and '-', starting with a letter (e.g. line-3)."
     if not LABEL.match(manifest.name) or len(manifest.name) + 1 + longest > 63:
         problems.append(
@@ -80,9 +78,14 @@ def _name_problems(manifest: Manifest) -> list[ConfigProblem]:
                 f"'{manifest.name}' cannot prefix Kubernetes names (<name>-<service>, at most 63 characters). {fix}",
             )
         )
-    for spec in manifest.enabled():
+    for spec in enabled:
         if not LABEL.match(spec.name):
             problems.append(manifest.problem(("services", spec.name), f"'{spec.name}' is no Kubernetes name. {fix}"))
+        if spec.process is not None and not LABEL.match(spec.process):
+            where = ("services", spec.name, "process")
+            problems.append(
+                manifest.problem(where, f"'{spec.process}' names a Deployment, and is no Kubernetes name. {fix}")
+            )
         folder = spec.config_set.name
         if not LABEL.match(folder):
             problems.append(

@@ -27,7 +27,7 @@ from typing import Any
 
 from mlrm import __version__
 from mlrm.errors import ConfigError, ConfigProblem
-from mlrm.gateway.commands import Launch, child_env, ml_launch, training_launch
+from mlrm.gateway.commands import Launch, child_env, group_launch, training_launch
 from mlrm.gateway.manifest import TRAINING, Manifest, Probes, ServiceSpec
 from mlrm.rest.server import GRACEFUL_TIMEOUT
 
@@ -276,34 +276,42 @@ class Builder:
             return f"{self.scheme.lower()}://{self.name(TRAINING)}:{port}"
         return training.url if training.mode == "remote" else None
 
-    def ml(self, spec: ServiceSpec) -> list[dict[str, Any]]:
-        folder = spec.config_set.name
-        pod_spec = next(s for s in self.pod.services if s.name == spec.name)
-        port = spec.port or DEFAULT_PORTS["ml"]
+    def groups(self) -> list[tuple[str, list[ServiceSpec]]]:
+        """The ML processes, as `mlrm up` runs them: a service alone, or the services naming one `process`."""
+        found: dict[str, list[ServiceSpec]] = {}
+        for spec in self.manifest.enabled():
+            found.setdefault(spec.process or spec.name, []).append(spec)
+        return list(found.items())
+
+    def ml(self, name: str, specs: list[ServiceSpec]) -> list[dict[str, Any]]:
+        folders = [spec.config_set.name for spec in specs]
+        pod_specs = [next(p for p in self.pod.services if p.name == spec.name) for spec in specs]
+        port = specs[0].port or DEFAULT_PORTS["ml"]  # a process's services give one port
         with _without_own_env():
-            launch = ml_launch(self.pod, pod_spec, port, self.training_url())
+            launch = group_launch(self.pod, name, pod_specs, port, self.training_url())
             inherited = child_env()
         env = [{"name": k, "value": v} for k, v in launch.env.items() if inherited.get(k) != v]
         keys = [TOKENS_KEY] + ([CLIENT_TOKEN_KEY] if self.pod.client_token else [])
-        set_volumes, set_mounts = self.set_volumes([folder])
+        set_volumes, set_mounts = self.set_volumes(folders)
         common, common_mounts = self.common_volumes(keys)
-        memory = 192 + 64 * spec.workers  # MiB: a master and its workers (docs/gateway.md#memory), with room
+        workers = max(spec.workers for spec in specs)  # as `mlrm up` runs a process
+        memory = 128 + 64 * len(specs) + 64 * workers  # MiB: a master and its workers (docs/gateway.md#memory)
         extra = {
             "resources": {
-                "requests": {"cpu": f"{100 * spec.workers}m", "memory": f"{memory}Mi"},
+                "requests": {"cpu": f"{100 * workers}m", "memory": f"{memory}Mi"},
                 "limits": {"memory": f"{2 * memory}Mi"},
             },
             # After the drain, gunicorn's graceful stop (or the manifest's stop_timeout, if longer).
             "grace": DRAIN_S + math.ceil(max(GRACEFUL_TIMEOUT, self.manifest.supervision.stop_timeout)) + MARGIN_S,
-            "init": [self.seed(folder, spec.config_set)],
-            "sets": [folder],
+            "init": [self.seed(folder, spec.config_set) for folder, spec in zip(folders, specs)],
+            "sets": folders,
             # One pod at a time: the volume may attach to one node only, and the outboxes are SQLite files.
             "strategy": {"type": "Recreate"},
         }
-        labels = self.labels(spec.name, "ml-service")
-        deployment = self.deployment(spec.name, labels, launch, env, (set_volumes + common, set_mounts + common_mounts),
+        labels = self.labels(name, "ml-service")
+        deployment = self.deployment(name, labels, launch, env, (set_volumes + common, set_mounts + common_mounts),
                                      extra)  # fmt: skip
-        return [deployment, self.service(self.name(spec.name), labels, port)]
+        return [deployment, self.service(self.name(name), labels, port)]
 
     def training(self) -> list[dict[str, Any]]:
         training = self.manifest.training
@@ -345,17 +353,19 @@ class Builder:
 
     def build(self) -> list[dict[str, Any]]:
         shared = self.manifest.training.mode == "local"
-        users: dict[str, int] = {}
-        for spec in self.manifest.enabled():
-            users[spec.config_set.name] = users.get(spec.config_set.name, 0) + 1
+        groups = self.groups()
+        users: dict[str, int] = {}  # Deployments mounting each config set's volume
+        for _, specs in groups:
+            for folder in {spec.config_set.name for spec in specs}:
+                users[folder] = users.get(folder, 0) + 1
         objects: list[dict[str, Any]] = []
         for folder, source in self.sets.items():
             objects.append(self.config_map(folder, source))
             objects.append(self.claim(self.name(folder), self.options.storage_size, shared or users[folder] > 1))
         if self.manifest.training.mode == "local":
             objects += self.training()
-        for spec in self.manifest.enabled():
-            objects += self.ml(spec)
+        for name, specs in groups:
+            objects += self.ml(name, specs)
         return objects
 
 

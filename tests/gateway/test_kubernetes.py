@@ -274,3 +274,33 @@ def test_pods_get_mlrm_variables_from_the_manifest_never_from_this_shell(
 def test_exporting_a_remote_gateway_says_its_pods_do_not_follow_the_centre(tmp_path: Path) -> None:
     [warning] = export(load_manifest(write_manifest(tmp_path, REMOTE)), Options()).warnings
     assert "not followed in the pods" in warning and "`mlrm up` under systemd" in warning
+
+
+def test_services_of_one_process_are_one_deployment(tmp_path: Path) -> None:
+    text = """\
+name: gw
+mqtt: {broker: "mqtt://mosquitto:1883"}
+services:
+  pcb: {config_set: configs/pcb-inspection, port: 8011, process: models, mqtt: true}
+  cancer: {config_set: configs/breast-cancer, port: 8011, process: models, workers: 2}
+  air: {config_set: configs/air-quality, port: 8012}
+"""
+    docs = objects(write_manifest(tmp_path, text))
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+    deployments = of_kind(docs, "Deployment")
+    assert list(deployments) == ["gw-models", "gw-air"] and list(of_kind(docs, "Service")) == list(deployments)
+    models = container(deployments["gw-models"])
+    args = parser().parse_args(models["args"])  # one mlrm serve for both sets, the larger workers
+    assert args.config_sets == ["configs/pcb-inspection", "configs/breast-cancer"] and args.workers == 2
+    assert args.mqtt_set == ["configs/pcb-inspection"]
+    pod = deployments["gw-models"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["initContainers"]] == ["seed-pcb-inspection", "seed-breast-cancer"]
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {"gw-pcb-inspection", "gw-breast-cancer"}
+
+
+def test_a_process_name_kubernetes_refuses_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    text = "name: gw\nservices:\n  pcb: {config_set: configs/pcb-inspection, port: 8011, process: My_Models}\n"
+    with pytest.raises(ConfigError, match=r"services\.pcb\.process: 'My_Models' names a Deployment"):
+        export(load_manifest(write_manifest(tmp_path, text), config_sets=False), Options())
