@@ -17,7 +17,7 @@ from tests.toolkit.browser import page, require_browser, screenshot
 from tests.toolkit.dashboard import start_dashboard
 from tests.toolkit.files import copy_config_set, write_manifest
 from tests.toolkit.gateway import status
-from tests.toolkit.processes import Process, mlrm_args
+from tests.toolkit.processes import Process, mlrm, mlrm_args
 from tests.toolkit.training import NAME, weak_version
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,7 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
     assert services["dashboard"]["ready"] == "yes", services
     dashboard, cancer = services["dashboard"]["url"], services[NAME]["url"]
     assert f"dashboard: {dashboard}/" in up.output()  # mlrm up says where to look
+    assert f"dashboard: {dashboard}/" in mlrm("status", str(manifest)).stdout  # ...and so does mlrm status
     answer = requests.post(f"{services['training-service']['url']}/v1/services/{NAME}/samples",
                            json={"records": rows}, timeout=30)  # fmt: skip
     assert answer.status_code == 202, answer.text
@@ -55,7 +56,7 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         opened.goto(dashboard + "/")
         table = opened.locator("#services tbody")
         for name in ("training-service", NAME, "machine-anomaly"):
-            expect(table.locator(f"tr[data-service='{name}'] td.state")).to_have_text("yes", timeout=20_000)
+            expect(table.locator(f"tr[data-service='{name}'] td.state")).to_have_text("yes")
         card = opened.locator(f"section.card[data-service='{NAME}']")
         expect(card.locator(".version")).to_have_text("1")
         expect(card.locator(".samples")).to_contain_text(f"{len(rows)} stored")
@@ -64,9 +65,9 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         for i in range(0, 40, 4):  # predictions spread over a few samples of the dashboard
             answer = requests.post(f"{cancer}/v1/predict", json={"instances": instances[i : i + 4]}, timeout=10)
             assert answer.status_code == 200, answer.text
-        expect(card.locator("table.labels tr[data-label='benign']")).to_be_visible(timeout=10_000)
+        expect(card.locator("table.labels tr[data-label='benign']")).to_be_visible()
         rate = table.locator(f"tr[data-service='{NAME}'] td.rate")
-        expect(rate).not_to_have_text("0.00", timeout=10_000)
+        expect(rate).not_to_have_text("0.00")
         assert float(rate.inner_text()) > 0
 
         card.locator("button.retrain").click()
@@ -81,7 +82,7 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         card.locator("select.rollback-version").select_option("1")
         card.locator("button.rollback").click()
         expect(card.locator(".said")).to_contain_text("version 1 is current (was 2)")
-        expect(card.locator(".version")).to_have_text("1", timeout=20_000)
+        expect(card.locator(".version")).to_have_text("1")
         assert requests.get(f"{cancer}/", timeout=5).json()["version"] == 1
         assert not console.errors, console.errors
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = Path(os.environ.get("MLRM_CHROMIUM", "/usr/bin/chromium"))
+WAIT_MS = 30_000  # how long an expect() on the page may wait
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored: screenshots a test leaves for people to look at
 
 
@@ -61,7 +62,10 @@ class Console:
 def page(width: int = 1400, height: int = 1000) -> Iterator[tuple[Page, Console]]:
     """A fresh chromium page that records its console errors."""
     require_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Each expect() ends as soon as it holds; the bound is for a busy CI machine (5 s by default).
+    expect.set_options(timeout=WAIT_MS)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
