@@ -167,10 +167,10 @@ def gunicorn_config(
     }
 
 
-def add_option(parser: Any) -> None:
+def add_option(parser: Any, note: str = "") -> None:
     """--log-format on a command that runs services (mlrm serve, mlrm training-service, mlrm up)."""
     parser.add_argument(
         "--log-format", choices=FORMATS, default=None,
         help=f"text (default: time, level, component, message on one line) or json (one object a line, for a "
-        f"log shipper); default: ${ENV}, else text. docs/metrics.md#logs",
+        f"log shipper){note}; default: ${ENV}, else text. docs/metrics.md#logs",
     )  # fmt: skip

@@ -256,7 +256,7 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
         help="validate the manifest and its config sets (exit 2 on a problem), show the plan, warn about what "
         "would start not ready or degraded; start nothing",
     )
-    logs.add_option(s)
+    logs.add_option(s, ", for mlrm up and every service it starts")
     s = add(
         "status",
         "Show the services of a running gateway: URL, model version, ready, restarts (exit 3: not running).",
