@@ -6,6 +6,7 @@
 (() => {
   const TOKEN = "mlrm-dashboard-token";
   const cards = new Map(); // service name -> its card's parts
+  const JOB_COLUMNS = ["job", "state", "trigger", "finished", "gate", "version", "reason"];
   let interval = 2000;
   let timer = null;
 
@@ -109,13 +110,23 @@
     );
   }
 
-  function chart(container, title, lines, unit) {
+  // dots: draw every point (latency and errors have gaps while no request comes, so a lone point must show).
+  function chart(container, title, lines, unit, dots) {
     const opts = {
       title,
       width: Math.max(220, container.clientWidth),
       height: 150,
       scales: { x: { time: true } },
-      series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 1.5, points: { show: true, size: 4 }, value: (u, v) => fixed(v, 2) + unit }))],
+      series: [
+        {},
+        ...lines.map(([label, stroke]) => ({
+          label,
+          stroke,
+          width: 1.5,
+          ...(dots ? { points: { show: true, size: 4 } } : {}),
+          value: (u, v) => fixed(v, 2) + unit,
+        })),
+      ],
       axes: [{ space: 70 }, { size: 50 }],
       legend: { live: false },
     };
@@ -148,7 +159,7 @@
       el(
         "table",
         { class: "jobs" },
-        el("thead", {}, el("tr", {}, ...["job", "state", "trigger", "finished", "gate", "version", "reason"].map((h) => el("th", { text: h })))),
+        el("thead", {}, el("tr", {}, ...JOB_COLUMNS.map((h) => el("th", { text: h })))),
         parts.jobs,
       ),
       parts.note,
@@ -156,9 +167,9 @@
     );
     document.getElementById("cards").append(parts.root);
     parts.charts = {
-      rate: chart(charts[0], "requests / s", [["req/s", "#0969da"]], ""),
-      latency: chart(charts[1], "latency, ms", [["p50", "#1a7f37"], ["p99", "#bf8700"]], " ms"),
-      errors: chart(charts[2], "errors, %", [["errors", "#cf222e"]], " %"),
+      rate: chart(charts[0], "requests / s", [["req/s", "#0969da"]], "", false),
+      latency: chart(charts[1], "latency, ms", [["p50", "#1a7f37"], ["p99", "#bf8700"]], " ms", true),
+      errors: chart(charts[2], "errors, %", [["errors", "#cf222e"]], " %", true),
     };
     parts.retrain.addEventListener("click", () => act(name, "train", {}, parts));
     parts.rollback.addEventListener("click", () => {
