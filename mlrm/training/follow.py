@@ -137,9 +137,10 @@ class Following:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop asking; a download under way is left behind (an install cut short leaves no trace)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2 * self.interval + 15)
+            self._thread.join(timeout=1.0)
 
     def _run(self) -> None:
         while not self._stop.is_set():

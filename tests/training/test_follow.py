@@ -15,6 +15,7 @@ from mlrm.errors import RemoteError, StateError
 from mlrm.storage import signatures
 from mlrm.storage.versions import VersionRecord, VersionStore
 from mlrm.training.follow import Follower, Following
+from mlrm.training.remote import TrainingServiceClient
 from tests.toolkit.processes import Process, free_port
 from tests.toolkit.training import NAME
 
@@ -95,3 +96,12 @@ def test_an_unreachable_centre_is_said_once_and_its_return_once(gateway_set: Pat
     assert "cannot reach" in events[0] and "still serving version 1" in events[0]
     with pytest.raises(RemoteError):
         follower.check()
+
+
+def test_a_download_larger_than_announced_is_cut_off(root: Path, training_service: Start) -> None:
+    url, _ = training_service(root)
+    with TrainingServiceClient(url) as client:
+        item = next(f for f in client.bundle(NAME, 1)["files"] if f["name"] == "parameters.yaml")
+        assert len(client.download(item["href"], item["size"])) == item["size"]
+        with pytest.raises(RemoteError, match=f"more than the {item['size'] - 1} bytes announced"):
+            client.download(item["href"], item["size"] - 1)
