@@ -46,8 +46,20 @@ def test_a_duplicate_name_makes_the_second_set_unavailable(tmp_path: Path) -> No
 
 def test_unsupported_store_says_what_to_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     copy_config_set("breast-cancer", tmp_path)
-    assert main(["training-service", "--config-root", str(tmp_path), "--store", "postgresql://db/mlrm"]) == 1
-    assert "sqlite:///" in capsys.readouterr().err
+    assert main(["training-service", "--config-root", str(tmp_path), "--store", "mysql://db/mlrm"]) == 1
+    said = capsys.readouterr().err
+    assert "sqlite:///" in said and "postgresql://" in said
+
+
+def test_an_unreachable_postgresql_store_is_named_without_its_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed; pip install 'mlrm[postgresql]'")
+    copy_config_set("breast-cancer", tmp_path)
+    store = f"postgresql://mlrm:hunter2@127.0.0.1:{free_port()}/mlrm"
+    assert main(["training-service", "--config-root", str(tmp_path), "--store", store]) == 1
+    said = capsys.readouterr().err
+    assert "cannot connect to the training store postgresql://mlrm:***@127.0.0.1" in said and "hunter2" not in said
 
 
 def test_train_needs_data_or_remote(capsys: pytest.CaptureFixture[str]) -> None:
