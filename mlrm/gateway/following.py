@@ -9,6 +9,8 @@ ML services notice a new current version as they do after a local job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from mlrm.errors import MlrmError
 from mlrm.gateway.commands import Plan
 from mlrm.gateway.manifest import Manifest
@@ -33,11 +35,19 @@ def followers(manifest: Manifest, plan: Plan, say: Say) -> list[Follower]:
     return found
 
 
-def following(manifest: Manifest, plan: Plan, say: Say) -> Following | None:
-    """The started checks of a gateway whose training is remote; None for any other gateway."""
+def following(manifest: Manifest, plan: Plan, event: Callable[[str, str], None]) -> Following | None:
+    """The started checks of a gateway whose training is remote (event: the supervisor's, with a level);
+    None for any other gateway."""
     if manifest.training.mode != "remote":
         return None
-    checks = Following(followers(manifest, plan, say), manifest.training.follow_interval, say)
+
+    def say(text: str) -> None:
+        event(text, "INFO")
+
+    def warn(text: str) -> None:
+        event(text, "WARNING")
+
+    checks = Following(followers(manifest, plan, warn), manifest.training.follow_interval, say, warn)
     names = ", ".join(f.name for f in checks.followers) or "no config set"
     say(f"following {plan.training_url} for {names}: asking every {manifest.training.follow_interval:g}s")
     checks.start()

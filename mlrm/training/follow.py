@@ -112,8 +112,8 @@ class _Due:
 class Following:
     """Checks followers every `interval` seconds in one thread; each backs off on its own while it fails."""
 
-    def __init__(self, followers: list[Follower], interval: float, say: Say) -> None:
-        self.interval, self.say = interval, say
+    def __init__(self, followers: list[Follower], interval: float, say: Say, warn: Say | None = None) -> None:
+        self.interval, self.say, self.warn = interval, say, warn or say
         self._due = [_Due(f) for f in followers]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -171,7 +171,7 @@ class Following:
                 except StateError as bad:
                     keeps = f"none ({bad})"
                 what = error if isinstance(exc, RemoteError) else f"cannot follow {f.url}: {error}"
-                self.say(
+                self.warn(
                     f"{f.name}: {what}; still serving version {keeps}, asking again with backoff "
                     f"(up to {self.longest:g}s)"
                 )

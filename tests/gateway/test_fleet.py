@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,10 @@ def post_feedback(host: Host, rows: list[dict[str, Any]], batch: int = 25) -> li
     return host.run(send)
 
 
+def printed(process: Process, text: str) -> bool:
+    return text in process.output()
+
+
 def outbox(host: Host) -> dict[str, Any]:
     return host.run(lambda: requests.get(f"{LOCAL}/v1/feedback", timeout=10).json())
 
@@ -139,7 +144,7 @@ def test_fleet_follows_the_centre_and_loses_nothing_when_a_link_is_cut(
     ]
     centre_process.wait_http(f"{centre}/v1/health", timeout=60)
     for up in ups:
-        up.wait_until(lambda up=up: "stop: Ctrl-C" in up.output(), timeout=120, what="gateway up")
+        up.wait_until(partial(printed, up, "stop: Ctrl-C"), timeout=120, what="gateway up")
     assert serving(one, 1) and serving(two, 1)
 
     def stats() -> dict[str, Any]:
@@ -165,7 +170,7 @@ def test_fleet_follows_the_centre_and_loses_nothing_when_a_link_is_cut(
     assert outbox(one)["pending"] == 0 and outbox(two)["pending"] == 0
     train(2)
     for host in (one, two):
-        wait_until(lambda host=host: serving(host, 2), timeout=30, what=f"{host.name} serving version 2")
+        wait_until(partial(serving, host, 2), timeout=30, what=f"{host.name} serving version 2")
 
     # gw2's link is cut: it keeps predicting and collecting; the centre promotes version 3 meanwhile.
     two.cut()
@@ -203,7 +208,7 @@ def test_fleet_follows_the_centre_and_loses_nothing_when_a_link_is_cut(
     answer = requests.post(f"{centre}/v1/services/{NAME}/rollback", json={"version": 2}, headers=admin, timeout=10)
     assert answer.status_code == 200, answer.text
     for host in (one, two):
-        wait_until(lambda host=host: serving(host, 2), timeout=30, what=f"{host.name} back on version 2")
+        wait_until(partial(serving, host, 2), timeout=30, what=f"{host.name} back on version 2")
     log = (tmp_path / one.name / "var" / "logs" / "gateway.log").read_text()
     files = len(list((tmp_path / "centre" / NAME / "learned" / "versions" / "0003").iterdir()))
     assert f"version 3 of {NAME} from {centre}: {files} files, every sha256 verified; now current" in log, log
