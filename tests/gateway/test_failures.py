@@ -155,4 +155,4 @@ def test_ctrl_c_in_the_demo_stops_the_gateway_gracefully(tmp_path: Path) -> None
     said = log.read_text()
     assert "gateway 'demo' stopped" in said, said
     assert "SIGKILL" not in said and "asked twice" not in said, said
-    assert said.count("stopped (exited with status 0)") == 4, said
+    assert said.count("stopped (exited with status 0)") == 5, said  # training service, 3 ML services, dashboard
