@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("training_service.jobs")
 
+# Exit codes of a job process that did not run its job to the end on purpose.
+LOCK_BUSY = 75  # another process of the service holds the job lock: it never touched the job row
+LOCK_LOST = 76  # its lock's session ended mid-run: the job is resumed elsewhere, never beside it
 # Progress rows are commits (fsync): at most this many per second.
 PROGRESS_PER_SECOND = 4
 
@@ -230,7 +233,7 @@ def process_main(store_url: str, job_id: int, service: str) -> None:
     lock = store.try_lock(f"job-{service}")
     if lock is None:
         log.error("job %s: another job of %s is still running; leaving it queued", job_id, service)
-        os._exit(75)
+        os._exit(LOCK_BUSY)
     done = threading.Event()
     threading.Thread(target=_exit_if_lost, args=(lock, done), name="job-lock", daemon=True).start()
     store.start_job(job_id, os.getpid())
@@ -250,4 +253,4 @@ def _exit_if_lost(lock: Lock, done: threading.Event, every: float = 1.0) -> None
             log.error(
                 "job process %s: its lock in the store was lost; stopping so the job is resumed once", os.getpid()
             )
-            os._exit(75)
+            os._exit(LOCK_LOST)

@@ -15,9 +15,10 @@ job resumes after a kill), start a queued job, or create one when a trigger
 fires. A job left 'running' by a previous, killed service is resumed once
 its process is provably gone (its lock in the store is free).
 
-Job processes are forked from this process: it is single-threaded, and
-scikit-learn is already imported, so a job starts in milliseconds instead of
-the ~2 s a fresh interpreter needs (gunicorn's preload forks the same way).
+Job processes are forked from this process: it is single-threaded, and mlrm
+and numpy are already imported. scikit-learn is not (about 100 MB that the
+scheduler would keep at rest; training_service.services): a job imports it
+when it fits.
 """
 
 from __future__ import annotations
@@ -135,6 +136,10 @@ class Scheduler:
         job_id, handle = entry
         handle.join()
         del self.children[name]
+        if handle.exitcode == jobs.LOCK_BUSY:
+            # It stood aside for a process that still runs the job (left by a killed scheduler): not an attempt.
+            log.warning("job %s for %s: its lock is held by a process that still runs it; waiting", job_id, name)
+            return
         job = self.store.job(job_id)
         if job is not None and job.state == "running":
             state = self.store.requeue_job(

@@ -15,7 +15,8 @@ from mlrm.config.sections import Gate, Triggers
 from mlrm.errors import RequestError
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import configure
-from tests.toolkit.training import NAME, inline
+from tests.toolkit.training import NAME, Finished, inline
+from training_service import jobs
 from training_service.core import TrainingService
 from training_service.gate import decide
 from training_service.scheduler import Scheduler
@@ -216,3 +217,29 @@ def test_the_holdout_is_stable_as_data_grows(ts_app: Flask, cancer_rows: list[di
     small, large = held(200), held(560)
     assert small <= large  # a sample held out once stays held out
     assert 0.15 < len(large) / 560 < 0.35  # about training.holdout (0.25 here)
+
+
+class StoodAside(Finished):
+    """A job process that found the job's lock held by another and exited without touching the job."""
+
+    exitcode = jobs.LOCK_BUSY
+
+
+def test_a_job_left_running_by_a_killed_scheduler_is_waited_for_not_doubled(
+    ts_app: Flask, cancer_rows: list[dict[str, Any]]
+) -> None:
+    core: TrainingService = ts_app.extensions["training_service"]
+    post(ts_app, cancer_rows[:50])
+    job, _ = core.train(NAME)
+    orphan = core.store.try_lock(f"job-{NAME}")  # the job process of a scheduler that was killed, still running
+    assert orphan is not None
+    scheduler = Scheduler(core.settings, core.store, core.services, launch=lambda url, j: StoodAside())
+    scheduler.tick()  # starts a process, which stands aside
+    core.store.start_job(job["id"], 4242)  # meanwhile the orphan records its start
+    scheduler.tick()  # reaps the one that stood aside: not an attempt, nothing requeued
+    scheduler.tick()  # the job is running under a held lock: left alone
+    running = core.job(job["id"])
+    assert running["state"] == "running" and running["attempts"] == 1
+    orphan.release()  # the orphan dies
+    scheduler.tick()
+    assert core.job(job["id"])["state"] == "queued"
