@@ -16,6 +16,7 @@ from mlrm.errors import StoreError
 from tests.toolkit.postgres import fresh_schema
 from tests.toolkit.processes import env
 from tests.toolkit.waiting import wait_until
+from training_service import jobs
 from training_service.selector import Selector
 from training_service.store import Sample, Store
 from training_service.store_url import open_store
@@ -196,3 +197,32 @@ def test_without_psycopg_the_error_names_the_install(monkeypatch: pytest.MonkeyP
     with pytest.raises(StoreError, match=r"pip install 'mlrm\[postgresql\]'") as missing:
         open_store("postgresql://u:pw@db/mlrm")
     assert ":pw@" not in str(missing.value)
+
+
+def test_a_job_process_whose_lock_session_ends_stops_at_once(pg_url: str) -> None:
+    store = open_store(pg_url)
+    store.migrate()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import threading; from training_service import jobs; from training_service.store_url import open_store; "
+         f"lock = open_store({pg_url!r}).try_lock('job-s'); print('held', flush=True); "
+         "jobs._exit_if_lost(lock, threading.Event(), every=0.05)"],
+        stdout=subprocess.PIPE, env=env(),
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        # As a network cut or a server restart would: the server ends the session that holds the job's lock.
+        key = store._key("lock:job-s") % 2**64  # type: ignore[attr-defined]  # this lock's, no other test's
+        ended = store._rows(  # type: ignore[attr-defined]
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid::text::bigint = %s AND objid::text::bigint = %s AND objsubid = 1",
+            (key >> 32, key & 0xFFFFFFFF),
+        )
+        assert ended == [(True,)]
+        assert holder.wait(30) == jobs.LOCK_LOST
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        holder.stdout.close()  # type: ignore[union-attr]
+        store.close()
