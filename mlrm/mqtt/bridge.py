@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     configure_logging(args.log_level, Path(args.config_set).name)
     try:
-        return run(load_config_set(args.config_set), args.status)
+        config = load_config_set(args.config_set)
+        configure_logging(args.log_level, config.name)  # the component the service's other lines have
+        return run(config, args.status)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
