@@ -192,7 +192,11 @@ class PostgresStore:
         try:
             yield conn
         finally:
-            if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            if conn.broken:
+                # The server restarted or the network broke: the idle ones are most likely dead too.
+                conn.close()
+                self.close()
+            elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 conn.close()
             else:
                 with self._pool_lock:
@@ -203,6 +207,15 @@ class PostgresStore:
                     conn.close()
 
     def _rows(self, query: Any, params: Any = ()) -> list[tuple[Any, ...]]:
+        """A read's rows; once more on a fresh connection if the first one was dead (a read is safe to repeat)."""
+        used: list[psycopg.Connection[Any]] = []
+        try:
+            with self._use() as conn:
+                used.append(conn)
+                return conn.execute(query, params).fetchall()
+        except psycopg.OperationalError:
+            if not (used and used[0].broken):
+                raise
         with self._use() as conn:
             return conn.execute(query, params).fetchall()
 

@@ -226,3 +226,19 @@ def test_a_job_process_whose_lock_session_ends_stops_at_once(pg_url: str) -> Non
             holder.wait(10)
         holder.stdout.close()  # type: ignore[union-attr]
         store.close()
+
+
+def test_connections_the_server_ended_are_replaced(pg_url: str) -> None:
+    store, admin = open_store(pg_url), open_store(pg_url)
+    store.migrate()
+    store.beat("scheduler")
+    store.add_batch("s", samples(2), None, "f", lambda ids, b: {})
+    idle = list(store._idle)  # type: ignore[attr-defined]
+    assert idle, "a connection is kept for the next call"
+    for conn in idle:  # as a server restart would
+        admin._rows("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))  # type: ignore[attr-defined]
+    assert store.damage() is None and store.heartbeat("scheduler") is not None
+    assert store.add_batch("s", samples(1), None, "f", lambda ids, b: {"n": len(ids)}) == ({"n": 1}, False)
+    assert store.count_since("s", 0) == 3
+    store.close()
+    admin.close()
