@@ -76,6 +76,7 @@ def test_readme_examples_run_and_leave_the_checkout_clean(tmp_path: Path) -> Non
     assert "ok: configs/pcb-inspection" in result.stdout
     assert "saved version 2" in result.stdout
     assert '"predictions":[' in result.stdout and '"version":2' in result.stdout
+    assert '"name":"machine-anomaly","path":' in result.stdout and '"predictions":[false]' in result.stdout
     assert git_status(checkout) == "", "the README's tour changed files git tracks or left files it does not ignore"
 
 
