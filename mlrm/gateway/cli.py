@@ -120,7 +120,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             _say(f"warning: {warning}")
         return 0
     # Every service inherits it (the plan copies this environment): one log format in the whole gateway.
-    os.environ[logs.ENV] = logs.log_format(args.log_format)
+    # --log-format, else the manifest's log_format, else $MLRM_LOG_FORMAT, else text.
+    written = manifest.log_format if ("log_format",) in manifest.lines else None  # not the schema's default
+    os.environ[logs.ENV] = log_format = logs.log_format(args.log_format or written)
     lock = _lock(manifest.data_dir)
     if lock is None:
         running = gateway_state.read(manifest.state_file) or {}
@@ -145,7 +147,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     previous[RELOAD_SIGNAL] = signal.signal(RELOAD_SIGNAL, on_hangup)
     checks: Following | None = None  # training.mode: remote: the config sets follow the centre's versions
-    supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals), log_format=args.log_format)
+    supervisor = Supervisor(manifest, steps, say=_say, should_stop=lambda: bool(signals), log_format=log_format)
 
     def replan() -> Plan | None:
         if not reloads:

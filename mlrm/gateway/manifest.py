@@ -123,6 +123,7 @@ class Manifest:
     raw: dict[str, Any]
     lines: dict[KeyPath, int]
     tokens: Path | None = None
+    log_format: str = "text"
     client_token: Path | None = None
     insecure: bool = False
     certfile: Path | None = None
@@ -378,6 +379,7 @@ def _build(file: Path, root: Path, data: dict[str, Any], report: Report, lines: 
         log_dir=log_dir,
         log_max_bytes=int(float(data["log_max_mb"]) * 1024 * 1024),
         log_keep=int(data["log_keep"]),
+        log_format=str(data["log_format"]),
         working_copies=bool(data["working_copies"]),
         services=services,
         training=training,

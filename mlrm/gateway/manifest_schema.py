@@ -252,6 +252,14 @@ def build_schema() -> dict[str, Any]:
                     "default": 3,
                     "description": "Rotated files kept per log.",
                 },
+                "log_format": {
+                    "type": "string",
+                    "enum": ["text", "json"],
+                    "default": "text",
+                    "description": "Log lines of mlrm up and every service: text (time, level, component, message) "
+                    "or json (one object a line, for a log shipper); `mlrm up --log-format` overrides it; a "
+                    "change takes a restart (docs/metrics.md#logs).",
+                },
                 "services": {
                     "type": "object",
                     "minProperties": 1,

@@ -112,6 +112,15 @@ BROKEN = {
         """,
         ["services.training-service: 'training-service' is the training service's own row"],
     ),
+    "log-format": (
+        """
+        name: gw
+        log_format: yaml
+        services:
+          a: {config_set: configs/breast-cancer, port: 0}
+        """,
+        ["gw.yaml:5: log_format: 'yaml' is not allowed. Expected one of: text, json"],
+    ),
     "config-set-outside-config-root": (
         f"""
         name: gw
@@ -188,3 +197,9 @@ def test_the_training_services_api_workers_come_from_the_manifest(tmp_path: Path
         manifest = load_manifest(write_manifest(tmp_path, f"name: gw\n{services}\ntraining: {section}\n"))
         launch = plan(manifest).launches[0]
         assert launch.kind == "training" and launch.argv[launch.argv.index("--workers") + 1] == workers
+
+
+def test_a_manifest_may_ask_for_json_logs_and_says_text_otherwise(tmp_path: Path) -> None:
+    service = "services:\n  a: {config_set: configs/breast-cancer, port: 0}\n"
+    assert load_manifest(write_manifest(tmp_path, f"name: gw\nlog_format: json\n{service}")).log_format == "json"
+    assert load_manifest(write_manifest(tmp_path, f"name: gw\n{service}")).log_format == "text"
