@@ -98,7 +98,6 @@ _JOB_COLUMNS = (
     "samples_through, progress, timings, result, error"
 )
 _ACTIVE_SQL = "state IN ('queued', 'running')"
-INSTALL = "pip install 'mlrm[postgresql]'"
 
 
 def _json(data: Any) -> bytes:
@@ -136,12 +135,12 @@ class PostgresLock:
 
     def release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and conn.info.backend_pid and os.getpid() == self._pid:
+        if conn is not None and os.getpid() == self._pid:
             conn.close()  # ending the session drops the lock
 
 
 class PostgresStore:
-    """Samples and jobs in PostgreSQL; one connection per process and thread, one more per lock held."""
+    """Samples and jobs in PostgreSQL: a few idle connections per process, shared by its threads; one more per lock."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
