@@ -14,7 +14,7 @@ from collections.abc import Callable
 from mlrm.errors import MlrmError
 from mlrm.gateway.commands import Plan
 from mlrm.gateway.manifest import Manifest
-from mlrm.training.follow import Follower, Following, Say, service_name
+from mlrm.training.follow import Follower, Following, Say, follower_of
 
 
 def followers(manifest: Manifest, plan: Plan, say: Say) -> list[Follower]:
@@ -27,11 +27,9 @@ def followers(manifest: Manifest, plan: Plan, say: Say) -> list[Follower]:
         sets = launch.models or ([(launch.name, launch.config_set)] if launch.config_set else [])
         for label, config_set in sets if launch.kind == "ml" else []:
             try:
-                name = service_name(config_set)
+                found.append(follower_of(config_set, plan.training_url, plan.client_token))
             except (MlrmError, OSError, ValueError) as exc:
                 say(f"{label}: does not follow {plan.training_url}: {exc}")
-                continue
-            found.append(Follower(name, config_set / "learned", plan.training_url, token_file=plan.client_token))
     return found
 
 

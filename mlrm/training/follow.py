@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import yaml
 
+from mlrm.config.schema import TRAINING
 from mlrm.errors import MlrmError, RemoteError, StateError
 from mlrm.storage.versions import VersionStore
 from mlrm.training.remote import TrainingServiceClient
@@ -42,22 +43,33 @@ MAX_BACKOFF = 60.0
 Say = Callable[[str], None]
 
 
-def service_name(config_set: Path) -> str:
-    """The `name` in a config set's service.yaml (read without loading the set: no scikit-learn here)."""
+def follower_of(config_set: Path, url: str, token_file: Path | None = None) -> Follower:
+    """The Follower of a config set, from its service.yaml's `name` and `training.keep_versions`
+    (read without loading the set: no scikit-learn in the process that follows)."""
     file = Path(config_set) / "service.yaml"
     data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise StateError(f"{file}: no 'name' (`mlrm validate {config_set}` says what is wrong)")
-    return str(data["name"])
+    training = data.get("training") if isinstance(data, dict) else None
+    keep = (training or {}).get("keep_versions", TRAINING["properties"]["keep_versions"]["default"])
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or type(keep) is not int or keep < 1:
+        raise StateError(f"{file}: no usable 'name' or training.keep_versions (`mlrm validate {config_set}` says why)")
+    return Follower(str(data["name"]), Path(config_set) / "learned", url, token_file=token_file, keep=keep)
 
 
 class Follower:
     """Keeps one config set's learned/ on the centre's current version."""
 
     def __init__(
-        self, name: str, learned_dir: Path, url: str, *, timeout: float = 10.0, token_file: Path | None = None
+        self,
+        name: str,
+        learned_dir: Path,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        token_file: Path | None = None,
+        keep: int | None = None,
     ) -> None:
         self.name, self.url, self.timeout, self.token_file = name, url.rstrip("/"), timeout, token_file
+        self.keep = keep  # versions kept here (training.keep_versions), as a local job keeps them; None: all
         self.store = VersionStore(learned_dir)
         self.etag: str | None = None
 
@@ -97,6 +109,8 @@ class Follower:
             path = f"/v1/services/{quote(self.name)}/versions/{version}/files/{quote(file)}"
             data[file] = client.download(path, int(item["size"]))
         self.store.install(version, data, digest)
+        if self.keep is not None:
+            self.store.prune(self.keep)  # never the current one; one pruned comes back if the centre returns to it
         signed = " and the signature" if "signature.yaml" in data else ""
         return f"{source}: {len(data)} files, every sha256{signed} verified; now current"
 

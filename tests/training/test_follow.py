@@ -14,8 +14,9 @@ import pytest
 from mlrm.errors import RemoteError, StateError
 from mlrm.storage import signatures
 from mlrm.storage.versions import VersionRecord, VersionStore
-from mlrm.training.follow import Follower, Following
+from mlrm.training.follow import Follower, Following, follower_of
 from mlrm.training.remote import TrainingServiceClient
+from tests.toolkit.files import configure
 from tests.toolkit.processes import Process, free_port
 from tests.toolkit.training import NAME
 
@@ -105,3 +106,21 @@ def test_a_download_larger_than_announced_is_cut_off(root: Path, training_servic
         assert len(client.download(item["href"], item["size"])) == item["size"]
         with pytest.raises(RemoteError, match=f"more than the {item['size'] - 1} bytes announced"):
             client.download(item["href"], item["size"] - 1)
+
+
+def test_keeps_training_keep_versions_and_fetches_a_pruned_one_again(
+    root: Path, gateway_set: Path, training_service: Start
+) -> None:
+    configure(gateway_set, training={"keep_versions": 2})
+    url, _ = training_service(root)
+    centre, here = VersionStore(root / NAME / "learned"), VersionStore(gateway_set / "learned")
+    follower = follower_of(gateway_set, url)
+    assert (follower.name, follower.keep) == (NAME, 2)
+    for _ in range(3):
+        republish(centre)
+        follower.check()
+    assert here.versions() == [3, 4] and here.current() == 4
+    centre.set_current(1)  # pruned here: fetched again
+    said = follower.check()
+    assert said is not None and said.startswith(f"version 1 of {NAME} from {url}: ") and "verified" in said, said
+    assert here.current() == 1 and here.versions() == [1, 3, 4]
