@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mlrm.gateway.manifest import Probes
 from mlrm.gateway.supervisor import LogFile
+from tests.toolkit.files import copy_config_set
 from tests.toolkit.gateway import http_server, launch, supervisor
-from tests.toolkit.processes import free_port
+from tests.toolkit.processes import Process, free_port, mlrm_args
 
 # mlrm's log format (mlrm/logs.py): UTC time once, level, component, message.
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ [\w.-]+: ")
@@ -76,3 +79,28 @@ def test_logs_rotate_at_their_size_limit_and_keep_the_newest_files(tmp_path: Pat
     assert "line 39" in (tmp_path / "svc.log").read_text()
     newest_rotated = (tmp_path / "svc.log.1").read_text().splitlines()
     assert int((tmp_path / "svc.log").read_text().split()[4]) == int(newest_rotated[-1].split()[4]) + 1
+
+
+def test_a_json_gateway_logs_json_in_every_service_and_on_the_console(
+    tmp_path: Path, spawn: Callable[..., Process]
+) -> None:
+    copy_config_set("breast-cancer", tmp_path / "configs")
+    manifest = tmp_path / "services" / "gw.yaml"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "name: gw\nlog_format: json\n"
+        "services:\n  breast-cancer: {config_set: configs/breast-cancer, port: 0}\n"
+        "supervision: {stop_timeout: 10}\n"
+    )
+    up = spawn(mlrm_args("up", str(manifest)), name="up")
+    up.wait_until(lambda: "stop: Ctrl-C" in up.output(), timeout=90, what="printing the status table")
+    assert up.stop() == 0
+    logs = {p.name: p.read_text().splitlines() for p in (tmp_path / "var" / "gw" / "logs").glob("*.log")}
+    assert {"gateway.log", "breast-cancer.log"} <= set(logs), sorted(logs)
+    for name, lines in logs.items():
+        records = [json.loads(line) for line in lines]  # every line of every log is one JSON object
+        assert records and all({"ts", "level", "component", "message"} <= set(r) for r in records), name
+    components = {json.loads(line)["component"] for line in logs["breast-cancer.log"]}
+    assert {"up", "breast-cancer.gunicorn", "breast-cancer.serve"} <= components, components
+    events = [json.loads(line) for line in up.log_path.read_text().splitlines() if line.startswith('{"ts": ')]
+    assert any(e["component"] == "up" and "breast-cancer: ready at" in e["message"] for e in events), events
