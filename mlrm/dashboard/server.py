@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import mimetypes
 import re
 import signal
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mlrm import logs
 from mlrm.credentials import CredentialsError, Guard, add_options, guard_of, serving_tokens
 from mlrm.dashboard.collector import Collector, fetch
 from mlrm.errors import RequestError
@@ -43,6 +45,8 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 CONFIG_ERROR = 2  # the exit status the supervisor does not restart on (as mlrm serve)
+
+log = logging.getLogger("mlrm.dashboard")
 
 
 def static_files() -> dict[str, Path]:
@@ -80,7 +84,7 @@ class Dashboard(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, not a traceback: a client that hung up or spoke plain HTTP to HTTPS is no news."""
         error = sys.exc_info()[1]
-        sys.stderr.write(f"dashboard: {client_address[0]}: {type(error).__name__}: {error}\n")
+        log.warning("%s: %s: %s", client_address[0], type(error).__name__, error)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -120,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the name BaseHTTPRequestHandler calls)
         """Actions and failures go to the log (the supervisor stamps each line); every poll would drown them."""
         if self.command == "POST" or (len(args) > 1 and not str(args[1]).startswith(("2", "3"))):
-            sys.stderr.write(f"dashboard: {self.address_string()} {format % args}\n")
+            log.info("%s %s", self.address_string(), format % args)
 
     # -- routes ------------------------------------------------------------
 
@@ -218,10 +222,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    logs.configure("dashboard")  # mlrm's one log format; mlrm up passes its choice in MLRM_LOG_FORMAT
     try:
         tokens = serving_tokens("dashboard", args.host, args.tokens, args.insecure)
     except CredentialsError as exc:
-        print(f"mlrm dashboard: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return CONFIG_ERROR
     collector = Collector(args.state, args.interval, args.minutes, args.token_file)
     server = Dashboard((args.host, args.port), collector, guard_of(tokens))
@@ -238,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
     serving.start()
     scheme = "https" if args.certfile else "http"
-    print(f"mlrm dashboard: serving {scheme}://{args.host}:{server.server_address[1]}/ for {args.state}", flush=True)
+    log.info("serving %s://%s:%s/ for %s", scheme, args.host, server.server_address[1], args.state)
     while not stop.wait(0.5):
         pass
     collector.wake()
