@@ -14,6 +14,7 @@ whichever backend holds it. Names and meanings: docs/metrics.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 # The sample id a config set's current version was trained through (jobs.current_watermark).
 Watermark = Callable[["ServiceConfig"], int]
 
+log = logging.getLogger("training_service.metrics")
 # A job lasts from a second to hours.
 JOB_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 
@@ -99,16 +101,25 @@ class StoreCollector:
         pending = GaugeMetricFamily(
             "mlrm_training_samples_pending", "Samples stored since the last training run read data.", labels=["service"]
         )
-        store, services = self.store, self.services
-        for name in services.names():
-            active = store.active_job(name)
-            for state in ("queued", "running"):
-                jobs.add_metric([name, state], 1.0 if active is not None and active.state == state else 0.0)
-            last = store.last_training(name)
-            if last is not None and last.samples_through is not None:
-                through = last.samples_through
-            else:
-                through = self.watermark(services.get(name))
-            pending.add_metric([name], float(store.count_since(name, through)))
-        yield jobs
-        yield pending
+        up = GaugeMetricFamily("mlrm_training_store_up", "1 when the store answered this scrape's questions.")
+        try:
+            for name in self.services.names():
+                self._add(name, jobs, pending)
+        except Exception as exc:  # noqa: BLE001 (a store that is down must not take the counters with it)
+            log.warning("/metrics: the store did not answer, its gauges are left out: %s", exc)
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield from (up, jobs, pending)
+
+    def _add(self, name: str, jobs: GaugeMetricFamily, pending: GaugeMetricFamily) -> None:
+        active = self.store.active_job(name)
+        for state in ("queued", "running"):
+            jobs.add_metric([name, state], 1.0 if active is not None and active.state == state else 0.0)
+        last = self.store.last_training(name)
+        if last is not None and last.samples_through is not None:
+            through = last.samples_through
+        else:
+            through = self.watermark(self.services.get(name))
+        pending.add_metric([name], float(self.store.count_since(name, through)))
