@@ -1,8 +1,9 @@
 """The helper processes `mlrm training-service` forks beside gunicorn (scheduler, MQTT subscriber).
 
-Forked, not exec'd: the parent is single-threaded at that point and has
-scikit-learn imported (as gunicorn's preload has), so a child is ready at once
-instead of importing it all again.
+Forked, not exec'd: the parent is single-threaded at that point and has mlrm,
+numpy and Flask imported (as gunicorn's preload has), so a child is ready at
+once instead of importing it all again. Not scikit-learn: no process of the
+training service at rest imports it (training_service.services).
 """
 
 from __future__ import annotations

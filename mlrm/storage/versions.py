@@ -6,7 +6,7 @@ Layout (all machine-written; service.yaml is never touched):
       current.yaml            version: 3, parameters_sha256: ...
       versions/0003/
         parameters.yaml       metadata, metrics, resolved config, artifact digests
-        model.skops           (whatever the adapter dumped)
+        model.json, model.npz (whatever the adapter dumped)
         signature.yaml        Ed25519 signature of parameters.yaml's sha256, when signed
 
 A version is written into a temporary folder, every file fsynced, then renamed
