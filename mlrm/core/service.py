@@ -81,7 +81,8 @@ class Service:
                 self.model = model
                 # Per process, with its pid: each gunicorn worker swaps on its own next request, so one line
                 # per service would claim a version live while other workers still answer with the old one.
-                change = "rolled back to" if before is not None and model.version < before else "now serving"
+                back = before is not None and model.version is not None and model.version < before
+                change = "rolled back to" if back else "now serving"
                 log.info("%s: %s version %s (was %s) in pid %s", self.name, change, model.version, before, os.getpid())
                 for listener in self.listeners:
                     listener(model)
