@@ -196,6 +196,9 @@ class Collector:
             if entry["kind"] == "dashboard":
                 continue
             row = {key: entry.get(key) for key in ("name", "kind", "url", "state", "restarts", "pid", "reason")}
+            if entry["kind"] == "ml" and entry.get("models"):
+                rows += self._process(entry, row, reader, now, training["sets"])
+                continue
             if entry["kind"] == "ml":
                 row.update(self._ml(entry, reader, now))
                 row["training"] = training["sets"].get(_folder(entry.get("config_set")))
@@ -245,6 +248,39 @@ class Collector:
         elif status is not None:
             out["metrics_error"] = self._refused("/metrics", status, "metrics")
         return {**out, "series": history.series(), "recent": history.recent(), "labels": history.labels()}
+
+    def _process(
+        self, entry: dict[str, Any], row: dict[str, Any], reader: Reader, now: float, sets: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A row per service of a process that serves several config sets (the manifest's `process`):
+        version and readiness from its GET /v1/models, charts from its /metrics split by `model`."""
+        listed: dict[str, dict[str, Any]] = {}
+        text = None
+        if entry.get("state") in ("running", "starting"):
+            status, raw = reader.get(entry["url"] + "/v1/models")
+            body = _json(raw) if status == 200 else None
+            if isinstance(body, dict):
+                listed = {_folder(m.get("path")): m for m in body.get("models", [])}
+            status, raw = reader.get(entry["url"] + "/metrics")
+            text = raw.decode("utf-8", "replace") if status == 200 else None
+        out = []
+        for model in entry["models"]:
+            folder = _folder(model["config_set"])
+            found = listed.get(folder)
+            history = self._history(model["name"])
+            if found is not None and text is not None:
+                history.add(now, parse(text, found["name"]))
+            ready = entry.get("state")
+            if found is not None:
+                ready = "yes" if found.get("ready") else "not yet" if found.get("available") else "unavailable"
+            out.append({
+                **row, "name": model["name"], "url": f"{entry['url']}/v1/models/{found['name'] if found else ''}",
+                "version": found.get("version") if found else None, "ready": ready,
+                "reason": (found or {}).get("reason") or row.get("reason"), "metrics_error": None,
+                "series": history.series(), "recent": history.recent(), "labels": history.labels(),
+                "training": sets.get(folder),
+            })  # fmt: skip
+        return out
 
     def _history(self, name: str) -> History:
         history = self.histories.get(name)

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # Requests the charts leave out: what the dashboard and `mlrm status` ask themselves (GET / for the
 # version, scrapes) and probes, which say nothing about the work a service does for its clients.
-NOT_WORK = ("/", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/<name>/ready")
+NOT_WORK = ("/", "/v1/models", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/<name>/ready")
 
 
 def _work(endpoint: str) -> bool:
@@ -36,13 +36,17 @@ class Scrape:
     ready: dict[str, bool] = field(default_factory=dict)
 
 
-def parse(text: str) -> Scrape:
-    """A Scrape of Prometheus text exposition (families the dashboard does not know are skipped)."""
+def parse(text: str, model: str | None = None) -> Scrape:
+    """A Scrape of Prometheus text exposition (families the dashboard does not know are skipped).
+
+    model: only the samples of this config set (its `model` label), for a process that serves several."""
     out = Scrape()
     labelled: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, sample.value
+            if model is not None and labels.get("model") != model:
+                continue
             if name == "mlrm_requests_total" and _work(labels.get("endpoint", "")):
                 out.requests += value
                 if labels.get("status", "").isdigit() and int(labels["status"]) >= 400:
