@@ -194,6 +194,48 @@ def run_layout(name: str, checkout: Path, source: Path, layout: str, args: argpa
     }
 
 
+# The model's own predict, in one process per checkout --------------------------------------------------
+
+INPROCESS = """
+import json, sys, time
+from mlrm.config import load_config_set
+from mlrm.core.service import Service
+from mlrm.tools.datasets import GENERATORS
+out = {}
+for folder in sys.argv[2:]:
+    config = load_config_set(folder)
+    service = Service(config)
+    target = config.target.name if config.target else None
+    row = [{k: v for k, v in r.items() if k != target} for r in GENERATORS[config.name](rows=1, seed=5)]
+    for _ in range(100):
+        service.predict(row)
+    runs = []
+    for _ in range(int(sys.argv[1])):
+        started = time.perf_counter()
+        for _ in range(200):
+            service.predict(row)
+        runs.append((time.perf_counter() - started) / 200 * 1e6)
+    out[config.name] = runs
+print(json.dumps(out))
+"""
+
+
+def inprocess(checkouts: dict[str, Path], config_sets: list[str], rounds: int) -> dict[str, dict[str, list[float]]]:
+    """µs per one-row Service.predict (validation, encoding, model) of each checkout, the checkouts taking turns."""
+    found: dict[str, dict[str, list[float]]] = {name: {} for name in checkouts}
+    for i in range(rounds):
+        for name, checkout in checkouts.items() if i % 2 == 0 else reversed(checkouts.items()):
+            env = dict(os.environ, PYTHONPATH=str(checkout))
+            sets = [str(checkout / "configs" / n) for n in config_sets]  # each with the versions it saved
+            done = subprocess.run([sys.executable, "-c", INPROCESS, "10", *sets], capture_output=True,
+                                  text=True, cwd=checkout, env=env, timeout=600)  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(f"{name}: the in-process predict failed:\n{done.stderr[-2000:]}")
+            for service, runs in json.loads(done.stdout.splitlines()[-1]).items():
+                found[name].setdefault(service, []).extend(runs)
+    return found
+
+
 # The capped run ------------------------------------------------------------------------------------------
 
 
@@ -417,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-set", default="air-quality", help="the config set the capped run trains once")
     p.add_argument("--job-timeout", type=float, default=300.0)
     p.add_argument("--json", metavar="FILE", help="write every figure here")
+    p.add_argument("--inprocess", type=int, default=2, metavar="N",
+                   help="rounds of the in-process predict timing per checkout (0: none)")  # fmt: skip
+    p.add_argument("--inprocess-sets", nargs="*", default=["pcb-inspection", "breast-cancer", "air-quality"])
     p.add_argument("--only", nargs="*", help="layouts to run (before, per-service, grouped)")
     args = p.parse_args(argv)
     source = Path(args.manifest).resolve()
@@ -437,6 +482,17 @@ def main(argv: list[str] | None = None) -> int:
             results[name].append(run_layout(name, checkout, manifest, layout, args))
     report(results)
     out: dict[str, Any] = {"layouts": results}
+    if args.inprocess:
+        checkouts = {"before": Path(args.baseline).resolve()} if args.baseline else {}
+        checkouts["now"] = ROOT
+        timings = inprocess(checkouts, args.inprocess_sets, args.inprocess)
+        out["inprocess_us"] = timings
+        print(f"\nService.predict, one row, µs (best / median of {args.inprocess} x 10 x 200 calls, checkouts in turn)")
+        for name, services in timings.items():
+            print(
+                f"  {name:<8} "
+                + "  ".join(f"{s} {min(r):.1f} / {statistics.median(r):.1f}" for s, r in services.items())
+            )
     if args.cap:
         layout = "grouped" if groupable(ROOT) else "per-service"
         capped = capped_run(source, layout, args)
