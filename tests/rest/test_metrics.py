@@ -36,7 +36,9 @@ def new_version(folder: Path) -> int:
     """The current model saved again as a new current version (what a training run writes)."""
     config = load_config_set(folder)
     store = VersionStore(config.learned_dir)
-    model = Model.from_record(config, store.read(store.current()))
+    record = store.read_current()
+    assert record is not None
+    model = Model.from_record(config, record)
     return save(config, model, {"f1_macro": 0.9}, data={"rows": 0}, timings={})
 
 
@@ -62,8 +64,9 @@ def test_metrics_has_one_charset_and_counts_reloads_and_failed_reloads(
     wait_until(lambda: swapped(url, pcb_instance, version), 30, f"version {version} answering")
     assert samples(url)['mlrm_model_reloads_total{model="pcb-inspection"}'] >= 1
     VersionStore(config_set / "learned").set_current(version - 1)
-    wait_until(lambda: swapped(url, pcb_instance, version - 1), 30, "the rollback answering")
-    wait_until(lambda: f"rolled back to version {version - 1} (was {version}) in pid" in process.output(), 10, "log")
+    # Predicting on until the line is there: a worker that served version 2 rolls back on its next request.
+    said = f"rolled back to version {version - 1} (was {version}) in pid"
+    wait_until(lambda: swapped(url, pcb_instance, version - 1) and said in process.output(), 30, "the rollback")
 
     (config_set / "learned" / CURRENT).write_text("version: 999\n")  # a current version that does not exist
     failures = 'mlrm_model_reload_failures_total{model="pcb-inspection"}'
