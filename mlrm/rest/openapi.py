@@ -208,8 +208,6 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             },
             "/v1/config": {"get": {"summary": "Resolved config and learned-state metadata", "responses": simple}},
             "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
-            "/v1/drift": {"get": {"summary": "Input and prediction drift against the version's reference profile "
-                                  "(docs/drift.md)", "responses": simple}},
             "/v1/mqtt": {"get": {"summary": "MQTT bridge state (200 connected, 503 not)", "responses": simple}},
             "/": {"get": {"summary": "Name, version and endpoints of this service", "responses": simple}},
             "/openapi.json": {"get": {"summary": "This document", "responses": simple}},
@@ -259,7 +257,7 @@ def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any
 
 # The /v1 routes of one set, and where each is for every set: /v1/models/{name}/<suffix>.
 MODEL_ROUTES = {"/v1/predict": "predict", "/v1/config": "config", "/v1/admin/reload": "admin/reload",
-                "/v1/drift": "drift", "/v1/mqtt": "mqtt", "/v1/feedback": "feedback"}  # fmt: skip
+                "/v1/mqtt": "mqtt", "/v1/feedback": "feedback"}  # fmt: skip
 _MODELS_LIST = {
     "get": {
         "summary": "Every config set served: name, path, available, ready, version (why not, and the fix)",
