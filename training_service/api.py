@@ -74,6 +74,12 @@ class TrainingApi:
         response.headers["Location"] = f"/v1/jobs/{job['id']}"
         return response
 
+    def put_monitors(self, name: str) -> Response:
+        return respond(self.service.put_monitors(name, decode(request)))
+
+    def monitors(self, name: str) -> Response:
+        return respond(self.service.monitors(name))
+
     def jobs(self, name: str) -> Response:
         return respond(self.service.jobs(name, min(max(request.args.get("limit", 20, type=int), 1), 200)))
 
@@ -139,6 +145,9 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/services/<name>/samples/delete", ["POST"], "delete_samples", "admin"),
     ("/v1/services/<name>/train", ["POST"], "train", "admin"),
     ("/v1/services/<name>/jobs", ["GET"], "jobs", "admin"),
+    # An ML service's drift and performance figures, for training.triggers.drift and .performance
+    ("/v1/services/<name>/monitors", ["PUT"], "put_monitors", "ingest"),
+    ("/v1/services/<name>/monitors", ["GET"], "monitors", "admin"),
     ("/v1/services/<name>/versions", ["GET"], "versions", "admin"),
     ("/v1/services/<name>/rollback", ["POST"], "rollback", "admin"),
     # What a gateway that follows this service fetches, with the token it feeds samples with (handout.py).

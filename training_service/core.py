@@ -25,6 +25,8 @@ from training_service.store_url import open_store
 if TYPE_CHECKING:
     from training_service.metrics import TrainingMetrics
 
+MONITORS_SHAPE = 'expected {"drift": GET /v1/drift answer, "performance": GET /v1/performance answer}'
+
 log = logging.getLogger("training_service.core")
 MAX_KEY_LENGTH = 255
 MAX_PAGE = 1000
@@ -201,6 +203,33 @@ class TrainingService:
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._job(job_id).as_dict()
+
+    # Monitors (what the ML services report for training.triggers.drift and .performance)
+
+    def put_monitors(self, name: str, body: Any) -> dict[str, Any]:
+        """Keep an ML service's report of its monitors; the answer says whether a monitor trigger would fire."""
+        config = self.services.get(name)
+        if not isinstance(body, dict):
+            raise RequestError("Invalid request", 422, errors=[FieldError("", MONITORS_SHAPE)])
+        for key, value in body.items():
+            if key not in ("drift", "performance"):
+                raise RequestError(
+                    "Invalid request", 422, errors=[FieldError(f"/{key}", f"unknown key; {MONITORS_SHAPE}")]
+                )
+            if value is not None and not isinstance(value, dict):
+                raise RequestError(
+                    "Invalid request", 422, errors=[FieldError(f"/{key}", "expected the route's JSON object")]
+                )
+        self.store.put_monitors(name, body)
+        version, _ = jobs.current_watermark(config)
+        reason = triggers.monitored(config.training.triggers, body.get("drift"), body.get("performance"), version)
+        return {"stored": True, "current_version": version, "would_fire": reason}
+
+    def monitors(self, name: str) -> dict[str, Any]:
+        self.services.get(name)
+        found = self.store.monitors(name)
+        report, received = found if found else ({}, None)
+        return {"service": name, "received_at": iso(received), **report}
 
     def _job(self, job_id: int) -> Job:
         job = self.store.job(job_id)

@@ -51,6 +51,12 @@ OPERATIONS: dict[str, Operation] = {
         "Recent training jobs", query={"limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20}}
     ),
     "job": Operation("One training job"),
+    "put_monitors": Operation(
+        "An ML service reports its drift and performance figures (for the monitor triggers)",
+        body="monitors",
+        problems=("400", "404", "422"),
+    ),
+    "monitors": Operation("What an ML service last reported of its drift and performance"),
     "versions": Operation("Stored versions with metrics and the gate's verdict"),
     "rollback": Operation("Make a stored version current", body="rollback", problems=("400", "404", "409", "422")),
     "openapi_json": Operation("This document", problems=()),
@@ -94,6 +100,10 @@ def _bodies(configs: list[ServiceConfig], max_records: int) -> dict[str, dict[st
         "samples": {"application/json": {"schema": json_records},
                     "text/csv": {"schema": {"type": "string", "description": "A header line, then one row per sample"}}},
         "rollback": {"application/json": {"schema": rollback}},
+        "monitors": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"drift": {"type": ["object", "null"]}, "performance": {"type": ["object", "null"]}},
+        }}},
         "generic": {"application/json": {"schema": {"type": "object"}}},
     }  # fmt: skip
 

@@ -89,6 +89,8 @@ SCHEMA = (
     # One job at a time per service, enforced by the database itself.
     "CREATE UNIQUE INDEX IF NOT EXISTS one_active_job ON jobs(service) WHERE state IN ('queued', 'running')",
     "CREATE TABLE IF NOT EXISTS heartbeats (name TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS monitors (service TEXT PRIMARY KEY, report BYTEA NOT NULL, "
+    "received_at DOUBLE PRECISION NOT NULL)",
     # Who this store is, whatever URL reaches it: job records in versions name it (jobs._job_tag).
     "CREATE TABLE IF NOT EXISTS store_identity (id TEXT NOT NULL)",
 )
@@ -329,6 +331,21 @@ class PostgresStore:
     def last_sample_id(self, service: str) -> int:
         row = self._row("SELECT MAX(id) FROM samples WHERE service = %s", (service,))
         return int(row[0] or 0) if row else 0
+
+    def first_id_since(self, service: str, since: float) -> int:
+        row = self._row("SELECT MIN(id) FROM samples WHERE service = %s AND received_at >= %s", (service, since))
+        return int(row[0]) if row and row[0] is not None else self.last_sample_id(service) + 1
+
+    def put_monitors(self, service: str, report: dict[str, Any]) -> None:
+        self._update(
+            "INSERT INTO monitors (service, report, received_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (service) DO UPDATE SET report = excluded.report, received_at = excluded.received_at",
+            (service, _json(report), time.time()),
+        )
+
+    def monitors(self, service: str) -> tuple[dict[str, Any], float] | None:
+        row = self._row("SELECT report, received_at FROM monitors WHERE service = %s", (service,))
+        return None if row is None else (_load(row[0]), float(row[1]))
 
     def count_since(self, service: str, after_id: int) -> int:
         row = self._row(

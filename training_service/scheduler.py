@@ -49,6 +49,8 @@ log = logging.getLogger("training_service.scheduler")
 HEARTBEAT = "scheduler"
 # training.retention is applied at most this often per service: a count per tick would be wasted work.
 RETENTION_EVERY_S = 30.0
+# The reasons of jobs the monitor triggers queued begin with these (triggers.monitored).
+MONITOR_TRIGGERS = ("drift:", "performance:")
 # How often a standby scheduler tries to take the lead.
 STANDBY_RETRY_S = 1.0
 
@@ -89,7 +91,7 @@ class Scheduler:
         self.launch, self.clock = launch, clock
         self.started = clock()
         self.children: dict[str, tuple[int, Handle]] = {}
-        self._watermarks: dict[str, tuple[Any, int]] = {}
+        self._watermarks: dict[str, tuple[Any, tuple[int | None, int]]] = {}
         self._retained: dict[str, float] = {}
 
     def tick(self) -> None:
@@ -170,7 +172,10 @@ class Scheduler:
         last = self.store.last_training(name)
         through = last.samples_through if last and last.samples_through is not None else self._watermark(config)
         since = self.clock() - (last.created_at if last else self.started)
-        fired = triggers.due(wanted, self.store.count_since(name, through), since)
+        new = self.store.count_since(name, through)
+        fired = triggers.due(wanted, new, since)
+        if fired is None and wanted.monitored and new > 0:  # with nothing new, a retrain would learn nothing new
+            fired = self._monitored(config)
         if fired is None:
             return None
         job, created = self.store.create_job(name, str(config.path), fired)
@@ -178,12 +183,37 @@ class Scheduler:
             log.info("trigger %s fired for %s: job %s", fired, name, job.id)
         return job
 
+    def _monitored(self, config: ServiceConfig) -> str | None:
+        """The reason a monitor trigger fires (what an ML service last reported), at most once per version.
+
+        Once a drift or performance run was made for the current version (promoted or refused), its
+        monitors fire no more: a refused candidate must not be retried on every report. A new current
+        version starts afresh, and the sample and interval triggers still fire meanwhile.
+        """
+        found = self.store.monitors(config.name)
+        if found is None:
+            return None
+        report = found[0]
+        version = self._current(config)[0]
+        reason = triggers.monitored(config.training.triggers, report.get("drift"), report.get("performance"), version)
+        if reason is None:
+            return None
+        mark = f"(version {version})"
+        for job in self.store.jobs(config.name, 20):
+            if job.trigger.startswith(MONITOR_TRIGGERS) and job.trigger.endswith(mark):
+                return None
+        return reason
+
     def _watermark(self, config: ServiceConfig) -> int:
-        """The current version's sample watermark, re-read only when current.yaml changes."""
+        """The current version's sample watermark."""
+        return self._current(config)[1]
+
+    def _current(self, config: ServiceConfig) -> tuple[int | None, int]:
+        """(current version, its sample watermark), re-read only when current.yaml changes."""
         stamp = VersionStore(config.learned_dir).stamp()
         cached = self._watermarks.get(config.name)
         if cached is None or cached[0] != stamp:
-            cached = (stamp, jobs.current_watermark(config)[1])
+            cached = (stamp, jobs.current_watermark(config))
             self._watermarks[config.name] = cached
         return cached[1]
 

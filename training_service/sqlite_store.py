@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 -- One job at a time per service, enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_job ON jobs(service) WHERE state IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS monitors (service TEXT PRIMARY KEY, report BLOB NOT NULL, received_at REAL NOT NULL);
 """
 
 _JOB_COLUMNS = (
@@ -198,6 +199,25 @@ class SQLiteStore:
     def last_sample_id(self, service: str) -> int:
         row = self._conn().execute("SELECT MAX(id) FROM samples WHERE service = ?", (service,)).fetchone()
         return int(row[0] or 0)
+
+    def first_id_since(self, service: str, since: float) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT MIN(id) FROM samples WHERE service = ? AND received_at >= ?", (service, since))
+            .fetchone()
+        )
+        return int(row[0]) if row and row[0] is not None else self.last_sample_id(service) + 1
+
+    def put_monitors(self, service: str, report: dict[str, Any]) -> None:
+        self._update(
+            "INSERT INTO monitors (service, report, received_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (service) DO UPDATE SET report = excluded.report, received_at = excluded.received_at",
+            (service, _json(report), time.time()),
+        )
+
+    def monitors(self, service: str) -> tuple[dict[str, Any], float] | None:
+        row = self._conn().execute("SELECT report, received_at FROM monitors WHERE service = ?", (service,)).fetchone()
+        return None if row is None else (_load(row[0]), float(row[1]))
 
     def count_since(self, service: str, after_id: int) -> int:
         row = (

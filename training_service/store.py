@@ -146,6 +146,15 @@ class Store(Protocol):
 
     def count_since(self, service: str, after_id: int) -> int: ...
 
+    def first_id_since(self, service: str, since: float) -> int:
+        """The first sample id received at or after a time (unix seconds); last_sample_id + 1 if none was."""
+
+    def put_monitors(self, service: str, report: dict[str, Any]) -> None:
+        """Keep what an ML service last reported of its monitors (GET /v1/drift, /v1/performance answers)."""
+
+    def monitors(self, service: str) -> tuple[dict[str, Any], float] | None:
+        """The last report of put_monitors and when it was received, or None."""
+
     def records(self, service: str, through: int) -> list[dict[str, Any]]:
         """Every stored record of the service with id <= through, in order."""
 
