@@ -21,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 
 from mlrm.rest.app import ROUTES as ML_ROUTES
-from tests.toolkit.files import configure
+from tests.toolkit.files import configure, copy_config_set
 from tests.toolkit.processes import free_port
 from training_service.api import ROUTES as TRAINING_ROUTES
 
@@ -79,6 +79,23 @@ def test_the_ml_service_answers_no_fuzzed_request_with_a_5xx(serve: Any, config_
     reached, failures = fuzz(url)
     assert failures == [], "\n".join(failures)
     assert reached == paths_of(ML_ROUTES)
+    assert "unhandled error" not in process.output()
+
+
+@pytest.mark.slow
+def test_a_service_of_several_sets_answers_no_fuzzed_request_with_a_5xx(
+    serve: Any, config_set: Path, tmp_path: Path
+) -> None:
+    """Grouped (`mlrm serve A B`): each set's routes are in the document under its own name."""
+    other = copy_config_set("air-quality", tmp_path / "other")
+    url, process = serve([config_set, other])
+    reached, failures = fuzz(url)
+    assert failures == [], "\n".join(failures)
+    per_set = {p for p in paths_of(ML_ROUTES) if "{name}" in p}
+    expected = {p for p in paths_of(ML_ROUTES) if "{name}" not in p and not p.startswith("/v1/") or p == "/v1/models"}
+    for name in ("pcb-inspection", "air-quality"):
+        expected |= {p.replace("{name}", name) for p in per_set}
+    assert reached == expected
     assert "unhandled error" not in process.output()
 
 

@@ -255,9 +255,11 @@ def _models(config: ServiceConfig, infer: dict[str, Any], problem: dict[str, Any
     return paths
 
 
-# The /v1 routes of one set, and where each is for every set: /v1/models/{name}/<suffix>.
-MODEL_ROUTES = {"/v1/predict": "predict", "/v1/config": "config", "/v1/admin/reload": "admin/reload",
-                "/v1/mqtt": "mqtt", "/v1/feedback": "feedback"}  # fmt: skip
+def _set_routes(paths: dict[str, Any]) -> list[str]:
+    """The /v1 routes of one set (every /v1/X of its document): for every set they are at /v1/models/{name}/X."""
+    return [path for path in paths if path.startswith("/v1/") and not path.startswith("/v1/models")]
+
+
 _MODELS_LIST = {
     "get": {
         "summary": "Every config set served: name, path, available, ready, version (why not, and the fix)",
@@ -266,12 +268,25 @@ _MODELS_LIST = {
 }
 
 
-def _per_model(config: ServiceConfig) -> dict[str, Any]:
-    """One set's routes under its own name: /v1/models/NAME/... and /v2/models/NAME/... (no name parameter)."""
+def _per_model(config: ServiceConfig, *, templated: bool) -> dict[str, Any]:
+    """One set's routes under its name: /v1/models/NAME/... and /v2/models/NAME/...
+
+    templated: as /v1/models/{name}/... with the name a path parameter (one set served, whose
+    /v2/models/{name} routes the document has already); else with the name written in each path."""
     paths = document(config)["paths"]
-    out = {f"/v1/models/{config.name}/{suffix}": paths[rule] for rule, suffix in MODEL_ROUTES.items()}
-    out[f"/v1/models/{config.name}"] = {"get": {"summary": "Name, version and endpoints of this model",
-                                                "responses": {"200": {"description": "OK"}}}}  # fmt: skip
+    name = {"name": "name", "in": "path", "required": True, "schema": {"enum": [config.name]}}
+    at = "{name}" if templated else config.name
+    index = {
+        "get": {"summary": "Name, version and endpoints of this model", "responses": {"200": {"description": "OK"}}}
+    }
+    out = {f"/v1/models/{at}/{rule[len('/v1/') :]}": paths[rule] for rule in _set_routes(paths)}
+    out[f"/v1/models/{at}"] = index
+    if templated:
+        for item in out.values():
+            for op in item.values():
+                op["parameters"] = [name, *op.get("parameters", [])]
+                op["responses"].setdefault("404", {"description": "No model of that name is served"})
+        return out
     for path, item in paths.items():
         if path.startswith("/v2/models/{name}"):
             out[path.replace("{name}", config.name)] = {
@@ -289,9 +304,10 @@ def set_document(configs: list[ServiceConfig], *, single: bool) -> dict[str, Any
     if not single:
         doc["info"]["title"] = f"{', '.join(c.name for c in configs)} (mlrm)"
         doc["info"]["description"] = "Several config sets, each at /v1/models/{name}/... and /v2/models/{name}/..."
-        paths = {k: v for k, v in paths.items() if k not in MODEL_ROUTES and not k.startswith("/v2/models/")}
+        own = {*_set_routes(paths)}
+        paths = {k: v for k, v in paths.items() if k not in own and not k.startswith("/v2/models/")}
     paths["/v1/models"] = _MODELS_LIST
     for config in configs:
-        paths.update(_per_model(config))
+        paths.update(_per_model(config, templated=single))
     doc["paths"] = with_operation_ids(paths)  # operations copied to /v1/models/NAME/... get their own ids
     return doc

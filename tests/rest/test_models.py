@@ -153,3 +153,13 @@ def test_openapi_document_declares_each_set_by_name(app: Flask) -> None:
     assert "/v2/models/pcb-inspection/infer" in paths and "/v1/models" in paths
     assert not any(p.startswith("/v1/models/broken") for p in paths)
     assert "/v1/predict" not in paths
+
+
+def test_every_v1_route_of_a_set_is_also_at_its_name() -> None:
+    """A route added for one set (/v1/X) must exist per model too (/v1/models/<name>/X), with the same scope."""
+    from mlrm.rest.app import ROUTES
+
+    table = {(rule, tuple(methods)): (handler, scope) for rule, methods, handler, scope in ROUTES}
+    for (rule, methods), entry in table.items():
+        if rule.startswith("/v1/") and not rule.startswith("/v1/models"):
+            assert table.get((rule.replace("/v1/", "/v1/models/<name>/", 1), methods)) == entry, rule
