@@ -86,3 +86,30 @@ def test_outbox_delivers_in_order_exactly_once_after_an_outage(
     assert len(feedback.deliver()) == 3
     assert store.records(NAME, 10**9) == cancer_rows[:40]
     assert feedback.status()["dead"] == 0
+
+
+def test_each_set_of_a_grouped_service_forwards_feedback_through_its_own_outbox(
+    root: Path, training_service: Callable[..., Any], cancer_rows: list[dict[str, Any]], pcb_rows: list[dict[str, Any]]
+) -> None:
+    """`mlrm serve A B`: POST /v1/models/NAME/feedback reaches the training service as NAME's samples."""
+    from mlrm.core.service_set import ServiceSet
+    from tests.toolkit.files import copy_config_set
+
+    copy_config_set("pcb-inspection", root)
+    port = free_port()
+    for name in (NAME, "pcb-inspection"):
+        configure(root / name, feedback={"training_service": f"http://127.0.0.1:{port}", "timeout": 5})
+    training_service(root, port=port)
+    app = create_app(ServiceSet([root / NAME, root / "pcb-inspection"]))
+    client = app.test_client()
+    outboxes = set()
+    for name, rows in ((NAME, cancer_rows[:5]), ("pcb-inspection", pcb_rows[:7])):
+        answer = client.post(f"/v1/models/{name}/feedback", json={"records": rows})
+        assert answer.status_code == 202 and answer.get_json()["delivered"] is True, answer.get_json()
+        outboxes.add(client.get(f"/v1/models/{name}/feedback").get_json()["outbox"])
+    assert len(outboxes) == 2  # one durable outbox per set, as each has alone
+    store = open_store(f"sqlite:///{root / 'training.sqlite'}")
+    assert store.records(NAME, 10**9) == cancer_rows[:5]
+    assert len(store.records("pcb-inspection", 10**9)) == 7
+    for api in app.extensions["mlrm"]["models"].apis.values():
+        api.feedback.close()
