@@ -113,12 +113,89 @@ TRAINING = _obj(
                     "default": None,
                     "description": "Retrain every this many seconds when new samples arrived.",
                 },
+                "drift": _obj(
+                    {
+                        "threshold": {
+                            "type": ["number", "null"],
+                            "exclusiveMinimum": 0,
+                            "default": None,
+                            "description": (
+                                "Retrain when an ML service reports drift (GET /v1/drift) with the largest PSI "
+                                "over the inputs at or above this (0.25: significant); null: off."
+                            ),
+                        },
+                        "min_rows": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "default": 200,
+                            "description": "Rows the drift window must hold before this trigger may fire.",
+                        },
+                    }
+                ),
+                "performance": _obj(
+                    {
+                        "max_drop": {
+                            "type": ["number", "null"],
+                            "minimum": 0,
+                            "default": None,
+                            "description": (
+                                "Retrain when the live metric from feedback (GET /v1/performance) is worse than "
+                                "the version's holdout metric by more than this; null: off."
+                            ),
+                        },
+                        "min_rows": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "default": 50,
+                            "description": "Scored predictions the rolling window must hold before this trigger may fire.",
+                        },
+                    }
+                ),
+            }
+        ),
+        "data": _obj(
+            {
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "minLength": 1},
+                    "uniqueItems": True,
+                    "default": [],
+                    "description": (
+                        "CSV files in the config set (e.g. data/initial.csv) every training job learns from "
+                        "besides the stored samples, checked like posted samples."
+                    ),
+                },
+                "samples": _obj(
+                    {
+                        "last": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "default": None,
+                            "description": "Train only on the newest this many stored samples; null: all.",
+                        },
+                        "max_age": {
+                            "type": ["integer", "null"],
+                            "minimum": 1,
+                            "default": None,
+                            "description": "Train only on stored samples received in the last this many seconds.",
+                        },
+                    }
+                ),
             }
         ),
         "gate": _obj(
             {
                 "min_score": {"type": ["number", "null"], "default": None},
                 "max_drop": {"type": "number", "minimum": 0, "default": 0.02},
+                "min_rows": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 20,
+                    "description": (
+                        "Rows neither the candidate nor the current version trained on that the gate needs to "
+                        "compare them; with fewer the current version stays (docs/drift.md)."
+                    ),
+                },
             }
         ),
         "retention": _obj(

@@ -24,14 +24,31 @@ class Triggers:
 
     new_samples: int | None
     interval: int | None  # seconds
+    drift_threshold: float | None  # PSI
+    drift_min_rows: int
+    performance_max_drop: float | None
+    performance_min_rows: int
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> Triggers:
-        return cls(new_samples=section["new_samples"], interval=section["interval"])
+        drift, performance = section["drift"], section["performance"]
+        return cls(
+            new_samples=section["new_samples"],
+            interval=section["interval"],
+            drift_threshold=drift["threshold"],
+            drift_min_rows=drift["min_rows"],
+            performance_max_drop=performance["max_drop"],
+            performance_min_rows=performance["min_rows"],
+        )
+
+    @property
+    def monitored(self) -> bool:
+        """Whether a trigger watches what the ML services report (drift, performance)."""
+        return self.drift_threshold is not None or self.performance_max_drop is not None
 
     @property
     def enabled(self) -> bool:
-        return self.new_samples is not None or self.interval is not None
+        return self.new_samples is not None or self.interval is not None or self.monitored
 
 
 @dataclass(frozen=True)
@@ -40,10 +57,25 @@ class Gate:
 
     min_score: float | None
     max_drop: float
+    min_rows: int  # rows neither model trained on, needed to decide
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> Gate:
-        return cls(min_score=section["min_score"], max_drop=section["max_drop"])
+        return cls(min_score=section["min_score"], max_drop=section["max_drop"], min_rows=section["min_rows"])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """training.data: what a training job learns from besides the stored samples' default (all of them)."""
+
+    files: tuple[str, ...]  # relative to the config set
+    last: int | None  # newest stored samples only
+    max_age: int | None  # seconds
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> TrainingData:
+        samples = section["samples"]
+        return cls(files=tuple(section["files"]), last=samples["last"], max_age=samples["max_age"])
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,7 @@ class TrainingSection:
     triggers: Triggers
     gate: Gate
     retention: Retention
+    data: TrainingData
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> TrainingSection:
@@ -86,6 +119,7 @@ class TrainingSection:
             triggers=Triggers.of(section["triggers"]),
             gate=Gate.of(section["gate"]),
             retention=Retention.of(section["retention"]),
+            data=TrainingData.of(section["data"]),
         )
 
 

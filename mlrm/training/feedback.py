@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,10 @@ class Feedback:
         self.timeout, self.retry_interval = timeout, retry_interval
         self._thread_pid: int | None = None
         self._stop = threading.Event()
+        # What the service's monitors say (drift, performance), reported to the training service for its
+        # triggers (training.triggers.drift, .performance) with each delivery and every retry_interval.
+        self.monitors: Callable[[], dict[str, Any]] | None = None
+        self._reported = 0.0
 
     @classmethod
     def from_config(cls, config: ServiceConfig) -> Feedback:
@@ -190,6 +195,7 @@ class Feedback:
         seq, key = self.outbox.put(orjson.dumps({"records": records}))
         # Bounded: a long backlog after an outage is the retry thread's work, not this request's.
         self.deliver(budget=2 * self.timeout)
+        self.report_monitors(every=1.0)
         # Whoever delivered it (this request or a deliverer in another worker), it left the outbox.
         delivered = not self.outbox.holds(seq)
         return {"accepted": len(records), "id": key, "delivered": delivered, **self.outbox.counts()}
@@ -199,10 +205,11 @@ class Feedback:
             raise RequestError(
                 "Invalid request", 422, errors=[FieldError("", 'expected {"records": [{...features, target}]}')]
             )
-        unknown = sorted(k for k in body if k != "records")
+        # ids: which predictions the records score (the REST layer reads them); they are not samples.
+        unknown = sorted(k for k in body if k not in ("records", "ids"))
         if unknown:
             raise RequestError(
-                "Invalid request", 422, errors=[FieldError(f"/{unknown[0]}", "unknown key; only 'records'")]
+                "Invalid request", 422, errors=[FieldError(f"/{unknown[0]}", "unknown key; only 'records' and 'ids'")]
             )
         records = body["records"]
         if not records:
@@ -252,6 +259,25 @@ class Feedback:
                 done.append(entry.seq)
         return done
 
+    def report_monitors(self, every: float) -> bool:
+        """Send the monitors' state to the training service unless this process did within `every` seconds.
+
+        Pushed, not pulled: the ML service already knows where the training service is (feedback's URL),
+        while the training service knows config sets, not where each is served. A failure is only logged:
+        the next report, a retry_interval later, says the same or newer.
+        """
+        if not self.url or self.monitors is None or time.monotonic() - self._reported < every:
+            return False
+        self._reported = time.monotonic()
+        try:
+            report = self.monitors()
+            with TrainingServiceClient(self.url, timeout=self.timeout) as client:
+                client.put_monitors(self.config.name, report)
+        except RemoteError as exc:
+            log.debug("monitors not reported to %s: %s", self.url, exc)
+            return False
+        return True
+
     def ensure_background(self) -> None:
         """Start this process's retry thread once (after gunicorn's fork, not before)."""
         if not self.url or self._thread_pid == os.getpid():
@@ -265,6 +291,7 @@ class Feedback:
             try:
                 if self.outbox.path.exists():
                     self.deliver()
+                self.report_monitors(every=0.0)
             except Exception:  # noqa: BLE001 (the thread must outlive any one failure)
                 log.exception("feedback delivery failed")
 

@@ -101,6 +101,10 @@ class TrainingServiceClient:
         headers = {"Content-Type": mimetype, **({"Idempotency-Key": key} if key else {})}
         return self.call("POST", f"/v1/services/{name}/samples", data=body, headers=headers)[1]
 
+    def put_monitors(self, name: str, report: dict[str, Any]) -> dict[str, Any]:
+        """Report what an ML service's monitors say (its drift and performance answers) for the triggers."""
+        return self.call("PUT", f"/v1/services/{name}/monitors", json=report)[1]
+
     def current(self, name: str, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
         """The current version of a service and its ETag; (None, etag) when it is still etag (304)."""
         headers = {"If-None-Match": etag} if etag else {}

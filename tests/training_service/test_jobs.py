@@ -156,27 +156,34 @@ def test_a_job_interrupted_after_write_back_resumes_without_writing_twice(
 
 
 def test_the_gate_compares_with_the_metric_direction() -> None:
-    gate = Gate(min_score=None, max_drop=0.02)
+    gate = Gate(min_score=None, max_drop=0.02, min_rows=1)
     assert decide("f1_macro", gate, {"f1_macro": 0.90}, {"f1_macro": 0.91}).promote
     assert not decide("f1_macro", gate, {"f1_macro": 0.88}, {"f1_macro": 0.91}).promote
     assert decide("f1_macro", gate, {"f1_macro": 0.5}, None).promote
     assert decide("rmse", gate, {"rmse": 1.0}, {"rmse": 2.0}).promote
     refused = decide("rmse", gate, {"rmse": 2.5}, {"rmse": 2.0})
     assert not refused.promote and "would drop by 0.5000" in refused.reason
-    floor = decide("rmse", Gate(min_score=1.5, max_drop=0.0), {"rmse": 1.6}, None)
+    floor = decide("rmse", Gate(min_score=1.5, max_drop=0.0, min_rows=1), {"rmse": 1.6}, None)
     assert not floor.promote and "above training.gate.min_score 1.5" in floor.reason
-    assert decide("f1_macro", Gate(min_score=None, max_drop=0.0), {"f1_macro": 0.9}, {"f1_macro": 0.9}).promote
+    assert decide(
+        "f1_macro", Gate(min_score=None, max_drop=0.0, min_rows=1), {"f1_macro": 0.9}, {"f1_macro": 0.9}
+    ).promote
+
+
+MONITORS_OFF: dict[str, Any] = {
+    "drift_threshold": None, "drift_min_rows": 1, "performance_max_drop": None, "performance_min_rows": 1,
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("triggers", "new", "elapsed", "expected"),
     [
-        (Triggers(new_samples=10, interval=None), 9, 1e9, None),
-        (Triggers(new_samples=10, interval=None), 10, 0, "new_samples"),
-        (Triggers(new_samples=None, interval=60), 1, 59, None),
-        (Triggers(new_samples=None, interval=60), 1, 60, "interval"),
-        (Triggers(new_samples=None, interval=60), 0, 1e9, None),
-        (Triggers(new_samples=None, interval=None), 1000, 1e9, None),
+        (Triggers(new_samples=10, interval=None, **MONITORS_OFF), 9, 1e9, None),
+        (Triggers(new_samples=10, interval=None, **MONITORS_OFF), 10, 0, "new_samples"),
+        (Triggers(new_samples=None, interval=60, **MONITORS_OFF), 1, 59, None),
+        (Triggers(new_samples=None, interval=60, **MONITORS_OFF), 1, 60, "interval"),
+        (Triggers(new_samples=None, interval=60, **MONITORS_OFF), 0, 1e9, None),
+        (Triggers(new_samples=None, interval=None, **MONITORS_OFF), 1000, 1e9, None),
     ],
 )
 def test_triggers(triggers: Triggers, new: int, elapsed: float, expected: str | None) -> None:
