@@ -335,6 +335,8 @@ class Supervisor:
         ready = self.probe(child.launch.url + child.launch.probes.ready) == 200
         took = self.clock() - child.started_at
         hint = ": no trained model yet?" if child.launch.kind == "ml" else ""
+        if child.launch.models:  # a process of several services is ready when every one of them is
+            hint = f": a config set of it cannot answer yet; mlrm status {self.manifest.path} says which and why"
         note = "ready" if ready else f"live, not ready yet (GET {child.launch.probes.ready} is not 200{hint})"
         self.event(f"{child.name}: {note} at {child.launch.url} after {took:.1f}s")
         self.save()

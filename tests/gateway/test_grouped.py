@@ -96,6 +96,7 @@ def test_up_serves_grouped_services_in_one_process_and_reports_each(
     )
     up = spawn(mlrm_args("up", str(manifest)), name="up")
     up.wait_until(lambda: "stop: Ctrl-C" in up.output(), timeout=90, what="printing the status table")
+    assert "models: live, not ready yet" in up.output() and "a config set of it cannot answer yet" in up.output()
     table = mlrm("status", str(manifest)).stdout
     assert "/v1/models/pcb-inspection" in table and "unavailable" in table, table
     assert "broken: unavailable: " in table and "unknown key 'algoritm'" in table and "Fix: fix " in table
