@@ -185,10 +185,14 @@ class ModelsApi:
             self._api_of(name)
         for name in services.unusable:
             metrics.ready.labels(name).set(0)
-        services.listeners.append(lambda service: self._api_of(service.name))
+        services.listeners.append(self._serve_fixed)
         self.openapi = openapi.set_document(
             [api.config for api in self.apis.values()], single=services.only() is not None
         )
+
+    def _serve_fixed(self, service: Service) -> None:
+        """A set that did not load loads now (its service.yaml was fixed): its handlers and metrics."""
+        self._api_of(service.name)
 
     def _api_of(self, name: str) -> ServiceApi:
         api = self.apis.get(name)
@@ -215,10 +219,8 @@ class ModelsApi:
     def fast(self, name: str | None) -> Fast | None:
         """What the fast predict path needs for a set (None: let Flask answer; it says what is wrong)."""
         name = self.services.only() if name is None else name
-        api = self.apis.get(name) if name is not None else None
-        if api is None:
-            return None
-        return Fast(name, api.answer, api.config.limits.max_body_bytes)
+        api = None if name is None else self.apis.get(name)
+        return None if api is None else Fast(api.service.name, api.answer, api.config.limits.max_body_bytes)
 
     def ensure_background(self) -> None:
         for api in list(self.apis.values()):
