@@ -22,7 +22,7 @@ from mlrm.config import ServiceConfig, load_config_set
 from mlrm.core.model import Model
 from mlrm.errors import ConfigError, DataError, MlrmError, StateError
 from mlrm.storage.versions import VersionStore
-from mlrm.training.trainer import dataset, evaluate, fit, save
+from mlrm.training.trainer import dataset, evaluate, fit, record_profile, save
 from training_service import gate
 from training_service.holdout import stable_split
 from training_service.store import Job, Lock, Store
@@ -150,6 +150,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     t = time.perf_counter()
     progress("evaluate", None, f"scoring candidate and current model on {len(holdout)} held-out rows")
     metrics = evaluate(config, model, holdout)
+    record_profile(config, model, train_part, holdout)
     previous, current_metrics, current_error = _score_current(config, holdout)
     decision = gate.decide(config.metric, config.training.gate, metrics, current_metrics)
     timings["evaluate_s"] = round(time.perf_counter() - t, 4)

@@ -232,6 +232,35 @@ SERVING = _obj(
             "default": 1.0,
             "description": "Seconds between checks for a new current version (0 turns it off).",
         },
+        "drift": _obj(
+            {
+                "enabled": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Compare what the service is asked with the version's reference profile "
+                    "(GET /v1/drift, mlrm_drift_* metrics; docs/drift.md).",
+                },
+                "window": {
+                    "type": "integer",
+                    "minimum": 60,
+                    "default": 3600,
+                    "description": "Seconds of traffic the drift figures cover (a sliding window, in 12 steps).",
+                },
+                "min_rows": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 200,
+                    "description": "Rows the window must hold before a drift level other than 'insufficient' is given.",
+                },
+                "max_rate": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "default": 2000,
+                    "description": "Rows per second a process counts at most; above it, an even sample "
+                    "(every k-th request), which bounds what monitoring costs.",
+                },
+            }
+        ),
     }
 )
 

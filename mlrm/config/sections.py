@@ -124,14 +124,32 @@ class TrainingSection:
 
 
 @dataclass(frozen=True)
+class DriftSection:
+    """serving.drift: comparing what the service is asked with the version's reference profile."""
+
+    enabled: bool
+    window: int  # seconds
+    min_rows: int
+    max_rate: int  # rows per second a process counts; above it, a sample
+
+    @classmethod
+    def of(cls, section: Mapping[str, Any]) -> DriftSection:
+        return cls(
+            enabled=section["enabled"], window=section["window"], min_rows=section["min_rows"],
+            max_rate=section["max_rate"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ServingSection:
     """The resolved serving section."""
 
     reload_interval: float  # seconds; 0 turns the check for a new version off
+    drift: DriftSection
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> ServingSection:
-        return cls(reload_interval=section["reload_interval"])
+        return cls(reload_interval=section["reload_interval"], drift=DriftSection.of(section["drift"]))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from mlrm import algorithms
 from mlrm.algorithms import Algorithm, Prediction
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core import profile as profiles
 from mlrm.core.answer import Outputs
 from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.core.sequence import WindowEncoder
@@ -43,6 +45,10 @@ class Model:
         # Windows of records for a config set with a sequence section, else None.
         self.windows = WindowEncoder.of(config, self.encoder)
         self.shape: tuple[int, ...] = self.windows.shape if self.windows else (self.encoder.width,)
+        # What the model saw when trained (mlrm.core.profile), or None for a version made before profiles.
+        self.profile: dict[str, Any] | None = None
+        # Called with every batch predicted while serving (the drift monitor); None: nobody watches.
+        self.observer: Callable[[np.ndarray, Prediction], None] | None = None
 
     @classmethod
     def from_record(cls, config: ServiceConfig, record: VersionRecord) -> Model:
@@ -65,7 +71,13 @@ class Model:
         algorithm = make_algorithm(config)
         algorithm.load(record.files)
         preprocessor = Preprocessor.from_dict(record.parameters["preprocessing"])
-        return cls(config, preprocessor, algorithm, record.version, record.parameters)
+        model = cls(config, preprocessor, algorithm, record.version, record.parameters)
+        stored = record.files.get(profiles.PROFILE)
+        if stored is not None:
+            model.profile = profiles.loads(
+                config, stored, str(config.learned_dir / "versions" / f"{record.version:04d}")
+            )
+        return model
 
     def features(self, raw: np.ndarray) -> np.ndarray:
         """Encoded rows (or windows) -> what the algorithm reads. Windows are
@@ -77,7 +89,10 @@ class Model:
 
     def predict_matrix(self, raw: np.ndarray) -> Prediction:
         """Predict from encoded (not yet preprocessed) rows or windows."""
-        return self.algorithm.predict(self.features(raw))
+        prediction = self.algorithm.predict(self.features(raw))
+        if self.observer is not None:
+            self.observer(raw, prediction)
+        return prediction
 
     def outputs(self, prediction: Prediction) -> Outputs:
         """The JSON-ready body parts for a prediction (no model info)."""

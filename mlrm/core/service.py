@@ -18,6 +18,7 @@ import numpy as np
 
 from mlrm.config.service_config import ServiceConfig
 from mlrm.core.answer import Answer
+from mlrm.core.drift import DriftMonitor
 from mlrm.core.model import Model
 from mlrm.core.sequence_input import SequenceInput
 from mlrm.errors import NotReadyError, RequestError, StateError
@@ -43,6 +44,10 @@ class Service:
         self.failure_listeners: list[Callable[[str], None]] = []
         # Windows and the per-stream buffer, for config sets with a sequence section.
         self.sequence = SequenceInput(config) if config.sequence else None
+        # Input and prediction drift against each version's reference profile (docs/drift.md).
+        self.drift = DriftMonitor(config) if config.serving.drift.enabled else None
+        if self.drift is not None:
+            self.listeners.append(self.drift.attach)
         self.reload()
 
     @property
@@ -130,6 +135,16 @@ class Service:
         answer = cast(Answer, body)
         answer["model"] = {"name": self.name, "version": model.version}
         return answer
+
+    def drift_report(self) -> dict[str, Any]:
+        """The GET /v1/drift body: drift of what this service is asked, over every process serving it."""
+        self.maybe_reload()
+        if self.drift is None:
+            return {
+                "model": {"name": self.name, "version": self.version}, "available": False,
+                "reason": f"drift monitoring is off (serving.drift.enabled: false in {self.config.path}/service.yaml)",
+            }  # fmt: skip
+        return self.drift.report()
 
     def status(self) -> dict[str, Any]:
         return {

@@ -29,7 +29,7 @@ from mlrm.rest.access import protect
 from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import body_of, decode, error_handler, respond
 from mlrm.rest.fastroute import Fast, PredictRoute, server_timing
-from mlrm.rest.metrics import Metrics
+from mlrm.rest.metrics import DriftCollector, Metrics
 from mlrm.storage.bridge_status import read_status
 from mlrm.training.feedback import Feedback
 
@@ -111,7 +111,11 @@ class ServiceApi:
         if service.model is not None:
             params = service.model.parameters
             learned = {k: v for k, v in params.items() if k not in ("preprocessing", "resolved_config", "signature")}
+            learned["profile"] = service.model.profile  # the reference profile drift is measured against, or None
         return respond({"config": self.config.resolved(), "learned": learned, "status": service.status()})
+
+    def drift(self) -> Response:
+        return respond(self.service.drift_report())
 
     def reload(self) -> Response:
         result = self.service.reload()
@@ -236,6 +240,9 @@ class ModelsApi:
     def reload(self, name: str | None = None) -> Response:
         return self.api(name).reload()
 
+    def drift(self, name: str | None = None) -> Response:
+        return self.api(name).drift()
+
     def mqtt(self, name: str | None = None) -> Response:
         return self.api(name).mqtt()
 
@@ -303,6 +310,7 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/predict", ["POST"], "predict", "predict"),
     ("/v1/config", ["GET"], "show_config", "admin"),  # learned parameters: the model itself
     ("/v1/admin/reload", ["POST"], "reload", "admin"),
+    ("/v1/drift", ["GET"], "drift", "metrics"),  # what the service is asked, as /metrics tells it
     ("/v1/mqtt", ["GET"], "mqtt", "admin"),
     ("/v1/feedback", ["POST"], "feedback_post", "ingest"),
     ("/v1/feedback", ["GET"], "feedback_status", "ingest"),
@@ -311,6 +319,7 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/models/<name>/predict", ["POST"], "predict", "predict"),
     ("/v1/models/<name>/config", ["GET"], "show_config", "admin"),
     ("/v1/models/<name>/admin/reload", ["POST"], "reload", "admin"),
+    ("/v1/models/<name>/drift", ["GET"], "drift", "metrics"),
     ("/v1/models/<name>/mqtt", ["GET"], "mqtt", "admin"),
     ("/v1/models/<name>/feedback", ["POST"], "feedback_post", "ingest"),
     ("/v1/models/<name>/feedback", ["GET"], "feedback_status", "ingest"),
@@ -358,6 +367,7 @@ def create_app(
         mqtt_status = {only: mqtt_status} if mqtt_status is not None and only is not None else {}
     metrics = Metrics()
     models = ModelsApi(services, metrics, mqtt_status)
+    metrics.collectors.append(DriftCollector(lambda: [api.service for api in list(models.apis.values())]))
     app = Flask("mlrm")
     # The largest of the sets' limits; a request to one set is held to that set's (ModelsApi.api).
     app.config["MAX_CONTENT_LENGTH"] = max(api.config.limits.max_body_bytes for api in models.apis.values())

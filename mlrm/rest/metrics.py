@@ -8,7 +8,8 @@ the app's own registry is used.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -19,8 +20,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from mlrm.core.service import Service
 
 # The text format generate_latest writes, named once: CONTENT_TYPE_LATEST is now OpenMetrics 1.0.0's,
 # and Flask's mimetype= would append a second charset, which strict scrapers reject.
@@ -36,6 +40,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Read at each scrape, beside the registry's samples (the drift figures).
+        self.collectors: list[Collector] = []
         r = self.registry
         # model: the config set a request went to ("" for a route of the whole service, or an unknown name).
         self.requests = Counter(
@@ -70,7 +76,35 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return render(self.registry)
+        return render(self.registry, *self.collectors)
+
+
+class DriftCollector:
+    """mlrm_drift_* gauges, computed at scrape time from the counts of every worker and the MQTT bridge."""
+
+    def __init__(self, services: Callable[[], list[Service]]) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        by_input = GaugeMetricFamily(
+            "mlrm_drift_psi", "Input drift: PSI of the window against the reference profile.", labels=["model", "input"]
+        )
+        predicted = GaugeMetricFamily(
+            "mlrm_drift_prediction_psi", "Prediction drift: PSI against the holdout's predictions.", labels=["model"]
+        )
+        rows = GaugeMetricFamily("mlrm_drift_window_rows", "Rows in the drift window.", labels=["model"])
+        for service in self.services():
+            report = service.drift.report() if service.drift is not None else {"available": False}
+            if not report["available"]:
+                continue
+            name = service.name
+            rows.add_metric([name], report["window"]["rows"])
+            for input_name, figure in report["inputs"].items():
+                if figure["psi"] is not None:
+                    by_input.add_metric([name, input_name], figure["psi"])
+            if report["predictions"]["psi"] is not None:
+                predicted.add_metric([name], report["predictions"]["psi"])
+        yield from (by_input, predicted, rows)
 
 
 def render(registry: CollectorRegistry, *extra: Collector) -> bytes:

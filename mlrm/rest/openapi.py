@@ -208,6 +208,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             },
             "/v1/config": {"get": {"summary": "Resolved config and learned-state metadata", "responses": simple}},
             "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
+            "/v1/drift": {"get": {"summary": "Input and prediction drift against the version's reference profile "
+                                  "(docs/drift.md)", "responses": simple}},
             "/v1/mqtt": {"get": {"summary": "MQTT bridge state (200 connected, 503 not)", "responses": simple}},
             "/": {"get": {"summary": "Name, version and endpoints of this service", "responses": simple}},
             "/openapi.json": {"get": {"summary": "This document", "responses": simple}},

@@ -17,6 +17,7 @@ from mlrm import __version__
 from mlrm.algorithms import Progress, no_progress
 from mlrm.config.schema import LOWER_IS_BETTER
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core import profile as profiles
 from mlrm.core.encoding import Preprocessor, RowEncoder, TargetEncoder
 from mlrm.core.model import Model, make_algorithm
 from mlrm.core.sequence import WindowEncoder, split_indices
@@ -213,6 +214,13 @@ def evaluate(config: ServiceConfig, model: Model, data: Dataset) -> dict[str, fl
     }
 
 
+def record_profile(config: ServiceConfig, model: Model, train_part: Dataset, holdout: Dataset) -> None:
+    """Attach the reference profile (mlrm.core.profile: the inputs and target it was fitted on, its predictions
+    on the holdout) to a fitted model; save() stores it as an artifact of the version."""
+    predictions = model.predict_matrix(holdout.X).values if len(holdout) else np.empty(0)
+    model.profile = profiles.build(config, train_part.X, train_part.y, predictions)
+
+
 def better(metric: str, a: float, b: float) -> float:
     """How much better a is than b for this metric (positive = better)."""
     return b - a if metric in LOWER_IS_BETTER else a - b
@@ -243,7 +251,10 @@ def save(
         "resolved_config": config.resolved(),
     }
     store = VersionStore(config.learned_dir)
-    version = store.write(parameters, model.algorithm.dump(), make_current=make_current)
+    files = model.algorithm.dump()
+    if model.profile is not None:
+        files[profiles.PROFILE] = profiles.dumps(model.profile)
+    version = store.write(parameters, files, make_current=make_current)
     store.prune(config.training.keep_versions)
     model.version = version
     return version
@@ -283,6 +294,7 @@ def train(
     t_eval = time.perf_counter()
     progress("evaluate", None, f"evaluating on {len(holdout)} held-out rows")
     metrics = evaluate(config, model, holdout)
+    record_profile(config, model, train_part, holdout)
     done = time.perf_counter()
     timings = {
         "fit_s": round(t_eval - t_fit, 4),
