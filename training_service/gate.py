@@ -3,6 +3,9 @@
 Both are scored on the same holdout with the config set's metric.
 training.gate.min_score is an absolute floor; training.gate.max_drop is how
 much worse than the current model the candidate may be (0 = never worse).
+The holdout holds only rows neither model trained on (holdout.unseen); with
+fewer than training.gate.min_rows of them a comparison would be noise, so
+the current version stays and the verdict says so.
 """
 
 from __future__ import annotations
@@ -34,8 +37,13 @@ class Decision:
         return asdict(self)
 
 
-def decide(metric: str, gate: Gate, candidate: dict[str, float], current: dict[str, float] | None) -> Decision:
-    """Apply training.gate to the candidate's and the current model's metrics on one holdout."""
+def decide(
+    metric: str, gate: Gate, candidate: dict[str, float], current: dict[str, float] | None, rows: int | None = None
+) -> Decision:
+    """Apply training.gate to the candidate's and the current model's metrics on one holdout.
+
+    rows: how many rows that holdout has when there is a current version to compare with (None: none is).
+    """
     score = float(candidate[metric])
     min_score = gate.min_score
     max_drop = float(gate.max_drop)
@@ -48,6 +56,11 @@ def decide(metric: str, gate: Gate, candidate: dict[str, float], current: dict[s
     if min_score is not None and better(metric, score, float(min_score)) < -EPSILON:
         bound = "above" if lower else "below"
         return verdict(False, f"{metric} {score:.4f} is {bound} training.gate.min_score {min_score}")
+    if rows is not None and rows < gate.min_rows:
+        return verdict(False, (
+            f"too few unseen rows ({rows} < training.gate.min_rows {gate.min_rows}) to compare with the current "
+            "version; kept current"
+        ))  # fmt: skip
     if now is None:
         return verdict(True, f"no current model to compare with; {metric} {score:.4f} passes the gate")
     gain = better(metric, score, now)

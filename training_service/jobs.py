@@ -8,6 +8,7 @@ for a fit. Every step is recorded on the job row: progress, timings, result.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -22,12 +23,14 @@ from mlrm.config import ServiceConfig, load_config_set
 from mlrm.core.model import Model
 from mlrm.errors import ConfigError, DataError, MlrmError, StateError
 from mlrm.storage.versions import VersionStore
+from mlrm.training.csv_files import read_file
 from mlrm.training.trainer import dataset, evaluate, fit, record_profile, save
 from training_service import gate
-from training_service.holdout import stable_split
+from training_service.holdout import STABLE, file_ids, rule, split_ids, unseen
 from training_service.store import Job, Lock, Store
 
 if TYPE_CHECKING:
+    from mlrm.training.trainer import Dataset
     from training_service.metrics import TrainingMetrics
 
 log = logging.getLogger("training_service.jobs")
@@ -132,14 +135,17 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
 
     t = time.perf_counter()
     progress("data", None, f"reading samples up to #{through}")
-    ids, records = store.identified(job.service, through)
-    data = dataset(config, records, strings=True)
+    ids, records = _samples(store, config, job.service, through)
+    base_ids, base, files = _base_files(config)
+    data = dataset(config, base + records, strings=True)
     minimum = config.training.min_rows
     if len(data) < minimum:
         raise DataError(
             f"only {len(data)} usable samples ({data.rejected_rows} rejected); training.min_rows is {minimum}"
         )
-    train_part, holdout, how = stable_split(config, data, np.asarray(ids, dtype=np.int64)[data.rows])
+    every_id = np.concatenate([base_ids, np.asarray(ids, dtype=np.int64)])
+    train_part, holdout, how, held_ids = split_ids(config, data, every_id[data.rows])
+    our_rule = rule(config, files) if how == STABLE else None
     timings["load_s"] = round(time.perf_counter() - t, 4)
     progress("data", 1.0, f"{len(train_part)} rows to train, {len(holdout)} held out, {data.rejected_rows} rejected")
 
@@ -151,8 +157,11 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     progress("evaluate", None, f"scoring candidate and current model on {len(holdout)} held-out rows")
     metrics = evaluate(config, model, holdout)
     record_profile(config, model, train_part, holdout)
-    previous, current_metrics, current_error = _score_current(config, holdout)
-    decision = gate.decide(config.metric, config.training.gate, metrics, current_metrics)
+    comparable, gate_how = _comparable(store, config, holdout, held_ids, our_rule)
+    previous, current_metrics, current_error = _score_current(config, comparable)
+    rows = None if gate_how == NO_CURRENT else len(comparable)
+    decision = gate.decide(config.metric, config.training.gate, _scores(config, model, comparable, metrics),
+                           current_metrics, rows)  # fmt: skip
     timings["evaluate_s"] = round(time.perf_counter() - t, 4)
 
     result: dict[str, Any] = {
@@ -169,6 +178,9 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
         "train_rows": len(train_part),
         "holdout_rows": len(holdout),
         "holdout": how,
+        "gate_rows": len(comparable),  # held-out rows neither model trained on: what the gate compared them on
+        "gate_rows_how": gate_how,
+        "base_rows": len(base),
         "rejected": data.rejected_rows,  # samples; one may have several problems, listed below
         "first_rejected": [e.as_dict() for e in data.rejected[:5]],
         # By sample id, so an admin can quarantine or delete them (mlrm samples); the job trained without them.
@@ -180,6 +192,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     info = {
         "rows": len(data), "train_rows": len(train_part), "holdout_rows": len(holdout),
         "rejected": data.rejected_rows, "fingerprint": data.fingerprint(), "samples_through": through,
+        "holdout_rule": our_rule, "base_rows": len(base), "samples": len(ids), "gate_rows": len(comparable),
     }  # fmt: skip
     # The version number is only known once written: store the result without it, then report it.
     version = save(
@@ -190,6 +203,77 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
     timings["save_s"] = round(time.perf_counter() - t, 4)
     progress("save", 1.0, f"version {version} {'is current' if decision.promote else 'kept, not current'}")
     return result
+
+
+def _samples(store: Store, config: ServiceConfig, service: str, through: int) -> tuple[list[int], list[Any]]:
+    """The stored samples a job trains on: all up to through, or the newest by training.data.samples."""
+    ids, records = store.identified(service, through)
+    window = config.training.data
+    if window.max_age is not None:
+        first = store.first_id_since(service, time.time() - window.max_age)
+        keep = [i for i, sample in enumerate(ids) if sample >= first]
+        ids, records = [ids[i] for i in keep], [records[i] for i in keep]
+    if window.last is not None and len(ids) > window.last:
+        ids, records = ids[-window.last :], records[-window.last :]
+    return ids, records
+
+
+def _base_files(config: ServiceConfig) -> tuple[np.ndarray, list[Any], dict[str, str]]:
+    """(ids, records, name -> sha256) of training.data.files, each row checked like a posted sample."""
+    ids: list[np.ndarray] = []
+    records: list[Any] = []
+    digests: dict[str, str] = {}
+    for index, name in enumerate(config.training.data.files):
+        path = config.path / name
+        table = read_file(path, config)
+        checked = dataset(config, table.records, strings=True, invalid=table.invalid)
+        if checked.rejected:
+            first = checked.rejected[0]
+            row = int(first.pointer.split("/")[2])
+            raise DataError(
+                f"{path}: {checked.rejected_rows} row(s) fail the config set's checks, first on line "
+                f"{table.lines[row]} ({first.pointer}): {first.detail} "
+                f"(training.data.files[{index}]; fix or remove those rows)"
+            )
+        ids.append(file_ids(index, len(table.records)))
+        records += table.records
+        digests[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return (np.concatenate(ids) if ids else np.empty(0, dtype=np.int64)), records, digests
+
+
+NO_CURRENT = "no current version"
+
+
+def _comparable(
+    store: Store, config: ServiceConfig, holdout: Dataset, held_ids: np.ndarray, our_rule: dict[str, Any] | None
+) -> tuple[Dataset, str]:
+    """The held-out rows the current version cannot have trained on, and how that is known (holdout.unseen)."""
+    if our_rule is None:  # a random split this once: only what arrived after the current version is safe
+        held_ids = np.zeros(len(holdout), dtype=np.int64)
+    versions = VersionStore(config.learned_dir)
+    try:
+        version = versions.current()
+        parameters = versions.parameters(version) if version is not None else None
+    except StateError:
+        parameters = None
+    if parameters is None:
+        return holdout, NO_CURRENT
+    same = our_rule is not None and (parameters.get("data") or {}).get("holdout_rule") == our_rule
+    if same:
+        return holdout, "the current version was trained under the same holdout rule"
+    # Received after its parameters.yaml was written (never before it was fitted; a copy or an install is
+    # younger still, which only leaves rows out) and past the samples it read.
+    assert version is not None
+    created = (versions.path_of(version) / "parameters.yaml").stat().st_mtime
+    through = (parameters.get("data") or {}).get("samples_through")
+    first = max(store.first_id_since(config.name, created), (through if isinstance(through, int) else 0) + 1)
+    keep = unseen(held_ids, False, first)
+    return holdout.take(np.flatnonzero(keep)), f"samples received after the current version was made (id >= {first})"
+
+
+def _scores(config: ServiceConfig, model: Model, rows: Dataset, fallback: dict[str, float]) -> dict[str, float]:
+    """The candidate's metrics on the rows the gate compares on (its own holdout's when they are the same)."""
+    return evaluate(config, model, rows) if len(rows) else fallback
 
 
 def _rejected_ids(ids: list[int], accepted: list[int], limit: int = 100) -> list[int]:
@@ -218,6 +302,8 @@ def _score_current(config: ServiceConfig, holdout: Any) -> tuple[int | None, dic
         record = versions.read_current()
         if record is None:
             return None, None, None
+        if not len(holdout):
+            return record.version, None, "no held-out row it cannot have trained on"
         model = Model.from_record(config, record)
         return record.version, evaluate(config, model, holdout), None
     except (StateError, OSError, ValueError, KeyError) as exc:

@@ -129,6 +129,23 @@ def _check_meaning(raw: dict[str, Any], report: Report, deep: bool = True) -> st
     return task
 
 
+def _check_data_files(folder: Path, raw: dict[str, Any], report: Report) -> None:
+    """training.data.files: CSV files inside the config set (they travel with it), present now."""
+    inside = folder.resolve()
+    for n, name in enumerate(raw["training"]["data"]["files"]):
+        at = ("training", "data", "files", n)
+        path = (folder / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(inside):
+            report(at, f"'{name}' is outside the config set. Copy the file into {folder} and name it relative to it.")
+        elif not path.is_file():
+            report(
+                at,
+                f"no file '{name}' in {folder}. Put the CSV there (e.g. mlrm data NAME --output {folder / name}) or remove the entry.",
+            )
+        elif path.suffix.lower() != ".csv":
+            report(at, f"'{name}' is not a .csv file. Base data files are CSV with the config set's columns.")
+
+
 def _features(raw: dict[str, Any]) -> tuple[Feature, ...]:
     out = []
     for name, spec in raw["inputs"].items():
@@ -174,6 +191,7 @@ def load_config_set(path: str | Path, *, deep: bool = True) -> ServiceConfig:
         raise ConfigError(report.problems)
     fill_defaults(schema, data)
     task = _check_meaning(data, report, deep)
+    _check_data_files(folder, data, report)
     if report.problems:
         raise ConfigError(report.problems)
     target = data.get("target")
