@@ -64,7 +64,7 @@ def test_trains_from_yaml_alone_with_the_cli(tmp_path: Path) -> None:
     assert trained.returncode == 0, trained.stderr
     assert "train:  50% epoch 1/2: loss" in trained.stderr and "saved version 1" in trained.stdout
     stored = sorted(p.name for p in (folder / "learned" / "versions" / "0001").iterdir())
-    assert stored == ["model.pt", "network.yaml", "parameters.yaml"]
+    assert stored == ["model.pt", "network.yaml", "parameters.yaml", "profile.json"]
 
 
 def test_served_over_rest_by_two_workers_sharing_the_stream_buffer(

@@ -73,7 +73,7 @@ def test_drift_summed_over_two_workers_and_the_mqtt_bridge(
     topics = {"predict_in": "plant/{device}/pcb/measurements", "predict_out": "plant/{device}/pcb/predictions",
               "errors": "plant/{device}/pcb/errors"}  # fmt: skip
     configure(folder, mqtt={"broker": broker.url, "client_id": "mlrm-drift-test", "topics": topics},
-              serving={"drift": {"min_rows": 300}})  # fmt: skip
+              serving={"drift": {"min_rows": 300, "max_rate": 1000000}})  # fmt: skip
     port = free_port()
     process = spawn(mlrm_args("serve", str(folder), "--port", str(port), "--workers", "2"), name="serve")
     url = f"http://127.0.0.1:{port}"
