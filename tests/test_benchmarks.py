@@ -55,6 +55,18 @@ def test_inprocess_benchmark_prints_its_table(tmp_path: Path) -> None:
     assert 0 < cell["best_us"] <= cell["median_us"] and 1 <= cell["n"] <= 20
 
 
+def test_drift_overhead_benchmark_times_monitoring_on_and_off(tmp_path: Path) -> None:
+    out = tmp_path / "drift.json"
+    args = [sys.executable, str(BENCHMARKS / "drift_overhead.py"), "--rounds", "1", "--calls", "3", "--warm", "0",
+            "--out", str(out)]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert sorted(report["results"]) == ["core, 1 row", "core, 64 rows", "fast path, 1 row", "fast path, 64 rows"]
+    assert all(r["on_us"] > 0 and r["off_us"] > 0 for r in report["results"].values())
+    assert "monitor counted" in result.stdout
+
+
 def test_inprocess_benchmark_measures_windowed_networks(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     out = tmp_path / "inprocess.json"

@@ -48,6 +48,7 @@ MODERATE, SIGNIFICANT = 0.1, 0.25
 BUCKETS = 12
 DRAIN_BATCHES, DRAIN_ROWS = 256, 8192  # held before they are binned on the predict path
 FLUSH_S = 1.0
+RATE_S = 0.25  # the rate that sets the sampling stride is measured over at least this long
 # Bumped in a forked child (a gunicorn worker): its flusher thread did not survive the fork.
 _forks = [0]
 os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
@@ -146,10 +147,10 @@ class Window:
         self.dirty = True
 
     def _sample(self, rows: int) -> None:
-        """Set the stride from the rows predicted in the last second or more."""
+        """Set the stride from the rows predicted over the last RATE_S or more."""
         self.seen += rows
         now = self.clock()
-        if now - self.since >= FLUSH_S:
+        if now - self.since >= RATE_S:
             rate = self.seen / (now - self.since)
             self.stride = max(1, math.ceil(rate / self.max_rate))
             self.seen, self.since = 0, now
