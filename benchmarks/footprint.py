@@ -7,7 +7,9 @@ rounds (the order alternates), medians over rounds:
                per service (the manifest as it is), started with that checkout's mlrm;
 - per-service: this checkout, the manifest as it is;
 - grouped:     this checkout, every ML service with `process: ml` on one port (one gunicorn for all config
-               sets; only when this mlrm's manifests know the key).
+               sets; only when this mlrm's manifests know the key);
+- small:       grouped, and the training service's API in one worker (`training: {workers: 1}`): what
+               docs/gateway.md suggests for a 1 GB board.
 
 For each: start-up to all-ready (from starting `mlrm up` until every service answers its ready probe),
 PSS and RSS per process and in total (/proc/PID/smaps_rollup, after every worker has answered; the
@@ -15,7 +17,7 @@ dashboard, if the manifest has one, is shown on its own line and left out of the
 and per ML service predict latency (p50, p99 of sequential one-row requests) and throughput (requests/s
 with --clients concurrent clients).
 
-The capped run (--cap): the grouped layout (per-service if grouping is not there) started from the
+The capped run (--cap): the small layout (per-service if grouping is not there) started from the
 commands `mlrm up` would run (mlrm.gateway.commands.plan), the ML services inside one memory cgroup of
 --ml-cap MiB and the training service inside one of --training-cap MiB; then predictions on every service,
 samples posted (the training service at rest held to --training-cap after its start-up, which checks the
@@ -66,12 +68,14 @@ def write_layout(source: Path, folder: Path, layout: str) -> Path:
     """The manifest on free ports in folder; grouped: every ML service in one process, on one port."""
     manifest = temporary_manifest(source, folder)
     raw = yaml.safe_load(manifest.read_text())
-    if layout == "grouped":
+    if layout in ("grouped", "small"):
         from harness import free_port
 
         port = free_port()
         for spec in raw["services"].values():
             spec["process"], spec["port"] = "ml", port
+    if layout == "small":
+        raw.setdefault("training", {})["workers"] = 1
     manifest.write_text(yaml.safe_dump(raw, sort_keys=False))
     return manifest
 
@@ -165,7 +169,7 @@ def run_layout(name: str, checkout: Path, source: Path, layout: str, args: argpa
                     break
                 time.sleep(0.1)
             startup = time.monotonic() - started
-            grouped = layout == "grouped"
+            grouped = layout in ("grouped", "small")
             ml = [e for e in entries if e["kind"] == "ml"]
             bodies = {e["name"]: instances(e["config_set"]) for e in ml}
             for e in ml:  # every worker answers a few (sync workers take turns)
@@ -361,7 +365,7 @@ def capped_run(source: Path, layout: str, args: argparse.Namespace) -> dict[str,
             time.sleep(args.settle)
             result["start"] = {"training": caps["training"].figures()}
             caps["training"].set(args.training_cap)
-            grouped = layout == "grouped"
+            grouped = layout in ("grouped", "small")
             answered = failed = 0
             for e in (e for e in entries if e["kind"] == "ml"):
                 body = {"instances": instances(e["config_set"], rows=20)}
@@ -470,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         layouts.append(("before", Path(args.baseline).resolve(), "per-service"))
     layouts.append(("per-service", ROOT, "per-service"))
     if groupable(ROOT):
-        layouts.append(("grouped", ROOT, "grouped"))
+        layouts += [("grouped", ROOT, "grouped"), ("small", ROOT, "small")]
     if args.only:
         layouts = [x for x in layouts if x[0] in args.only]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in layouts}
@@ -494,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
                 + "  ".join(f"{s} {min(r):.1f} / {statistics.median(r):.1f}" for s, r in services.items())
             )
     if args.cap:
-        layout = "grouped" if groupable(ROOT) else "per-service"
+        layout = "small" if groupable(ROOT) else "per-service"
         capped = capped_run(source, layout, args)
         out["capped"] = capped
         print(f"\ncapped run ({layout} layout): {json.dumps(capped, indent=1)}")
