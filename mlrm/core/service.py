@@ -20,6 +20,7 @@ from mlrm.config.service_config import ServiceConfig
 from mlrm.core.answer import Answer
 from mlrm.core.drift import DriftMonitor
 from mlrm.core.model import Model
+from mlrm.core.performance import PerformanceMonitor
 from mlrm.core.sequence_input import SequenceInput
 from mlrm.errors import NotReadyError, RequestError, StateError
 from mlrm.storage.versions import VersionStore
@@ -44,6 +45,8 @@ class Service:
         self.failure_listeners: list[Callable[[str], None]] = []
         # Windows and the per-stream buffer, for config sets with a sequence section.
         self.sequence = SequenceInput(config) if config.sequence else None
+        # Predictions scored by feedback that names their ids (docs/drift.md).
+        self.performance = PerformanceMonitor(config)
         # Input and prediction drift against each version's reference profile (docs/drift.md).
         self.drift = DriftMonitor(config) if config.serving.drift.enabled else None
         if self.drift is not None:
@@ -145,6 +148,11 @@ class Service:
                 "reason": f"drift monitoring is off (serving.drift.enabled: false in {self.config.path}/service.yaml)",
             }  # fmt: skip
         return self.drift.report()
+
+    def performance_report(self) -> dict[str, Any]:
+        """The GET /v1/performance body: the live metric from feedback against the version's holdout metric."""
+        self.maybe_reload()
+        return self.performance.report(self.model)
 
     def status(self) -> dict[str, Any]:
         return {

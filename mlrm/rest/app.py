@@ -20,6 +20,7 @@ from flask import Flask, Response, g, request
 from mlrm import __version__
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.core.answer import Answer
+from mlrm.core.performance import ids_of
 from mlrm.core.service import Service
 from mlrm.core.service_set import ServiceSet
 from mlrm.credentials import guard_of
@@ -43,6 +44,7 @@ class ServiceApi:
         self.service, self.metrics = service, metrics
         self.mqtt_status = mqtt_status
         self.feedback = feedback or Feedback.from_config(service.config)
+        self.feedback.monitors = self.monitors
         self.config = service.config
         # Metric children looked up once, not per request.
         self._rows = metrics.rows.labels(service.name)
@@ -87,12 +89,18 @@ class ServiceApi:
         if not isinstance(body, dict) or "instances" not in body:
             raise RequestError("Invalid request", 422, detail='expected {"instances": [{feature: value, ...}]}')
         if len(body) > 1:
-            unknown = next(k for k in body if k != "instances")
-            raise RequestError(
-                "Invalid request", 422, detail=f"unknown key '{unknown}' at /; only 'instances' is accepted"
-            )
-        answer = self.service.predict(body["instances"])
+            unknown = next((k for k in body if k not in ("instances", "ids")), None)
+            if unknown is not None:
+                raise RequestError(
+                    "Invalid request", 422, detail=f"unknown key '{unknown}' at /; only 'instances' and 'ids'"
+                )
+        instances = body["instances"]
+        # Ids make the predictions scoreable by feedback (mlrm.core.performance); checked before predicting.
+        ids = ids_of(body, "instances", len(instances)) if isinstance(instances, list) else None
+        answer = self.service.predict(instances)
         self._count(answer)
+        if ids is not None:
+            self.service.performance.remember(ids, answer)
         return answer
 
     def predict(self) -> Response:
@@ -130,7 +138,19 @@ class ServiceApi:
         return respond(body, status)
 
     def feedback_post(self) -> Response:
-        return respond(self.feedback.submit(decode(request)), 202)
+        body = decode(request)
+        ids = ids_of(body, "records", len(body["records"])) if _has_records(body) else None
+        reply = self.feedback.submit(body)
+        if ids is not None:  # after submit: only feedback that was kept scores a prediction
+            reply["scored"] = self.service.performance.score(ids, body["records"])
+        return respond(reply, 202)
+
+    def performance(self) -> Response:
+        return respond(self.service.performance_report())
+
+    def monitors(self) -> dict[str, Any]:
+        """What the training service's monitor triggers read (pushed by the feedback thread)."""
+        return {"drift": self.service.drift_report(), "performance": self.service.performance_report()}
 
     def feedback_status(self) -> Response:
         return respond(self.feedback.status())
@@ -246,6 +266,9 @@ class ModelsApi:
     def mqtt(self, name: str | None = None) -> Response:
         return self.api(name).mqtt()
 
+    def performance(self, name: str | None = None) -> Response:
+        return self.api(name).performance()
+
     def feedback_post(self, name: str | None = None) -> Response:
         return self.api(name).feedback_post()
 
@@ -312,6 +335,7 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/admin/reload", ["POST"], "reload", "admin"),
     ("/v1/drift", ["GET"], "drift", "metrics"),  # what the service is asked, as /metrics tells it
     ("/v1/mqtt", ["GET"], "mqtt", "admin"),
+    ("/v1/performance", ["GET"], "performance", "metrics"),  # the live metric from feedback
     ("/v1/feedback", ["POST"], "feedback_post", "ingest"),
     ("/v1/feedback", ["GET"], "feedback_status", "ingest"),
     ("/v1/models", ["GET"], "models", "predict"),
@@ -321,6 +345,7 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v1/models/<name>/admin/reload", ["POST"], "reload", "admin"),
     ("/v1/models/<name>/drift", ["GET"], "drift", "metrics"),
     ("/v1/models/<name>/mqtt", ["GET"], "mqtt", "admin"),
+    ("/v1/models/<name>/performance", ["GET"], "performance", "metrics"),
     ("/v1/models/<name>/feedback", ["POST"], "feedback_post", "ingest"),
     ("/v1/models/<name>/feedback", ["GET"], "feedback_status", "ingest"),
     ("/openapi.json", ["GET"], "openapi_json", None),  # the shape of the API, no data
@@ -335,6 +360,10 @@ ROUTES: list[tuple[str, list[str], str, str | None]] = [
     ("/v2/models/<name>/infer", ["POST"], "infer", "predict"),
     ("/v2/models/<name>/versions/<version>/infer", ["POST"], "infer", "predict"),
 ]
+
+
+def _has_records(body: Any) -> bool:
+    return isinstance(body, dict) and isinstance(body.get("records"), list)
 
 
 handle_error = error_handler(

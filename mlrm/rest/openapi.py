@@ -152,6 +152,12 @@ def with_operation_ids(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
+IDS = {
+    "type": "array", "items": {"type": ["string", "integer"]},
+    "description": "One id per item: feedback with the same id scores the prediction (GET /v1/performance).",
+}  # fmt: skip
+
+
 def document(config: ServiceConfig) -> dict[str, Any]:
     limit = config.limits.max_instances
     problem = {
@@ -162,7 +168,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
         "type": "object",
         "required": ["instances"],
         "properties": {
-            "instances": {"type": "array", "minItems": 1, "maxItems": limit, "items": instance_schema(config)}
+            "instances": {"type": "array", "minItems": 1, "maxItems": limit, "items": instance_schema(config)},
+            "ids": IDS,
         },
     }
     simple = {"200": {"description": "OK"}}
@@ -170,7 +177,10 @@ def document(config: ServiceConfig) -> dict[str, Any]:
         "type": "object",
         "required": ["records"],
         "additionalProperties": False,
-        "properties": {"records": {"type": "array", "minItems": 1, "maxItems": limit, "items": record_schema(config)}},
+        "properties": {
+            "records": {"type": "array", "minItems": 1, "maxItems": limit, "items": record_schema(config)},
+            "ids": IDS,
+        },
     }
     tensor = {
         "type": "object",
@@ -210,6 +220,8 @@ def document(config: ServiceConfig) -> dict[str, Any]:
             "/v1/admin/reload": {"post": {"summary": "Load the current version now", "responses": simple}},
             "/v1/drift": {"get": {"summary": "Input and prediction drift against the version's reference profile "
                                   "(docs/drift.md)", "responses": simple}},
+            "/v1/performance": {"get": {"summary": "The live metric from feedback against the version's holdout "
+                                        "metric (docs/drift.md)", "responses": simple}},
             "/v1/mqtt": {"get": {"summary": "MQTT bridge state (200 connected, 503 not)", "responses": simple}},
             "/": {"get": {"summary": "Name, version and endpoints of this service", "responses": simple}},
             "/openapi.json": {"get": {"summary": "This document", "responses": simple}},
