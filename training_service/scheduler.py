@@ -49,8 +49,6 @@ log = logging.getLogger("training_service.scheduler")
 HEARTBEAT = "scheduler"
 # training.retention is applied at most this often per service: a count per tick would be wasted work.
 RETENTION_EVERY_S = 30.0
-# The reasons of jobs the monitor triggers queued begin with these (triggers.monitored).
-MONITOR_TRIGGERS = ("drift:", "performance:")
 # How often a standby scheduler tries to take the lead.
 STANDBY_RETRY_S = 1.0
 
@@ -175,7 +173,7 @@ class Scheduler:
         new = self.store.count_since(name, through)
         fired = triggers.due(wanted, new, since)
         if fired is None and wanted.monitored and new > 0:  # with nothing new, a retrain would learn nothing new
-            fired = self._monitored(config)
+            fired = self._monitored(config, new)
         if fired is None:
             return None
         job, created = self.store.create_job(name, str(config.path), fired)
@@ -183,12 +181,13 @@ class Scheduler:
             log.info("trigger %s fired for %s: job %s", fired, name, job.id)
         return job
 
-    def _monitored(self, config: ServiceConfig) -> str | None:
-        """The reason a monitor trigger fires (what an ML service last reported), at most once per version.
+    def _monitored(self, config: ServiceConfig, new: int) -> str | None:
+        """The reason a monitor trigger fires (what an ML service last reported), or None.
 
-        Once a drift or performance run was made for the current version (promoted or refused), its
-        monitors fire no more: a refused candidate must not be retried on every report. A new current
-        version starts afresh, and the sample and interval triggers still fire meanwhile.
+        It also needs its min_rows new samples since the last training run: drift in the inputs shows
+        before the labels that a retrain learns from arrive (feedback comes when the truth is known), and
+        while the drift lasts it fires again only as often as that much new data comes in, whether the
+        last candidate was promoted or refused.
         """
         found = self.store.monitors(config.name)
         if found is None:
@@ -198,11 +197,9 @@ class Scheduler:
         reason = triggers.monitored(config.training.triggers, report.get("drift"), report.get("performance"), version)
         if reason is None:
             return None
-        mark = f"(version {version})"
-        for job in self.store.jobs(config.name, 20):
-            if job.trigger.startswith(MONITOR_TRIGGERS) and job.trigger.endswith(mark):
-                return None
-        return reason
+        wanted = config.training.triggers
+        needed = wanted.drift_min_rows if reason.startswith("drift:") else wanted.performance_min_rows
+        return reason if new >= needed else None
 
     def _watermark(self, config: ServiceConfig) -> int:
         """The current version's sample watermark."""

@@ -7,7 +7,8 @@ trigger fire again at once; it fires again after that many more samples.
 The monitor triggers (training.triggers.drift, .performance) read what an ML
 service last reported about the version it serves (its GET /v1/drift and
 GET /v1/performance answers, pushed to the training service); the
-scheduler lets each fire at most once per current version (docs/drift.md).
+scheduler lets one fire only once its min_rows new samples arrived since the
+last training run (docs/drift.md).
 """
 
 from __future__ import annotations

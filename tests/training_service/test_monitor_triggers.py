@@ -1,6 +1,6 @@
 """The monitor triggers (training.triggers.drift, .performance) through the real scheduler logic: an ML
-service's report arrives on PUT /v1/services/{name}/monitors, a trigger fires once per current version
-with its figures in the job and in the new version's parameters.yaml; on each store backend."""
+service's report arrives on PUT /v1/services/{name}/monitors, a trigger fires once its min_rows new samples
+arrived, with its figures in the job and in the new version's parameters.yaml; on each store backend."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def scheduler_of(app: Flask) -> tuple[Scheduler, TrainingService]:
     return Scheduler(core.settings, core.store, core.services, launch=inline), core
 
 
-def drift(psi: float, version: int = 1, rows: int = 300) -> dict[str, Any]:
+def drift(psi: float, version: int | None = 1, rows: int = 300) -> dict[str, Any]:
     return {
         "model": {"name": NAME, "version": version}, "available": True, "reason": None,
         "window": {"seconds": 3600, "rows": rows, "min_rows": 200, "enough": rows >= 200},
@@ -54,11 +54,11 @@ def post(app: Flask, rows: list[dict[str, Any]]) -> None:
     assert answer.status_code == 202, answer.get_json()
 
 
-def test_drift_fires_once_per_version_and_the_reason_reaches_the_job_and_the_version(
+def test_drift_fires_with_the_reason_in_the_job_and_the_version_and_again_only_after_new_data(
     ts_app: Flask, cancer_rows: list[dict[str, Any]]
 ) -> None:
     scheduler, core = scheduler_of(ts_app)
-    configure(core.services.get(NAME).path, training={"triggers": {"drift": {"threshold": 0.25}}})
+    configure(core.services.get(NAME).path, training={"triggers": {"drift": {"threshold": 0.25, "min_rows": 150}}})
     post(ts_app, cancer_rows[:200])
     assert report(ts_app, drift=drift(0.1))["would_fire"] is None
     scheduler.tick()
@@ -71,25 +71,30 @@ def test_drift_fires_once_per_version_and_the_reason_reaches_the_job_and_the_ver
     assert job["trigger"] == reason and job["state"] == "succeeded", job["error"]
     version = job["result"]["version"]
     assert VersionStore(core.services.get(NAME).learned_dir).parameters(version)["training_job"]["trigger"] == reason
-    # The same report again, and new samples: a drift run was made for this version already.
-    post(ts_app, cancer_rows[200:220])
-    if job["result"]["promoted"]:
-        report(ts_app, drift=drift(0.41, version=1))  # about the replaced version: never fires
+    # The drift goes on: it fires again only after min_rows new samples to learn from.
+    report(ts_app, drift=drift(0.41, version=version if job["result"]["promoted"] else 1))
+    post(ts_app, cancer_rows[200:349])
     scheduler.tick()
     assert len(core.jobs(NAME)["jobs"]) == 1
+    post(ts_app, cancer_rows[349:350])
+    scheduler.tick()
+    assert len(core.jobs(NAME)["jobs"]) == 2
     assert core.monitors(NAME)["drift"]["overall"]["psi"] == 0.41
 
 
 def test_drift_needs_new_samples_and_a_full_window(ts_app: Flask, cancer_rows: list[dict[str, Any]]) -> None:
     scheduler, core = scheduler_of(ts_app)
-    configure(core.services.get(NAME).path, training={"triggers": {"drift": {"threshold": 0.25, "min_rows": 500}}})
+    configure(core.services.get(NAME).path, training={"triggers": {"drift": {"threshold": 0.25, "min_rows": 40}}})
     report(ts_app, drift=drift(0.9, rows=600))
     scheduler.tick()
     assert core.jobs(NAME)["jobs"] == []  # no sample since the current version: nothing new to learn from
-    post(ts_app, cancer_rows[:50])
-    report(ts_app, drift=drift(0.9, rows=499))
+    post(ts_app, cancer_rows[:39])
     scheduler.tick()
-    assert core.jobs(NAME)["jobs"] == []  # fewer rows than training.triggers.drift.min_rows
+    assert core.jobs(NAME)["jobs"] == []  # fewer new samples than training.triggers.drift.min_rows
+    post(ts_app, cancer_rows[39:50])
+    report(ts_app, drift=drift(0.9, rows=39))
+    scheduler.tick()
+    assert core.jobs(NAME)["jobs"] == []  # a window of fewer rows than training.triggers.drift.min_rows
     report(ts_app, drift=drift(0.9, rows=600))
     scheduler.tick()
     assert core.jobs(NAME)["jobs"][0]["trigger"].startswith("drift: psi 0.900")
