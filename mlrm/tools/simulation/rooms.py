@@ -37,6 +37,9 @@ class Room:
 
     `ventilation` scales the HVAC's air changes (1.0 as designed; 0.4 is a
     clogged filter): the drift the air-quality example retrains for.
+    `shift_calibration` makes the CO2 sensor read high by a growing offset
+    (an NDIR sensor's baseline drifts as its lamp ages): the drift the
+    drift example's monitors detect (docs/drift.md).
     """
 
     def __init__(
@@ -57,9 +60,16 @@ class Room:
         self.temperature = 20.0 + rng.normal(0, 0.5)
         self.humidity = 40.0 + rng.normal(0, 3)
         self.occupancy = 0
+        # The CO2 sensor's calibration: reads offset_ppm high, growing by ppm_per_step up to its end value.
+        self.offset_ppm, self._offset_end, self._offset_per_step = 0.0, 0.0, 0.0
         # Meetings of the day: (start hour, length in quarter hours, people), redrawn each day.
         self._day = -1
         self._meetings: list[tuple[float, int, int]] = []
+
+    def shift_calibration(self, ppm: float, over_hours: float) -> None:
+        """From now on the sensor's reading drifts by ppm more, linearly over that many simulated hours."""
+        self._offset_end = self.offset_ppm + ppm
+        self._offset_per_step = ppm / max(over_hours * 60 / STEP_MIN, 1)
 
     def _plan_day(self, day: int) -> None:
         self._day = day
@@ -112,9 +122,15 @@ class Room:
         target_humidity = 38 + 0.9 * self.occupancy
         self.humidity += (target_humidity - self.humidity) * 0.1 + self.rng.normal(0, 0.3)
         self.minute += STEP_MIN
+        if self._offset_per_step:
+            grown = self.offset_ppm + self._offset_per_step
+            self.offset_ppm = (
+                min(grown, self._offset_end) if self._offset_per_step > 0 else max(grown, self._offset_end)
+            )
         return {
             "minute": self.minute - STEP_MIN,
-            "co2_ppm": round(float(self.co2 + self.rng.normal(0, 8)), 1),  # NDIR sensor noise
+            # NDIR sensor noise, and its calibration's offset
+            "co2_ppm": round(float(self.co2 + self.offset_ppm + self.rng.normal(0, 8)), 1),
             "temperature_c": round(float(self.temperature), 2),
             "humidity_pct": round(float(np.clip(self.humidity, 0, 100)), 1),
             "occupancy": int(self.occupancy),
