@@ -30,7 +30,7 @@ from mlrm.rest.access import protect
 from mlrm.rest.binary_tensors import HEADER
 from mlrm.rest.codec import body_of, decode, error_handler, respond
 from mlrm.rest.fastroute import Fast, PredictRoute, server_timing
-from mlrm.rest.metrics import DriftCollector, Metrics
+from mlrm.rest.metrics import DriftCollector, Metrics, PerformanceCollector
 from mlrm.storage.bridge_status import read_status
 from mlrm.training.feedback import Feedback
 
@@ -397,6 +397,7 @@ def create_app(
     metrics = Metrics()
     models = ModelsApi(services, metrics, mqtt_status)
     metrics.collectors.append(DriftCollector(lambda: [api.service for api in list(models.apis.values())]))
+    metrics.collectors.append(PerformanceCollector(lambda: [api.service for api in list(models.apis.values())]))
     app = Flask("mlrm")
     # The largest of the sets' limits; a request to one set is held to that set's (ModelsApi.api).
     app.config["MAX_CONTENT_LENGTH"] = max(api.config.limits.max_body_bytes for api in models.apis.values())

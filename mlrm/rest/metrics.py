@@ -107,6 +107,33 @@ class DriftCollector:
         yield from (by_input, predicted, rows)
 
 
+class PerformanceCollector:
+    """mlrm_performance_* gauges: the live metric from feedback (GET /v1/performance), read at scrape time."""
+
+    def __init__(self, services: Callable[[], list[Service]]) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        live = GaugeMetricFamily(
+            "mlrm_performance_rolling", "The config set's metric over predictions scored by feedback in the window.",
+            labels=["model", "metric"],
+        )  # fmt: skip
+        holdout = GaugeMetricFamily(
+            "mlrm_performance_holdout", "The version's metric on its holdout when it was trained.",
+            labels=["model", "metric"],
+        )  # fmt: skip
+        rows = GaugeMetricFamily("mlrm_performance_window_rows", "Predictions scored in the window.", labels=["model"])
+        for service in self.services():
+            report = service.performance_report()
+            if not report["available"]:
+                continue
+            name, metric = service.name, report["metric"]
+            live.add_metric([name, metric], report["rolling"])
+            holdout.add_metric([name, metric], report["holdout"])
+            rows.add_metric([name], report["window"]["rows"])
+        yield from (live, holdout, rows)
+
+
 def render(registry: CollectorRegistry, *extra: Collector) -> bytes:
     """The text of every process's samples (registry's, in one process) and of collectors read now."""
     source: Collector = registry

@@ -45,6 +45,9 @@ def test_feedback_scores_the_predictions_of_its_ids_and_the_report_reaches_the_t
         assert report["metric"] == "f1_macro" and report["model"] == {"name": NAME, "version": 1}
         assert report["holdout"] is not None and report["drop"] == report["holdout"] - report["rolling"]
         assert right < 30 or report["rolling"] == 1.0
+        text = client.get("/metrics").get_data(as_text=True)
+        assert f'mlrm_performance_rolling{{metric="f1_macro",model="{NAME}"}} {report["rolling"]}' in text
+        assert f'mlrm_performance_window_rows{{model="{NAME}"}} 30.0' in text
         # The ML service reports its monitors with each delivery: the training service has them.
         pushed = training_monitors(app, url)
         assert pushed["performance"]["window"]["rows"] == 30 and "drift" in pushed
