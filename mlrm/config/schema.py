@@ -255,7 +255,7 @@ SERVING = _obj(
                 "max_rate": {
                     "type": "integer",
                     "minimum": 1,
-                    "default": 2000,
+                    "default": 500,
                     "description": "Rows per second a process counts at most; above it, an even sample "
                     "(every k-th request), which bounds what monitoring costs.",
                 },

@@ -71,8 +71,8 @@ def test_window_slides_and_a_busy_process_counts_an_even_sample(trained: Path, t
     emptied = monitor.report()
     assert emptied["window"]["rows"] == 0 and emptied["overall"]["psi"] is None
 
-    # 4000 rows a second against max_rate 2000: once the rate is known (each drain looks back a second
-    # or more), only every 2nd or 3rd batch is counted; every row predicted still shows in `predicted`.
+    # 4000 rows a second against max_rate 500: once the rate is known (each drain looks back a second
+    # or more), only every k-th batch is counted; every row predicted still shows in `predicted`.
     batch = instances(10, seed=6)
     for _ in range(2):
         for _ in range(400):
