@@ -28,6 +28,7 @@ import numpy as np
 
 from mlrm.config.schema import LOWER_IS_BETTER
 from mlrm.config.service_config import ServiceConfig
+from mlrm.core.answer import Answer
 from mlrm.errors import FieldError, RequestError
 from mlrm.storage.performance_log import PerformanceLog
 
@@ -116,7 +117,7 @@ class PerformanceMonitor:
             self._log = PerformanceLog(directory() / f"{self.config.name}.sqlite")
         return self._log
 
-    def remember(self, ids: Sequence[str], answer: dict[str, Any]) -> None:
+    def remember(self, ids: Sequence[str], answer: Answer) -> None:
         self.log.remember(answer["model"]["version"], ids, answer["predictions"])
 
     def score(self, ids: Sequence[str], records: Sequence[dict[str, Any]]) -> int:
