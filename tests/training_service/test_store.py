@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -242,3 +243,16 @@ def test_connections_the_server_ended_are_replaced(pg_url: str) -> None:
     assert store.count_since("s", 0) == 3
     store.close()
     admin.close()
+
+
+def test_samples_by_arrival_and_the_monitors_report_on_each_backend(store: Store) -> None:
+    before = time.time() - 1
+    response, _ = store.add_batch("s", samples(3), None, "f", lambda ids, b: {"ids": ids})
+    ids = response["ids"]
+    assert store.first_id_since("s", before) == ids[0]  # training.data.samples.max_age
+    assert store.first_id_since("s", time.time() + 3600) == ids[-1] + 1  # none received since: past the last
+    assert store.monitors("s") is None
+    store.put_monitors("s", {"drift": {"overall": {"psi": 0.3}}, "performance": None})
+    store.put_monitors("s", {"drift": {"overall": {"psi": 0.4}}, "performance": None})  # the last one is kept
+    report, received = store.monitors("s")  # type: ignore[misc]
+    assert report == {"drift": {"overall": {"psi": 0.4}}, "performance": None} and received >= before
