@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -94,7 +94,7 @@ class DriftCollector:
         )
         rows = GaugeMetricFamily("mlrm_drift_window_rows", "Rows in the drift window.", labels=["model"])
         for service in self.services():
-            report = service.drift.report() if service.drift is not None else {"available": False}
+            report: dict[str, Any] = service.drift.report() if service.drift is not None else {"available": False}
             if not report["available"]:
                 continue
             name = service.name

@@ -91,7 +91,8 @@ def test_version_without_a_profile_says_so_and_serves(tmp_path: Path) -> None:
     assert report["reason"] == "version 1 has no reference profile; retrain to record one"
     client = create_app(service.config, service=service).test_client()
     assert client.get("/v1/drift").json == report
-    assert client.get("/v1/config").json["learned"]["profile"] is None
+    shown = client.get("/v1/config").json
+    assert shown is not None and shown["learned"]["profile"] is None
     assert "mlrm_drift_psi" not in client.get("/metrics").text.replace("# HELP mlrm_drift_psi", "").replace(
         "# TYPE mlrm_drift_psi", ""
     )
