@@ -208,7 +208,7 @@ def _train(store: Store, job: Job, timings: dict[str, Any], progress: Reporter) 
 def _samples(store: Store, config: ServiceConfig, service: str, through: int) -> tuple[list[int], list[Any]]:
     """The stored samples a job trains on: all up to through, or the newest by training.data.samples."""
     ids, records = store.identified(service, through)
-    window = config.training.data
+    window = config.training.data.samples
     if window.max_age is not None:
         first = store.first_id_since(service, time.time() - window.max_age)
         keep = [i for i, sample in enumerate(ids) if sample >= first]

@@ -198,7 +198,7 @@ class Scheduler:
         if reason is None:
             return None
         wanted = config.training.triggers
-        needed = wanted.drift_min_rows if reason.startswith("drift:") else wanted.performance_min_rows
+        needed = wanted.drift.min_rows if reason.startswith("drift:") else wanted.performance.min_rows
         return reason if new >= needed else None
 
     def _watermark(self, config: ServiceConfig) -> int:

@@ -43,26 +43,26 @@ def monitored(
     reported them; version is the current version. A report about another version never fires: right after
     a swap it still describes the model that was replaced.
     """
-    if triggers.drift_threshold is not None and _about(drift, version):
+    if triggers.drift.threshold is not None and _about(drift, version):
         assert drift is not None
         window, overall = drift.get("window") or {}, drift.get("overall") or {}
         rows, psi = int(window.get("rows") or 0), overall.get("psi")
-        enough = bool(window.get("enough")) and rows >= triggers.drift_min_rows
-        if enough and isinstance(psi, (int, float)) and psi >= triggers.drift_threshold:
+        enough = bool(window.get("enough")) and rows >= triggers.drift.min_rows
+        if enough and isinstance(psi, (int, float)) and psi >= triggers.drift.threshold:
             return (
-                f"drift: psi {psi:.3f} on {overall.get('input')} >= {triggers.drift_threshold} "
+                f"drift: psi {psi:.3f} on {overall.get('input')} >= {triggers.drift.threshold} "
                 f"over {rows} rows (version {version})"
             )
-    if triggers.performance_max_drop is not None and _about(performance, version):
+    if triggers.performance.max_drop is not None and _about(performance, version):
         assert performance is not None
         window = performance.get("window") or {}
         rows, drop = int(window.get("rows") or 0), performance.get("drop")
-        enough = rows >= triggers.performance_min_rows
-        if enough and isinstance(drop, (int, float)) and drop > triggers.performance_max_drop:
+        enough = rows >= triggers.performance.min_rows
+        if enough and isinstance(drop, (int, float)) and drop > triggers.performance.max_drop:
             metric, live, holdout = performance.get("metric"), performance.get("rolling"), performance.get("holdout")
             return (
                 f"performance: {metric} {live:.3f} live vs {holdout:.3f} on the holdout, a drop of {drop:.3f} "
-                f"> {triggers.performance_max_drop} over {rows} rows (version {version})"
+                f"> {triggers.performance.max_drop} over {rows} rows (version {version})"
             )
     return None
 

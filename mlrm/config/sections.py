@@ -19,15 +19,29 @@ ARRIVAL = "arrival"
 
 
 @dataclass(frozen=True)
+class DriftTrigger:
+    """training.triggers.drift: retrain when a service's drift (PSI) reaches threshold (None: off)."""
+
+    threshold: float | None
+    min_rows: int
+
+
+@dataclass(frozen=True)
+class PerformanceTrigger:
+    """training.triggers.performance: retrain when the live metric drops more than max_drop (None: off)."""
+
+    max_drop: float | None
+    min_rows: int
+
+
+@dataclass(frozen=True)
 class Triggers:
     """training.triggers: when the training service retrains on its own (None: never)."""
 
     new_samples: int | None
     interval: int | None  # seconds
-    drift_threshold: float | None  # PSI
-    drift_min_rows: int
-    performance_max_drop: float | None
-    performance_min_rows: int
+    drift: DriftTrigger
+    performance: PerformanceTrigger
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> Triggers:
@@ -35,16 +49,14 @@ class Triggers:
         return cls(
             new_samples=section["new_samples"],
             interval=section["interval"],
-            drift_threshold=drift["threshold"],
-            drift_min_rows=drift["min_rows"],
-            performance_max_drop=performance["max_drop"],
-            performance_min_rows=performance["min_rows"],
+            drift=DriftTrigger(threshold=drift["threshold"], min_rows=drift["min_rows"]),
+            performance=PerformanceTrigger(max_drop=performance["max_drop"], min_rows=performance["min_rows"]),
         )
 
     @property
     def monitored(self) -> bool:
         """Whether a trigger watches what the ML services report (drift, performance)."""
-        return self.drift_threshold is not None or self.performance_max_drop is not None
+        return self.drift.threshold is not None or self.performance.max_drop is not None
 
     @property
     def enabled(self) -> bool:
@@ -65,17 +77,24 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class SampleWindow:
+    """training.data.samples: the newest stored samples a job trains on (None: no limit)."""
+
+    last: int | None
+    max_age: int | None  # seconds
+
+
+@dataclass(frozen=True)
 class TrainingData:
     """training.data: what a training job learns from besides the stored samples' default (all of them)."""
 
-    files: tuple[str, ...]  # relative to the config set
-    last: int | None  # newest stored samples only
-    max_age: int | None  # seconds
+    files: list[str]  # relative to the config set
+    samples: SampleWindow
 
     @classmethod
     def of(cls, section: Mapping[str, Any]) -> TrainingData:
         samples = section["samples"]
-        return cls(files=tuple(section["files"]), last=samples["last"], max_age=samples["max_age"])
+        return cls(files=list(section["files"]), samples=SampleWindow(last=samples["last"], max_age=samples["max_age"]))
 
 
 @dataclass(frozen=True)

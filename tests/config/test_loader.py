@@ -51,7 +51,11 @@ def test_missing_folder_says_what_to_pass(tmp_path: Path) -> None:
 def test_defaults_are_filled_and_required_follows_default() -> None:
     config = load_config_set(ROOT / "configs" / "pcb-inspection")
     assert config.section("limits") == {"max_instances": 1000, "max_body_bytes": 1048576}
-    assert config.section("training")["triggers"] == {"new_samples": None, "interval": None}
+    assert config.section("training")["triggers"] == {
+        "new_samples": None, "interval": None, "drift": {"threshold": None, "min_rows": 200},
+        "performance": {"max_drop": None, "min_rows": 50},
+    }  # fmt: skip
+    assert config.section("training")["data"] == {"files": [], "samples": {"last": None, "max_age": None}}
     by_name = {f.name: f for f in config.inputs}
     assert by_name["volume_pct"].required and not by_name["board_thickness_mm"].required
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from flask import Flask
 
-from mlrm.config.sections import Gate, Triggers
+from mlrm.config.sections import DriftTrigger, Gate, PerformanceTrigger, Triggers
 from mlrm.errors import RequestError
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import configure
@@ -171,7 +171,7 @@ def test_the_gate_compares_with_the_metric_direction() -> None:
 
 
 MONITORS_OFF: dict[str, Any] = {
-    "drift_threshold": None, "drift_min_rows": 1, "performance_max_drop": None, "performance_min_rows": 1,
+    "drift": DriftTrigger(threshold=None, min_rows=1), "performance": PerformanceTrigger(max_drop=None, min_rows=1),
 }  # fmt: skip
 
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from mlrm.config.sections import Triggers
+from mlrm.config.sections import DriftTrigger, PerformanceTrigger, Triggers
 from training_service.triggers import monitored
 
 
 def triggers(drift: float | None = 0.25, performance: float | None = 0.05) -> Triggers:
     return Triggers(
-        new_samples=None, interval=None, drift_threshold=drift, drift_min_rows=100,
-        performance_max_drop=performance, performance_min_rows=30,
+        new_samples=None, interval=None, drift=DriftTrigger(threshold=drift, min_rows=100),
+        performance=PerformanceTrigger(max_drop=performance, min_rows=30),
     )  # fmt: skip
 
 
