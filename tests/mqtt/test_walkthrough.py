@@ -112,7 +112,13 @@ def test_the_step_by_step_of_docs_mqtt_md(shell: Shell, tmp_path: Path) -> None:
     assert '"status":422' in problem and '"pointer":"/volume_pct"' in problem and "out of range" in problem
     assert '"predictions":[' in lines["plant/line-3/pcb/predictions b-1"]
 
-    out = shell.run(health)  # 7. the bridge's health and metrics
+    # 7. the bridge's health and metrics. The bridge writes its status file once a second, so on a
+    # loaded machine the first look may still show the file written before it connected.
+    deadline = time.monotonic() + 20
+    out = shell.run(health)
+    while '"state":"connected"' not in out.replace(" ", "") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        out = shell.run(health)
     assert '"state":"connected"' in out.replace(" ", "") and "mlrm_mqtt_" in out
 
 
