@@ -13,7 +13,10 @@ service as new samples.
 After --drift-after readings the CO2 sensors' calibration starts to shift
 (+--shift ppm over --shift-hours simulated hours: the baseline of NDIR
 sensors of one batch ageing together). The config set's monitors do the
-rest; nothing here asks for a retrain. With, in service.yaml:
+rest; nothing here asks for a retrain. It stops once a version that took
+over has an hour of forecasts scored at under half the first version's
+error on drifted readings (or at --count / --seconds; --run-on: only then).
+With, in service.yaml:
 
     serving:  {drift: {window: 60, min_rows: 100}}
     training:
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drift-after", type=int, default=24, help="readings before the calibration shifts (default 24)")
     p.add_argument("--shift", type=float, default=400.0, help="ppm the sensors end up reading high (default 400)")
     p.add_argument("--shift-hours", type=float, default=0.5, help="simulated hours the shift takes (default 0.5)")
+    p.add_argument("--run-on", action="store_true", help="go on to --count/--seconds after a better version took over")
     args = p.parse_args(argv)
     say = (lambda text: None) if args.quiet else (lambda text: print(text, flush=True))
     session = requests.Session()
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     drift_at: float | None = None
     switches: list[dict[str, Any]] = []  # each version that took over after the drift began
     step = 0
-    while clock.tick():
+    while clock.tick() and (args.run_on or not _recovered(errors, first_version, switches)):
         if step == args.drift_after:
             for room in floor.rooms:
                 room.shift_calibration(args.shift, args.shift_hours)
@@ -165,6 +169,16 @@ def _phase(key: str, drift_after: int) -> str | None:
     if made + HORIZON_STEPS < drift_after:
         return "before"
     return "after" if made >= drift_after else None
+
+
+def _recovered(errors: dict[str, list[float]], first: int | None, switches: list[dict[str, Any]]) -> bool:
+    """Whether the version serving now took over after the drift and has been scored well on an hour of readings
+    (its error on drifted readings under half the first version's)."""
+    if not switches:
+        return False
+    own = errors.get(f"v{switches[-1]['version']} after drift", [])
+    drifted = errors.get(f"v{first} after drift", [])
+    return len(own) >= ROOMS * HORIZON_STEPS and bool(drifted) and np.mean(own) < np.mean(drifted) / 2
 
 
 def _better(switches: list[dict[str, Any]], mae: dict[str, float], first: int | None) -> dict[str, Any] | None:

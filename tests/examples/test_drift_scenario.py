@@ -52,7 +52,7 @@ def test_drifting_sensors_are_noticed_and_a_retrained_version_takes_over(
     url, _ = serve(folder)
 
     figures = run_example(
-        "air_quality_drift.py", "--url", url, "--training-url", training_url, "--count", "200", "--seconds", "150",
+        "air_quality_drift.py", "--url", url, "--training-url", training_url, "--count", "2000", "--seconds", "150",
         timeout=200,
     )  # fmt: skip
     print(figures["stdout"][-3000:])
