@@ -104,8 +104,11 @@ def test_profile_is_an_artifact_whose_digest_is_checked(tmp_path: Path) -> None:
 def test_windowed_set_profiles_each_feature_over_the_records_of_its_windows(tmp_path: Path) -> None:
     raw = {
         "name": "press",
-        "inputs": {"force": {"type": "number"}, "speed": {"type": "number"}, "mode": {"type": "category",
-                   "values": ["x", "y"]}},  # fmt: skip
+        "inputs": {
+            "force": {"type": "number"},
+            "speed": {"type": "number"},
+            "mode": {"type": "category", "values": ["x", "y"]},
+        },  # fmt: skip
         "target": {"name": "state", "kind": "classification", "labels": ["ok", "jam"]},
         "sequence": {"window": 4, "step": 2, "order_by": "t", "inputs": ["force", "mode"]},
         "algorithm": {"name": "random_forest_classifier", "hyperparameters": {"n_estimators": 5}},
