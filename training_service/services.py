@@ -2,7 +2,7 @@
 directly under the config root, by service name.
 
 A set that cannot be used (it needs an extra this install lacks, or it is
-broken) does not take the service down: it is kept as Unavailable, with the
+broken) does not take the service down: it is kept as an UnusableSet (mlrm/config/unusable.py), with the
 problems and the fix, and its endpoints answer 503 until its service.yaml
 changes and loads. `mlrm validate` still refuses it (exit 2).
 
@@ -20,53 +20,17 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.config.loader import SERVICE_FILE
-from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, RequestError, did_you_mean
+from mlrm.config.unusable import UnusableSet
+from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, did_you_mean
 
 log = logging.getLogger("training_service.services")
-# How the config checks name a missing optional extra (mlrm/config/loader.py).
-_EXTRA = re.compile(r"pip install 'mlrm\[(\w+)\]'")
-
-
-@dataclass(frozen=True)
-class Unavailable:
-    """A config set found under the root that this service cannot use, and why."""
-
-    name: str
-    path: Path
-    problems: tuple[ConfigProblem, ...]
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(str(p) for p in self.problems)
-
-    @property
-    def fix(self) -> str:
-        extra = next((m.group(1) for p in self.problems if (m := _EXTRA.search(p.message))), None)
-        if extra is not None:
-            return (
-                f"install the extra: pip install 'mlrm[{extra}]' (in a checkout: scripts/setup {extra}), "
-                "then restart the training service"
-            )
-        return f"fix {self.path / SERVICE_FILE} (`mlrm validate {self.path}` shows every problem); it loads on its next use"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "available": False, "reason": self.reason, "fix": self.fix}
-
-    def error(self) -> RequestError:
-        """The 503 problem every endpoint of this set answers."""
-        return RequestError(
-            "Service unavailable", 503, kind="service-unavailable",
-            detail=f"config set '{self.name}' ({self.path}) cannot be used by this training service: "
-            f"{self.reason}. Fix: {self.fix}.",
-        )  # fmt: skip
+OWNER = "the training service"  # named in the fix of a set that needs an extra: what to restart
 
 
 def _mtime(path: Path) -> int:
@@ -146,7 +110,7 @@ class ConfigRoot:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.configs: dict[str, ServiceConfig] = {}
-        self.unavailable: dict[str, Unavailable] = {}
+        self.unavailable: dict[str, UnusableSet] = {}
         self._mtimes: dict[str, int] = {}
         self._load_all()
 
@@ -185,7 +149,7 @@ class ConfigRoot:
         self._mtimes[config.name] = mtime
 
     def _set_unavailable(self, name: str, path: Path, problems: tuple[ConfigProblem, ...], mtime: int) -> None:
-        self.unavailable[name] = Unavailable(name, path, problems)
+        self.unavailable[name] = UnusableSet(name, path, problems, owner=OWNER)
         self._mtimes[name] = mtime
 
     def _retry_changed(self) -> None:

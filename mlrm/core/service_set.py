@@ -2,7 +2,7 @@
 
 Transport-free: `mlrm serve a b` (or a folder of sets) builds one ServiceSet, and the REST app
 routes `/v1/models/{name}/...` through it. A set whose service.yaml does not load does not keep
-the others from serving: it is kept as Unusable, with its problems and the fix, and every route
+the others from serving: it is kept as an UnusableSet (mlrm/config/unusable.py), with its problems and the fix, and every route
 of it answers 503 until its service.yaml changes and loads (checked when it is asked for).
 """
 
@@ -10,51 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlrm.config import ServiceConfig, load_config_set
 from mlrm.config.loader import SERVICE_FILE
+from mlrm.config.unusable import UnusableSet
 from mlrm.core.service import Service
-from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, RequestError, did_you_mean
+from mlrm.errors import ConfigError, ConfigProblem, NotFoundError, did_you_mean
 
 log = logging.getLogger("mlrm.core.service_set")
-# How the config checks name a missing optional extra (mlrm/config/loader.py).
-_EXTRA = re.compile(r"pip install 'mlrm\[(\w+)\]'")
-
-
-@dataclass(frozen=True)
-class Unusable:
-    """A config set this process was asked to serve but cannot load, and why."""
-
-    name: str
-    path: Path
-    problems: tuple[ConfigProblem, ...]
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(str(p) for p in self.problems)
-
-    @property
-    def fix(self) -> str:
-        extra = next((m.group(1) for p in self.problems if (m := _EXTRA.search(p.message))), None)
-        if extra is not None:
-            return f"install the extra: pip install 'mlrm[{extra}]' (in a checkout: scripts/setup {extra}), then restart mlrm serve"
-        return f"fix {self.path / SERVICE_FILE} (`mlrm validate {self.path}` shows every problem); it is loaded again once it changes"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "available": False, "ready": False, "version": None,
-                "reason": self.reason, "fix": self.fix}  # fmt: skip
-
-    def error(self) -> RequestError:
-        """The 503 problem every route of this set answers."""
-        return RequestError(
-            "Service unavailable", 503, kind="service-unavailable",
-            detail=f"config set '{self.name}' ({self.path}) does not load: {self.reason}. Fix: {self.fix}.",
-        )  # fmt: skip
+OWNER = "mlrm serve"  # named in the fix of a set that needs an extra: what to restart
 
 
 def _mtime(folder: Path) -> int:
@@ -82,7 +49,7 @@ class ServiceSet:
     def __init__(self, folders: Sequence[str | Path], *, make: Callable[[ServiceConfig], Service] = Service) -> None:
         self._make = make
         self.services: dict[str, Service] = {}
-        self.unusable: dict[str, Unusable] = {}
+        self.unusable: dict[str, UnusableSet] = {}
         self._mtimes: dict[str, int] = {}
         self.listeners: list[Callable[[Service], None]] = []  # told when a fixed set starts to serve
         duplicates: list[ConfigProblem] = []
@@ -104,7 +71,7 @@ class ServiceSet:
             config = load_config_set(folder)
         except ConfigError as exc:
             name = folder.resolve().name
-            self.unusable[name] = Unusable(name, folder.resolve(), tuple(exc.problems))
+            self.unusable[name] = UnusableSet(name, folder.resolve(), tuple(exc.problems), owner=OWNER)
             self._mtimes[name] = mtime
             return
         other = self.services.get(config.name)
@@ -131,11 +98,11 @@ class ServiceSet:
         try:
             config = load_config_set(item.path)
         except ConfigError as exc:
-            self.unusable[name] = Unusable(name, item.path, tuple(exc.problems))
+            self.unusable[name] = UnusableSet(name, item.path, tuple(exc.problems), owner=OWNER)
             return
         if config.name != name and config.name in self.services:
             problem = ConfigProblem(str(item.path / SERVICE_FILE), "name", f"'{config.name}' is served already")
-            self.unusable[name] = Unusable(name, item.path, (problem,))
+            self.unusable[name] = UnusableSet(name, item.path, (problem,), owner=OWNER)
             return
         del self.unusable[name]
         service = self.services[config.name] = self._make(config)
@@ -173,7 +140,7 @@ class ServiceSet:
         out: list[dict[str, Any]] = []
         for name in self.names():
             if name in self.unusable:
-                out.append(self.unusable[name].as_dict())
+                out.append({**self.unusable[name].as_dict(), "ready": False, "version": None})
                 continue
             service = self.services[name]
             service.maybe_reload()

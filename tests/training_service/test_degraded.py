@@ -8,10 +8,8 @@ from pathlib import Path
 
 import requests
 
-from mlrm.errors import ConfigProblem
 from tests.toolkit.processes import Process
 from tests.toolkit.training import NAME
-from training_service.services import Unavailable
 
 PROBLEM = "application/problem+json"
 
@@ -58,15 +56,3 @@ def test_one_broken_set_degrades_the_service_and_answers_503_with_the_fix(
     (folder / "service.yaml").write_text(text.replace("algoritm:", "algorithm:", 1), encoding="utf-8")
     assert requests.get(f"{url}/v1/services/broken", timeout=60).status_code == 200
     assert requests.get(f"{url}/v1/health", timeout=5).json()["status"] == "ok"
-
-
-def test_a_missing_extra_names_the_install_command() -> None:
-    problem = (
-        "configs/worker-activity/service.yaml:30: algorithm.name: 'cnn1d_classifier' needs the optional extra "
-        "'torch', which is not installed. Install it with: pip install 'mlrm[torch]'"
-    )
-    item = Unavailable(
-        "worker-activity", Path("configs/worker-activity"), (ConfigProblem("x", "algorithm.name", problem),)
-    )
-    assert "pip install 'mlrm[torch]'" in item.fix and "scripts/setup torch" in item.fix
-    assert item.error().status == 503
