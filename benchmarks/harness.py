@@ -6,8 +6,6 @@ Benchmarks never import from tests/: they run from a checkout as a user runs the
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,25 +13,12 @@ from pathlib import Path
 
 import requests
 
+# One way to pick a port and stop a process group, shared with `mlrm bench` (which ships in the wheel).
+from mlrm.tools.bench.processes import free_port, stop_group
+
+__all__ = ["ROOT", "Server", "descendants", "free_port", "stop_group"]
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM a process started in a session of its own, and its group; SIGKILL what is left after timeout."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
 
 
 def descendants(pid: int) -> list[int]:

@@ -28,6 +28,7 @@ START_TIMEOUT = 120.0
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -39,7 +40,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM a process started in a session of its own, and its group; SIGKILL what is left after timeout."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -68,7 +70,7 @@ def train(folder: Path, data: Path, work: Path, progress: Progress, interval: fl
             with Sampler(proc.pid, interval) as sampler:
                 proc.wait()  # the progress printer's heartbeat says it still works
         finally:
-            stop(proc)
+            stop_group(proc)
         wall = time.monotonic() - started
     if proc.returncode != 0 or not out.exists():
         raise StateError(f"training failed (exit {proc.returncode}); its output ends:\n{_tail(log)}")
@@ -122,12 +124,12 @@ class LocalServer:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        stop(self.proc)
+        stop_group(self.proc)
         raise StateError(f"mlrm serve not ready at {self.url} after {START_TIMEOUT:g} s; output:\n{_tail(self.log)}")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            stop(self.proc)
+            stop_group(self.proc)
 
     @property
     def pid(self) -> int | None:
