@@ -203,3 +203,16 @@ def test_a_manifest_may_ask_for_json_logs_and_says_text_otherwise(tmp_path: Path
     service = "services:\n  a: {config_set: configs/breast-cancer, port: 0}\n"
     assert load_manifest(write_manifest(tmp_path, f"name: gw\nlog_format: json\n{service}")).log_format == "json"
     assert load_manifest(write_manifest(tmp_path, f"name: gw\n{service}")).log_format == "text"
+
+
+def test_the_small_board_manifest_runs_the_demo_sets_in_one_process_and_one_training_worker() -> None:
+    manifest = load_manifest(SERVICES / "small.yaml")
+    demo = load_manifest(SERVICES / "demo.yaml")
+    assert [s.config_set for s in manifest.enabled()] == [s.config_set for s in demo.enabled()]
+    steps = plan(manifest, check_ports=False)
+    serves = [launch.argv for launch in steps.launches if "serve" in launch.argv]
+    assert len(serves) == 1  # one mlrm serve for the three sets
+    assert all(f"configs/{name}" in serves[0] for name in ("pcb-inspection", "breast-cancer", "air-quality"))
+    training = steps.launches[0].argv
+    assert training[3] == TRAINING_COMMAND and "--workers" in training
+    assert training[training.index("--workers") + 1] == "1"
