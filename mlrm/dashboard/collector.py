@@ -2,7 +2,10 @@
 
 Each round reads the gateway's state file (what `mlrm up` runs, restarts, ports), asks every ML
 service `GET /` (the version it serves; it also makes the service look for a new one) and `GET
-/metrics`, and asks the training service for its config sets, recent jobs and sample counts. The
+/metrics`, and asks the training service for its config sets, recent jobs and sample counts. Drift
+and live performance come from the same /metrics; `GET /v1/drift` and `GET /v1/performance` are
+asked only for what /metrics lacks (why there is no figure, the drift window's min_rows), once per
+version and whenever a figure appears or goes, not every round. The
 chart points are computed here, between consecutive scrapes, and kept in memory for `minutes`, so
 every open page shows the same history and the services are asked once per round however many
 pages are open.
@@ -28,6 +31,7 @@ from mlrm.gateway.tls import probe_context
 JOBS_SHOWN = 5
 RECENT = 60.0  # seconds the table's rate, latency and errors are taken over
 TIMEOUT = 2.0  # seconds one question to a service may take
+SERIES = ("t", "rate", "errors", "p50", "p99", "psi", "prediction_psi", "rolling", "holdout")
 MAX_ANSWER = 4 * 1024 * 1024  # bytes read of one answer: a confused service cannot exhaust the dashboard
 
 
@@ -86,8 +90,9 @@ class History:
         self.scrapes.append((at, scrape))
 
     def series(self) -> dict[str, list[Any]]:
-        """Columns for the charts: t (unix s), rate (req/s), errors (share), p50 and p99 (ms)."""
-        return {key: [p[key] for p in self.points] for key in ("t", "rate", "errors", "p50", "p99")}
+        """Columns for the charts: t (unix s), rate (req/s), errors (share), p50 and p99 (ms), the
+        largest input PSI and the predictions' PSI, the live (rolling) metric and the holdout's."""
+        return {key: [p.get(key) for p in self.points] for key in SERIES}
 
     def recent(self, seconds: float = RECENT) -> dict[str, Any]:
         """Rate, error share, p50 and p99 over the last `seconds` (the table's columns): one point
@@ -145,6 +150,7 @@ class Collector:
     histories: dict[str, History] = field(default_factory=dict)
     _snapshot: dict[str, Any] = field(default_factory=dict)
     _versions: dict[str, tuple[Any, list[dict[str, Any]]]] = field(default_factory=dict)
+    _details: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # URL -> (what it was asked for, its JSON)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
     rounds: int = 0
@@ -240,6 +246,7 @@ class Collector:
             out["ready"] = "yes" if ready == 200 else "down" if ready is None else "not yet"
         status, raw = reader.get(entry["url"] + "/metrics")
         history = self._history(entry["name"])
+        scrape = None
         if status == 200:
             scrape = parse(raw.decode("utf-8", "replace"))
             history.add(now, scrape)
@@ -247,7 +254,8 @@ class Collector:
                 out["version"] = max(scrape.versions.values())
         elif status is not None:
             out["metrics_error"] = self._refused("/metrics", status, "metrics")
-        return {**out, "series": history.series(), "recent": history.recent(), "labels": history.labels()}
+        monitored = self._monitoring(entry["url"] + "/v1", out["version"], scrape, reader)
+        return {**out, **monitored, "series": history.series(), "recent": history.recent(), "labels": history.labels()}
 
     def _process(
         self, entry: dict[str, Any], row: dict[str, Any], reader: Reader, now: float, sets: dict[str, Any]
@@ -268,8 +276,12 @@ class Collector:
             folder = _folder(model["config_set"])
             found = listed.get(folder)
             history = self._history(model["name"])
+            scrape = None
             if found is not None and text is not None:
-                history.add(now, parse(text, found["name"]))
+                scrape = parse(text, found["name"])
+                history.add(now, scrape)
+            base = f"{entry['url']}/v1/models/{found['name']}" if found else ""
+            monitored = self._monitoring(base, (found or {}).get("version"), scrape, reader)
             ready = entry.get("state")
             if found is not None:
                 ready = "yes" if found.get("ready") else "not yet" if found.get("available") else "unavailable"
@@ -278,9 +290,31 @@ class Collector:
                 "version": found.get("version") if found else None, "ready": ready,
                 "reason": (found or {}).get("reason") or row.get("reason"), "metrics_error": None,
                 "series": history.series(), "recent": history.recent(), "labels": history.labels(),
-                "training": sets.get(folder),
+                "training": sets.get(folder), **monitored,
             })  # fmt: skip
         return out
+
+    def _monitoring(self, base: str, version: Any, scrape: Scrape | None, reader: Reader) -> dict[str, Any]:
+        """The card's drift and performance: the figures of this round's scrape, with what only the JSON
+        says (reason, min_rows), read again only when the version changes or a figure appears or goes."""
+        if scrape is None:
+            return {"drift": None, "performance": None}
+        drift = self._detail(f"{base}/drift", (version, scrape.drift_rows is not None), reader)
+        performance = self._detail(f"{base}/performance", (version, scrape.rolling is not None), reader)
+        return {"drift": drift_of(scrape, drift), "performance": performance_of(scrape, performance)}
+
+    def _detail(self, url: str, key: Any, reader: Reader) -> dict[str, Any]:
+        known = self._details.get(url)
+        if known is None or known[0] != key:
+            status, raw = reader.get(url)
+            if status is None:
+                return {}  # asked again next round
+            body = _json(raw) if status == 200 else None
+            known = self._details[url] = (
+                key,
+                body if isinstance(body, dict) else {"reason": f"{url} answered {status}"},
+            )
+        return known[1]
 
     def _history(self, name: str) -> History:
         history = self.histories.get(name)
@@ -343,6 +377,59 @@ class Collector:
                 {k: v.get(k) for k in ("version", "current", "promoted", "score", "metric", "reason")} for v in known[1]
             ],
         }
+
+
+def _level(value: float | None, enough: bool | None, thresholds: dict[str, Any]) -> str | None:
+    """As mlrm.core.drift.level, with the thresholds the service gave (no numpy imported here)."""
+    if value is None or enough is None:
+        return None
+    if not enough:
+        return "insufficient"
+    moderate, significant = thresholds.get("moderate", 0.1), thresholds.get("significant", 0.25)
+    return "significant" if value >= significant else "moderate" if value >= moderate else "none"
+
+
+def drift_of(scrape: Scrape, body: dict[str, Any]) -> dict[str, Any]:
+    """What the card shows of drift: PSI per input (largest first), of the predictions, the window's rows
+    and whether they are enough, from /metrics; the reason from GET /v1/drift when there are no figures."""
+    if scrape.drift_rows is None:
+        if body.get("available"):  # the figures came between the scrape and the question: next round has them
+            return {"available": False, "reason": "drift figures are being gathered"}
+        return {"available": False, "reason": body.get("reason") or "no drift figures in /metrics"}
+    window = body.get("window") or {}
+    thresholds = body.get("thresholds") or {}
+    min_rows = window.get("min_rows")
+    rows = int(scrape.drift_rows)
+    enough = None if min_rows is None else rows >= min_rows
+    inputs = sorted(scrape.drift.items(), key=lambda item: -item[1])
+    return {
+        "available": True,
+        "reason": None,
+        "thresholds": {"moderate": thresholds.get("moderate", 0.1), "significant": thresholds.get("significant", 0.25)},
+        "window": {"seconds": window.get("seconds"), "rows": rows, "min_rows": min_rows, "enough": enough},
+        "inputs": [{"name": n, "psi": round(v, 4), "level": _level(v, enough, thresholds)} for n, v in inputs],
+        "predictions": {
+            "psi": None if scrape.drift_predictions is None else round(scrape.drift_predictions, 4),
+            "level": _level(scrape.drift_predictions, enough, thresholds),
+        },
+    }
+
+
+def performance_of(scrape: Scrape, body: dict[str, Any]) -> dict[str, Any]:
+    """The live metric from feedback beside the holdout's, from /metrics; the reason from GET /v1/performance."""
+    if scrape.rolling is None:
+        if body.get("available"):
+            return {"available": False, "reason": "live figures are being gathered"}
+        return {"available": False, "reason": body.get("reason") or "no live performance in /metrics"}
+    return {
+        "available": True,
+        "reason": None,
+        "metric": scrape.metric,
+        "rolling": round(scrape.rolling, 6),
+        "holdout": None if scrape.holdout is None else round(scrape.holdout, 6),
+        "rows": None if scrape.performance_rows is None else int(scrape.performance_rows),
+        "seconds": (body.get("window") or {}).get("seconds"),
+    }
 
 
 def _job(job: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 service's whole count, however many workers answer. Counters only grow while the service runs; a
 smaller total means it restarted, and the new total is then what happened since (as Prometheus's
 rate() treats a reset). Label sets are summed over whatever labels the dashboard does not use
-(e.g. `model` when one process serves several config sets).
+(e.g. `model` when one process serves several config sets). Drift (`mlrm_drift_*`) and live
+performance (`mlrm_performance_*`) are gauges: a scrape keeps their values as they are.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 # Requests the charts leave out: what the dashboard and `mlrm status` ask themselves (GET / for the
-# version, scrapes) and probes, which say nothing about the work a service does for its clients.
-NOT_WORK = ("/", "/v1/models", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/<name>/ready")
+# version, scrapes, drift and performance figures) and probes, which say nothing about the work a
+# service does for its clients.
+NOT_WORK = (
+    "/", "/v1/models", "/metrics", "/v2/health/live", "/v2/health/ready", "/v2/models/<name>/ready",
+    "/v1/drift", "/v1/models/<name>/drift", "/v1/performance", "/v1/models/<name>/performance",
+)  # fmt: skip
 
 
 def _work(endpoint: str) -> bool:
@@ -34,6 +39,46 @@ class Scrape:
     predictions: dict[str, float] = field(default_factory=dict)  # label -> rows predicted
     versions: dict[str, int] = field(default_factory=dict)  # model -> version serving
     ready: dict[str, bool] = field(default_factory=dict)
+    drift: dict[str, float] = field(default_factory=dict)  # input -> PSI of the drift window
+    drift_predictions: float | None = None  # PSI of the window's predictions
+    drift_rows: float | None = None  # rows in the drift window; None: no drift figures (no profile)
+    metric: str | None = None  # the config set's metric, when feedback scored predictions
+    rolling: float | None = None  # that metric over the predictions scored in the window
+    holdout: float | None = None  # ... and on the serving version's holdout
+    performance_rows: float | None = None
+
+    @property
+    def overall(self) -> float | None:
+        """The largest input PSI: the figure a drift trigger acts on."""
+        return max(self.drift.values()) if self.drift else None
+
+
+def _gauge(out: Scrape, name: str, labels: dict[str, str], value: float) -> None:
+    """The drift and performance gauges of one sample (NaN: not a figure)."""
+    if math.isnan(value):
+        return
+    if name == "mlrm_drift_psi":
+        out.drift[labels.get("input", "")] = value
+    elif name == "mlrm_drift_prediction_psi":
+        out.drift_predictions = value
+    elif name == "mlrm_drift_window_rows":
+        out.drift_rows = value
+    elif name == "mlrm_performance_rolling":
+        out.metric, out.rolling = labels.get("metric"), value
+    elif name == "mlrm_performance_holdout":
+        out.metric, out.holdout = labels.get("metric"), value
+    elif name == "mlrm_performance_window_rows":
+        out.performance_rows = value
+
+
+GAUGES = (
+    "mlrm_drift_psi",
+    "mlrm_drift_prediction_psi",
+    "mlrm_drift_window_rows",
+    "mlrm_performance_rolling",
+    "mlrm_performance_holdout",
+    "mlrm_performance_window_rows",
+)
 
 
 def parse(text: str, model: str | None = None) -> Scrape:
@@ -61,6 +106,8 @@ def parse(text: str, model: str | None = None) -> Scrape:
                 out.versions[labels.get("model", "")] = int(value)
             elif name == "mlrm_model_ready":
                 out.ready[labels.get("model", "")] = value >= 1
+            elif name in GAUGES:
+                _gauge(out, name, labels, value)
     models = {model for model, _ in labelled}
     for (model, label), value in labelled.items():
         out.predictions[label if len(models) == 1 else f"{model}: {label}"] = value
@@ -86,7 +133,8 @@ def quantile(q: float, deltas: list[tuple[float, float]]) -> float | None:
 
 
 def point(before: Scrape, after: Scrape, seconds: float) -> dict[str, Any]:
-    """Rate (requests/s), error share, p50 and p99 latency (ms) over the seconds between two scrapes."""
+    """Rate (requests/s), error share, p50 and p99 latency (ms) over the seconds between two scrapes;
+    the drift and performance gauges as the later scrape gives them."""
     base = Scrape() if after.requests < before.requests else before  # fewer: the service restarted
     requests = after.requests - base.requests
     errors = max(0.0, after.errors - base.errors)
@@ -97,4 +145,12 @@ def point(before: Scrape, after: Scrape, seconds: float) -> dict[str, Any]:
         "errors": round(errors / requests, 4) if requests > 0 else None,
         "p50": None if p50 is None else round(p50 * 1000, 3),
         "p99": None if p99 is None else round(p99 * 1000, 3),
+        "psi": _round(after.overall),
+        "prediction_psi": _round(after.drift_predictions),
+        "rolling": _round(after.rolling),
+        "holdout": _round(after.holdout),
     }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,7 +1,8 @@
 """The dashboard in a real browser against a real gateway: `mlrm up` with the training service,
 two ML services (one with 2 gunicorn workers) and the dashboard; chromium opens the page, sees
-every service, sees the rates move when predictions come, retrains through the page and sees the
-new version go live, rolls back through the page, and never logs a console error."""
+every service, sees the rates move when predictions come, sees drift per input (or why there is
+none), retrains through the page and sees the new version go live with a drift window of its own,
+rolls back through the page, and never logs a console error."""
 
 from __future__ import annotations
 
@@ -60,12 +61,23 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         card = opened.locator(f"section.card[data-service='{NAME}']")
         expect(card.locator(".version")).to_have_text("1")
         expect(card.locator(".samples")).to_contain_text(f"{len(rows)} stored")
+        # machine-anomaly's shipped version was trained before reference profiles: the card says why.
+        anomaly = opened.locator("section.card[data-service='machine-anomaly']")
+        expect(anomaly.locator(".drift-summary")).to_have_text(
+            "version 1 has no reference profile; retrain to record one"
+        )
+        expect(anomaly.locator(".performance-summary")).to_contain_text("anomaly detector")
 
         instances = [{k: v for k, v in r.items() if k != "diagnosis"} for r in rows[:40]]
         for i in range(0, 40, 4):  # predictions spread over a few samples of the dashboard
             answer = requests.post(f"{cancer}/v1/predict", json={"instances": instances[i : i + 4]}, timeout=10)
             assert answer.status_code == 200, answer.text
         expect(card.locator("table.labels tr[data-label='benign']")).to_be_visible()
+        # Version 1 was trained here (weak_version), so it has a profile: PSI per input, too few rows for a level.
+        summary = card.locator(".drift-summary")
+        expect(summary).to_have_text("window: 40 rows of the 200 needed · not enough for a level yet")
+        expect(card.locator("table.drift tr[data-input]").first.locator("td.level")).to_have_text("insufficient")
+        expect(card.locator("table.drift tr[data-input='(predictions)']")).to_be_visible()
         rate = table.locator(f"tr[data-service='{NAME}'] td.rate")
         expect(rate).not_to_have_text("0.00")
         assert float(rate.inner_text()) > 0
@@ -77,6 +89,12 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         expect(job).to_contain_text("promoted")
         expect(job).to_contain_text("on_demand")
         expect(table.locator(f"tr[data-service='{NAME}'] td.version")).to_have_text("2")
+        expect(summary).to_contain_text("window: 0 rows")  # a new version: a new window, against its own profile
+        for i in range(0, 40, 4):
+            answer = requests.post(f"{cancer}/v1/predict", json={"instances": instances[i : i + 4]}, timeout=10)
+            assert answer.status_code == 200, answer.text
+        expect(summary).to_contain_text("window: 40 rows")
+        expect(card.locator(".performance-summary")).not_to_be_empty()
         screenshot(opened, "dashboard.png")
 
         card.locator("select.rollback-version").select_option("1")

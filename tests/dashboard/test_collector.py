@@ -44,3 +44,10 @@ def test_a_process_of_several_sets_gets_a_row_per_set(tmp_path: Path, spawn: Cal
     assert cancer["series"]["rate"][-1] > 0 and anomaly["series"]["rate"][-1] == 0
     assert sum(n["total"] for n in cancer["labels"].values()) == 15 and anomaly["labels"] == {}
     assert anomaly["version"] == 1 and anomaly["ready"] == "yes"
+    # The shipped versions were trained before reference profiles: GET /v1/models/NAME/drift says so.
+    for row in (cancer, anomaly):
+        assert row["drift"] == {
+            "available": False,
+            "reason": "version 1 has no reference profile; retrain to record one",
+        }
+    assert "anomaly detector" in anomaly["performance"]["reason"] and not cancer["performance"]["available"]

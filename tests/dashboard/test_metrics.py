@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from mlrm.dashboard.collector import History
+from mlrm.dashboard.collector import History, drift_of, performance_of
 from mlrm.dashboard.metrics import parse, point, quantile
 from mlrm.rest.metrics import LATENCY_BUCKETS
 
@@ -46,7 +46,8 @@ def test_points_between_scrapes_give_rate_errors_and_percentiles() -> None:
     assert p["rate"] == 9.0 and p["errors"] == round(1 / 90, 4)
     assert 10.0 < p["p50"] <= 25.0  # 89 of the 90 new ones in the (10, 25] ms bucket
     assert 250.0 < p["p99"] <= 500.0  # the 90th of 90 (rank 89.1) in the (250, 500] ms bucket
-    assert point(after, after, 2.0) == {"rate": 0.0, "errors": None, "p50": None, "p99": None}
+    assert point(after, after, 2.0) == {"rate": 0.0, "errors": None, "p50": None, "p99": None,
+                                        "psi": None, "prediction_psi": None, "rolling": None, "holdout": None}  # fmt: skip
 
 
 def test_a_restarted_service_counts_from_zero_not_negative() -> None:
@@ -79,3 +80,55 @@ mlrm_predictions_total{label="OK",model="b"} 5.0
     scrape = parse(text)
     assert scrape.requests == 4 and scrape.errors == 1
     assert scrape.predictions == {"a: OK": 3.0, "b: OK": 5.0}
+
+
+MONITORED = """# TYPE mlrm_drift_psi gauge
+mlrm_drift_psi{input="volume_pct",model="pcb"} 0.31
+mlrm_drift_psi{input="area_pct",model="pcb"} 0.02
+mlrm_drift_psi{input="x",model="other"} 9.0
+# TYPE mlrm_drift_prediction_psi gauge
+mlrm_drift_prediction_psi{model="pcb"} 0.12
+# TYPE mlrm_drift_window_rows gauge
+mlrm_drift_window_rows{model="pcb"} 250.0
+# TYPE mlrm_performance_rolling gauge
+mlrm_performance_rolling{metric="f1_macro",model="pcb"} 0.81
+# TYPE mlrm_performance_holdout gauge
+mlrm_performance_holdout{metric="f1_macro",model="pcb"} 0.9
+# TYPE mlrm_performance_window_rows gauge
+mlrm_performance_window_rows{model="pcb"} 60.0
+"""
+DRIFT_JSON = {"available": True, "thresholds": {"moderate": 0.1, "significant": 0.25},
+              "window": {"seconds": 3600, "rows": 1, "min_rows": 200, "enough": False}}  # fmt: skip
+
+
+def test_drift_and_performance_gauges_are_read_per_model_and_charted_as_they_are() -> None:
+    scrape = parse(MONITORED, "pcb")
+    assert scrape.drift == {"volume_pct": 0.31, "area_pct": 0.02} and scrape.overall == 0.31
+    assert scrape.drift_predictions == 0.12 and scrape.drift_rows == 250
+    assert (scrape.metric, scrape.rolling, scrape.holdout, scrape.performance_rows) == ("f1_macro", 0.81, 0.9, 60)
+    p = point(scrape, scrape, 2.0)
+    assert (p["psi"], p["prediction_psi"], p["rolling"], p["holdout"]) == (0.31, 0.12, 0.81, 0.9)
+    history = History.empty(5)
+    history.add(1.0, parse(""))
+    history.add(2.0, scrape)
+    assert history.series()["psi"] == [0.31] and history.series()["holdout"] == [0.9]
+
+
+def test_the_card_levels_inputs_from_metrics_with_the_services_min_rows() -> None:
+    drift = drift_of(parse(MONITORED, "pcb"), DRIFT_JSON)  # the JSON's rows are older: /metrics counts
+    assert drift["window"] == {"seconds": 3600, "rows": 250, "min_rows": 200, "enough": True}
+    assert [(i["name"], i["level"]) for i in drift["inputs"]] == [("volume_pct", "significant"), ("area_pct", "none")]
+    assert drift["predictions"] == {"psi": 0.12, "level": "moderate"}
+    few = parse(MONITORED.replace("250.0", "40.0"), "pcb")
+    assert {i["level"] for i in drift_of(few, DRIFT_JSON)["inputs"]} == {"insufficient"}
+    assert drift_of(few, {})["inputs"][0]["level"] is None  # min_rows unknown: no level made up
+    performance = performance_of(parse(MONITORED, "pcb"), {"window": {"seconds": 60}})
+    assert performance == {"available": True, "reason": None, "metric": "f1_macro", "rolling": 0.81,
+                           "holdout": 0.9, "rows": 60, "seconds": 60}  # fmt: skip
+
+
+def test_without_figures_the_card_says_why() -> None:
+    reason = "version 1 has no reference profile; retrain to record one"
+    assert drift_of(parse(""), {"available": False, "reason": reason}) == {"available": False, "reason": reason}
+    assert not performance_of(parse(""), {"available": False, "reason": "no feedback"})["available"]
+    assert performance_of(parse(""), {})["reason"] == "no live performance in /metrics"

@@ -7,6 +7,8 @@
   const TOKEN = "mlrm-dashboard-token";
   const cards = new Map(); // service name -> its card's parts
   const JOB_COLUMNS = ["job", "state", "trigger", "finished", "gate", "version", "reason"];
+  const INPUTS_SHOWN = 8; // drift rows per card: the inputs that drifted most
+  const PSI_FULL = 0.5; // PSI of a full bar (twice the "significant" threshold)
   let interval = 2000;
   let timer = null;
 
@@ -137,9 +139,15 @@
     const parts = {};
     parts.version = el("span", { class: "version", text: "–" });
     parts.state = el("span", { class: "state" });
-    const charts = ["rate", "latency", "errors"].map((kind) => el("div", { class: "chart " + kind }));
+    const charts = ["rate", "latency", "errors", "psi", "metric"].map((kind) =>
+      el("div", { class: "chart " + kind }),
+    );
     parts.labels = el("tbody");
     parts.labelsTitle = el("h3", { text: "predictions by label" });
+    parts.driftTitle = el("h3", { text: "drift" });
+    parts.driftSummary = el("p", { class: "drift-summary" });
+    parts.drift = el("tbody");
+    parts.performance = el("p", { class: "performance-summary" });
     parts.samples = el("p", { class: "samples" });
     parts.jobs = el("tbody");
     parts.note = el("p", { class: "note" });
@@ -154,6 +162,15 @@
       el("div", { class: "charts" }, ...charts),
       parts.labelsTitle,
       el("table", { class: "labels" }, parts.labels),
+      el(
+        "section",
+        { class: "monitoring" },
+        parts.driftTitle,
+        parts.driftSummary,
+        el("table", { class: "drift" }, parts.drift),
+        el("h3", { text: "live performance (from feedback)" }),
+        parts.performance,
+      ),
       el("h3", { text: "training" }),
       parts.samples,
       el(
@@ -170,6 +187,14 @@
       rate: chart(charts[0], "requests / s", [["req/s", "#0969da"]], "", false),
       latency: chart(charts[1], "latency, ms", [["p50", "#1a7f37"], ["p99", "#bf8700"]], " ms", true),
       errors: chart(charts[2], "errors, %", [["errors", "#cf222e"]], " %", true),
+      drift: chart(charts[3], "drift, PSI", [["largest input", "#8250df"], ["predictions", "#bf8700"]], "", true),
+      performance: chart(
+        charts[4],
+        "metric: live vs holdout",
+        [["live", "#0969da"], ["holdout", "#57606a"]],
+        "",
+        true,
+      ),
     };
     parts.retrain.addEventListener("click", () => act(name, "train", {}, parts));
     parts.rollback.addEventListener("click", () => {
@@ -189,7 +214,11 @@
     parts.charts.rate.setData([s.t, s.rate]);
     parts.charts.latency.setData([s.t, s.p50, s.p99]);
     parts.charts.errors.setData([s.t, s.errors.map((e) => (e === null ? null : e * 100))]);
+    parts.charts.drift.setData([s.t, s.psi, s.prediction_psi]);
+    parts.charts.performance.setData([s.t, s.rolling, s.holdout]);
     labels(parts, service.labels || {}, snap.minutes);
+    drift(parts, service.drift);
+    performance(parts, service.performance);
     training(parts, service.training);
     parts.note.textContent = service.metrics_error || "";
   }
@@ -213,6 +242,67 @@
       }),
     );
     if (!entries.length) parts.labels.append(el("tr", {}, el("td", { text: "no predictions yet" })));
+  }
+
+  function levelCell(level) {
+    return el("td", { class: "level level-" + (level || "none-yet"), text: level || "–" });
+  }
+
+  function drift(parts, d) {
+    parts.drift.replaceChildren();
+    parts.driftSummary.className = "drift-summary";
+    if (!d) {
+      parts.driftTitle.textContent = "drift";
+      parts.driftSummary.textContent = "no figures: the service's /metrics was not read";
+      return;
+    }
+    if (!d.available) {
+      parts.driftTitle.textContent = "drift";
+      parts.driftSummary.className = "drift-summary reason";
+      parts.driftSummary.textContent = d.reason;
+      return;
+    }
+    const w = d.window;
+    const span = w.seconds ? ` over the last ${w.seconds} s` : "";
+    parts.driftTitle.textContent = `drift (PSI against the version's reference profile${span})`;
+    const needed = w.min_rows === null || w.min_rows === undefined ? "" : ` of the ${w.min_rows} needed`;
+    const enough = w.enough === true ? "enough" : w.enough === false ? "not enough for a level yet" : "";
+    parts.driftSummary.textContent = `window: ${w.rows} rows${needed}` + (enough ? ` · ${enough}` : "");
+    const rowOf = (name, psi, level, extra) => {
+      const bar = el("span", { class: "bar level-" + (level || "none-yet") });
+      bar.style.width = `${Math.min(100, Math.round((100 * (psi || 0)) / PSI_FULL))}%`;
+      return el(
+        "tr",
+        { "data-input": name, class: extra || "" },
+        el("td", { text: name }),
+        el("td", { class: "num", text: fixed(psi, 3) }),
+        levelCell(level),
+        el("td", { class: "barcell" }, bar),
+      );
+    };
+    const shown = d.inputs.slice(0, INPUTS_SHOWN).map((i) => rowOf(i.name, i.psi, i.level));
+    parts.drift.append(...shown);
+    if (d.inputs.length > INPUTS_SHOWN) {
+      const more = `… ${d.inputs.length - INPUTS_SHOWN} more inputs, each with less drift`;
+      parts.drift.append(el("tr", {}, el("td", { text: more })));
+    }
+    if (!d.inputs.length) parts.drift.append(el("tr", {}, el("td", { text: "no rows in the window yet" })));
+    parts.drift.append(rowOf("(predictions)", d.predictions.psi, d.predictions.level, "predictions"));
+  }
+
+  function performance(parts, p) {
+    parts.performance.className = "performance-summary";
+    if (!p) {
+      parts.performance.textContent = "no figures: the service's /metrics was not read";
+    } else if (!p.available) {
+      parts.performance.className = "performance-summary reason";
+      parts.performance.textContent = p.reason;
+    } else {
+      const span = p.seconds ? ` in the last ${p.seconds} s` : "";
+      parts.performance.textContent =
+        `${p.metric}: live ${fixed(p.rolling, 4)} · holdout ${fixed(p.holdout, 4)} · ` +
+        `${p.rows ?? "–"} predictions scored${span}`;
+    }
   }
 
   function training(parts, info) {
