@@ -90,11 +90,18 @@ def test_dashboard_shows_the_gateway_updates_and_acts(tmp_path: Path, spawn: Cal
         expect(job).to_contain_text("on_demand")
         expect(table.locator(f"tr[data-service='{NAME}'] td.version")).to_have_text("2")
         expect(summary).to_contain_text("window: 0 rows")  # a new version: a new window, against its own profile
+        live = card.locator(".performance-summary")
+        expect(live).to_contain_text("no feedback matched a prediction yet")
+        ids = [f"row-{i}" for i in range(40)]  # predictions feedback can score: the live metric
         for i in range(0, 40, 4):
-            answer = requests.post(f"{cancer}/v1/predict", json={"instances": instances[i : i + 4]}, timeout=10)
+            batch = {"instances": instances[i : i + 4], "ids": ids[i : i + 4]}
+            answer = requests.post(f"{cancer}/v1/predict", json=batch, timeout=10)
             assert answer.status_code == 200, answer.text
         expect(summary).to_contain_text("window: 40 rows")
-        expect(card.locator(".performance-summary")).not_to_be_empty()
+        answer = requests.post(f"{cancer}/v1/feedback", json={"records": rows[:40], "ids": ids}, timeout=30)
+        assert answer.status_code in (200, 202) and answer.json()["scored"] == 40, answer.text
+        expect(live).to_contain_text("40 predictions scored")
+        expect(live).to_contain_text("f1_macro: live")
         screenshot(opened, "dashboard.png")
 
         card.locator("select.rollback-version").select_option("1")

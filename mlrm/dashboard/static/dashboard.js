@@ -284,9 +284,11 @@
     parts.drift.append(...shown);
     if (d.inputs.length > INPUTS_SHOWN) {
       const more = `… ${d.inputs.length - INPUTS_SHOWN} more inputs, each with less drift`;
-      parts.drift.append(el("tr", {}, el("td", { text: more })));
+      parts.drift.append(el("tr", {}, el("td", { text: more, colspan: "4" })));
     }
-    if (!d.inputs.length) parts.drift.append(el("tr", {}, el("td", { text: "no rows in the window yet" })));
+    if (!d.inputs.length) {
+      parts.drift.append(el("tr", {}, el("td", { text: "no rows in the window yet", colspan: "4" })));
+    }
     parts.drift.append(rowOf("(predictions)", d.predictions.psi, d.predictions.level, "predictions"));
   }
 
