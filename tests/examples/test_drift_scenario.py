@@ -13,7 +13,7 @@ from pathlib import Path
 from mlrm.config import load_config_set
 from mlrm.tools.simulation.rooms import air_quality
 from mlrm.training import trainer
-from tests.examples.test_examples import run_example
+from tests.toolkit.examples import run_example
 from tests.toolkit.files import configure, copy_config_set
 from tests.toolkit.processes import Process, free_port, mlrm_args
 

@@ -4,35 +4,16 @@ service when its forecasts drift, and sees the new version answer."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from tests.toolkit.files import ROOT, copy_config_set
-from tests.toolkit.processes import Process, env, free_port, mlrm_args
-
-EXAMPLES = ROOT / "examples"
-
-
-def run_example(script: str, *args: str, timeout: float = 120) -> dict[str, Any]:
-    """Run examples/<script> to the end; its summary line as a dict."""
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args, "--interval", "0"],
-        capture_output=True, text=True, env=env(), cwd=EXAMPLES, timeout=timeout,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("summary: "), result.stdout
-    figures: dict[str, Any] = json.loads(last.removeprefix("summary: "))
-    figures["stdout"] = result.stdout
-    return figures
+from tests.toolkit.examples import run_example
+from tests.toolkit.files import copy_config_set
+from tests.toolkit.processes import Process, free_port, mlrm_args
 
 
 @pytest.fixture
