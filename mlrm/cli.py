@@ -39,6 +39,7 @@ EXTENSIONS: list[str] = [
     "training_service.cli",
     "mlrm.gateway.cli",
     "mlrm.gateway.export",
+    "mlrm.gateway.following",
     "mlrm.tools.scaffold",
     "mlrm.credentials",
     "mlrm.training.migrate",

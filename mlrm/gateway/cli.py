@@ -184,6 +184,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             checks.stop()
         supervisor.stop(force=lambda: len(signals) > 1)
         manifest.state_file.unlink(missing_ok=True)
+        gateway_state.follow_file(manifest.state_file).unlink(missing_ok=True)
         for number, handler in previous.items():
             signal.signal(number, handler)
         lock.release()
@@ -198,6 +199,7 @@ def _running(manifest_path: str) -> tuple[str, dict[str, Any] | None]:
     found = gateway_state.read(manifest.state_file)
     if found is None or not gateway_state.alive(found.get("pid")):
         return manifest.name, None
+    found["following"] = gateway_state.read_following(manifest.state_file)  # training.mode: remote
     return manifest.name, found
 
 
@@ -224,6 +226,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             _say("")
         _say(f"gateway '{found['gateway']}' (pid {found['pid']}, up since {found['started_at'][:19]}, {path})")
         _print_table(found)
+        for line in gateway_state.following_lines(found):
+            _say(line)
         if found.get("training_url"):
             _say(f"training data goes to {found['training_url']}")
         _say_dashboard(found)

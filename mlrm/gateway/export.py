@@ -93,7 +93,8 @@ def register(add: Callable[..., argparse.ArgumentParser]) -> None:
         "kubernetes",
         "Kubernetes objects for a manifest, as one multi-document YAML file for `kubectl apply -f`: per ML "
         "service (or `process` of services) a Deployment (probes on its health routes, graceful stop, resources, "
-        "non-root, read-only root file system) and a Service; per config set a ConfigMap with its service.yaml "
+        "non-root, read-only root file system) and a Service, with `training.mode: remote` a second container running "
+        "`mlrm follow` on its config sets (new versions from the centre, live); per config set a ConfigMap with its service.yaml "
         "and a volume for its learned state; a local training service as a Deployment and a Service, its "
         "PostgreSQL URL from a Secret. Secrets are named, never written.",
         KUBERNETES_EXAMPLE,

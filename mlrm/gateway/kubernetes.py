@@ -1,7 +1,8 @@
 """Kubernetes objects for a gateway manifest (`mlrm export kubernetes`).
 
-Each enabled ML service becomes a Deployment and a Service; a local training
-service becomes a Deployment (its store URL from a Secret when it is
+Each enabled ML service becomes a Deployment and a Service (with
+`training.mode: remote`, its pod also runs `mlrm follow` on its config sets'
+volumes, as `mlrm up` follows the centre); a local training service becomes a Deployment (its store URL from a Secret when it is
 PostgreSQL) and a Service. The command lines come from mlrm.gateway.commands,
 the one place that knows how services are called; how each object looks,
 and where config sets live in a pod: mlrm.gateway.kubernetes_pods.
@@ -127,12 +128,6 @@ def _warnings(manifest: Manifest) -> list[str]:
             "Give the broker's address in the cluster (e.g. mqtt://mosquitto:1883)."
         )
     url = manifest.training.url
-    if manifest.training.mode == "remote":
-        found.append(
-            f"training.mode: remote: feedback goes to {url}, but new versions from there are not followed in the "
-            "pods (following runs inside `mlrm up`); they serve the learned/ of the image until it is rebuilt. Run "
-            "such a gateway with `mlrm up` under systemd (docs/deployment.md) to follow the centre."
-        )
     if manifest.training.mode == "remote" and url and loopback.match(url):
         found.append(f"training.url {url} is this machine; in a pod it is the pod itself. Give the central address.")
     if getattr(manifest, "dashboard", None) is not None:

@@ -7,6 +7,8 @@ human-written service.yaml from a ConfigMap into it at every start, and the
 image's learned/ once, if the set was built into the image; from then on
 learned/ (versions, outboxes) is the volume's state. The ConfigMap is only
 ever read, so the YAML a person wrote is never rewritten by a machine.
+With `training.mode: remote` a second container of each ML pod, `mlrm follow`,
+writes the centre's current versions into those volumes (Builder.follower).
 
 The command lines come from mlrm.gateway.commands, the one place that knows
 how services are called: pod_view(manifest) is planned exactly as `mlrm up`
@@ -255,7 +257,7 @@ class Builder:
             },
             "terminationGracePeriodSeconds": extra["grace"],
             "initContainers": extra["init"],
-            "containers": [container],
+            "containers": [container, *extra.get("sidecars", [])],
             "volumes": volumes[0],
         }
         spec = {
@@ -308,10 +310,31 @@ class Builder:
             # One pod at a time: the volume may attach to one node only, and the outboxes are SQLite files.
             "strategy": {"type": "Recreate"},
         }
+        if self.manifest.training.mode == "remote":
+            extra["sidecars"] = [self.follower(folders, env, set_mounts + common_mounts)]
         labels = self.labels(name, "ml-service")
         deployment = self.deployment(name, labels, launch, env, (set_volumes + common, set_mounts + common_mounts),
                                      extra)  # fmt: skip
         return [deployment, self.service(self.name(name), labels, port)]
+
+    def follower(self, folders: list[str], env: list[dict[str, Any]], mounts: list[dict[str, Any]]) -> dict[str, Any]:
+        """`mlrm follow` beside the ML service (training.mode: remote), as `mlrm up` follows in its own process:
+        it writes the centre's current version into the sets' volumes, the service switches to it live."""
+        interval = self.manifest.training.follow_interval
+        return {
+            "name": "follow",
+            "image": self.options.image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["mlrm"],
+            "args": ["follow", *(str(CONFIGS / folder) for folder in folders), "--interval", f"{interval:g}"],
+            "workingDir": str(WORKDIR),
+            # The service's own MLRM_ variables: the centre's URL, the client token's file (and MLRM_LOG_FORMAT).
+            "env": [e for e in env if e["name"].startswith(OWN_ENV)],
+            # A version is checked in memory before it is written (training.follow.MAX_VERSION_BYTES).
+            "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+            "securityContext": container_security(),
+            "volumeMounts": mounts,
+        }
 
     def training(self) -> list[dict[str, Any]]:
         training = self.manifest.training

@@ -189,6 +189,41 @@ def table(table_rows: list[Row]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def follow_file(state_file: Path) -> Path:
+    """Where `mlrm up` keeps what the followers of a remote-mode gateway last saw (training.mode: remote)."""
+    return state_file.with_name("following.json")
+
+
+def read_following(state_file: Path) -> dict[str, Any] | None:
+    """{"url", "followers": [...]} as the follow thread of `mlrm up` last wrote it; None before its first check."""
+    try:
+        return read(follow_file(state_file))
+    except ValueError:  # not JSON: never, as it is written atomically; shown as not checked yet
+        return None
+
+
+def following_lines(state: dict[str, Any]) -> list[str]:
+    """A line per followed config set, for under the status table: last check, version, centre, last error."""
+    following = state.get("following")
+    if not state.get("remote_training"):
+        return []
+    if not following:
+        return ["following: not checked yet"]
+    out = []
+    for f in following.get("followers", []):
+        version = "-" if f.get("version") is None else str(f["version"])
+        if f.get("reachable") is None:
+            centre = "not asked yet"
+        elif f["reachable"]:
+            centre = "centre reachable"
+        else:
+            centre = f"centre unreachable since {f['unreachable_since']}"
+        error = f"; last error: {f['last_error']}" if f.get("last_error") else ""
+        out.append(f"following {f['url']}: {f['name']}: version {version} here, last check {f['last_check']}, "
+                   f"{centre}{error}")  # fmt: skip
+    return out
+
+
 def write(path: Path, state: dict[str, Any]) -> None:
     """Replace the state file atomically (a reader never sees half of it)."""
     from mlrm.storage.versions import write_atomic

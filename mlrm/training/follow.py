@@ -23,7 +23,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import yaml
@@ -115,19 +117,50 @@ class Follower:
         return f"{source}: {len(data)} files, every sha256{signed} verified; now current"
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass
 class _Due:
     follower: Follower
     at: float = 0.0
     failures: int = 0
     last_error: str | None = field(default=None)
+    last_check: str | None = None  # UTC, ISO 8601: when the centre was last asked
+    unreachable_since: str | None = None  # the first failed ask of an outage; None while it answers
+
+    def report(self) -> dict[str, Any]:
+        """What `mlrm status` shows of this follower (JSON-ready)."""
+        try:
+            version: int | None = self.follower.store.current()
+        except StateError:
+            version = None
+        return {
+            "name": self.follower.name,
+            "config_set": str(self.follower.store.root.parent),
+            "url": self.follower.url,
+            "last_check": self.last_check,
+            "version": version,
+            "reachable": None if self.last_check is None else self.unreachable_since is None,
+            "unreachable_since": self.unreachable_since,
+            "last_error": self.last_error,
+        }
 
 
 class Following:
     """Checks followers every `interval` seconds in one thread; each backs off on its own while it fails."""
 
-    def __init__(self, followers: list[Follower], interval: float, say: Say, warn: Say | None = None) -> None:
+    def __init__(
+        self,
+        followers: list[Follower],
+        interval: float,
+        say: Say,
+        warn: Say | None = None,
+        on_check: Callable[[list[dict[str, Any]]], None] | None = None,
+    ) -> None:
         self.interval, self.say, self.warn = interval, say, warn or say
+        self.on_check = on_check  # told report() after every check (mlrm up writes it for `mlrm status`)
         self._due = [_Due(f) for f in followers]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,6 +173,10 @@ class Following:
     @property
     def followers(self) -> list[Follower]:
         return [d.follower for d in self._due]
+
+    def report(self) -> list[dict[str, Any]]:
+        """Per follower: last check, version held here, whether the centre answers (or since when not), last error."""
+        return [d.report() for d in self._due]
 
     def update(self, followers: list[Follower]) -> None:
         """Follow these from now on (a reloaded manifest); one already followed keeps its ETag and backoff."""
@@ -166,15 +203,27 @@ class Following:
                     except Exception:  # noqa: BLE001 (the thread must outlive any one failure)
                         log.exception("following %s failed", due.follower.url)
                         due.at = time.monotonic() + self.longest
+                    if self.on_check is not None:
+                        try:
+                            self.on_check(self.report())
+                        except Exception:  # noqa: BLE001 (a report not written must not stop following)
+                            log.exception("reporting on following %s failed", due.follower.url)
             wake = min((d.at for d in self._due), default=time.monotonic() + self.interval)
             self._stop.wait(max(0.01, wake - time.monotonic()))
 
-    def check(self, due: _Due) -> None:
-        """One check of one follower, with its outage said once and its recovery said once."""
+    def check(self, due: _Due) -> bool:
+        """One check of one follower, with its outage said once and its recovery said once; whether it went well."""
         f = due.follower
+        due.last_check = _now()
         try:
             said = f.check()
         except (MlrmError, OSError, ValueError, KeyError, TypeError) as exc:
+            # Not reached (no answer at all) or reached with an error (HTTP problem, a bundle refused here).
+            unreachable = isinstance(exc, RemoteError) and exc.status is None
+            if not unreachable:
+                due.unreachable_since = None
+            elif due.unreachable_since is None:
+                due.unreachable_since = due.last_check
             due.failures += 1
             delay = min(self.interval * 2 ** min(due.failures, 16), self.longest)
             due.at = time.monotonic() + delay
@@ -190,10 +239,12 @@ class Following:
                     f"(up to {self.longest:g}s)"
                 )
             due.last_error = error
-            return
+            return False
+        due.unreachable_since = None
         if due.failures:
             self.say(f"{f.name}: {f.url} answers again after {due.failures} failed check(s)")
         due.failures, due.last_error = 0, None
         due.at = time.monotonic() + self.interval
         if said:
             self.say(said)
+        return True

@@ -52,9 +52,10 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
-def container(deployment: dict[str, Any]) -> dict[str, Any]:
-    [main_container] = deployment["spec"]["template"]["spec"]["containers"]
-    return main_container  # type: ignore[no-any-return]
+def container(deployment: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """The pod's container of that name; by default its service (the first; the only one unless it follows)."""
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if name in (None, c["name"]))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -271,9 +272,31 @@ def test_pods_get_mlrm_variables_from_the_manifest_never_from_this_shell(
     assert [e["name"] for e in container(deployment)["env"]] == ["OMP_NUM_THREADS"]
 
 
-def test_exporting_a_remote_gateway_says_its_pods_do_not_follow_the_centre(tmp_path: Path) -> None:
-    [warning] = export(load_manifest(write_manifest(tmp_path, REMOTE)), Options()).warnings
-    assert "not followed in the pods" in warning and "`mlrm up` under systemd" in warning
+def test_a_remote_gateway_s_pod_follows_the_centre_beside_its_service(tmp_path: Path) -> None:
+    text = REMOTE.replace("port: 8001}", "port: 8001, process: models}\n  air: {config_set: configs/air-quality, "
+                          "port: 8001, process: models}")  # fmt: skip
+    text = text.replace('8100"}', '8100", follow_interval: 2.5}')
+    manifest = load_manifest(write_manifest(tmp_path, text))
+    result = export(manifest, Options())
+    assert result.warnings == []  # it follows: nothing to warn about
+    [deployment] = of_kind(result.objects, "Deployment").values()
+    pod = deployment["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["models", "follow"]
+    service, follow = container(deployment), container(deployment, "follow")
+    args = parser().parse_args(follow["args"])  # exits (SystemExit) on an option mlrm does not have
+    assert follow["command"] == ["mlrm"] and args.handler.__name__ == "cmd_follow"
+    assert args.config_sets == ["/var/lib/mlrm/configs/pcb-inspection", "/var/lib/mlrm/configs/air-quality"]
+    assert args.interval == 2.5 and not args.once and args.training_url is None  # the URL: from the env
+    assert {e["name"]: e["value"] for e in follow["env"]} == {
+        "MLRM_TRAINING_SERVICE": "https://central.example.com:8100",
+        "MLRM_TOKEN_FILE": "/etc/mlrm/credentials/client-token",
+    }
+    # The sets' volumes, where the service looks for new versions, and the client token: as the service has them.
+    assert follow["volumeMounts"] == service["volumeMounts"]
+    assert follow["securityContext"] == service["securityContext"]
+    assert follow["resources"]["requests"] == {"cpu": "20m", "memory": "64Mi"}
+    for doc in result.objects:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
 
 
 def test_services_of_one_process_are_one_deployment(tmp_path: Path) -> None:

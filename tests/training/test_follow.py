@@ -95,6 +95,9 @@ def test_an_unreachable_centre_is_said_once_and_its_return_once(gateway_set: Pat
         following.check(due)
     assert due.failures == 3 and len(events) == 1, events
     assert "cannot reach" in events[0] and "still serving version 1" in events[0]
+    [report] = following.report()  # what `mlrm status` shows: since the first failed ask
+    assert report["reachable"] is False and report["unreachable_since"] <= report["last_check"]
+    assert report["version"] == 1 and "cannot reach" in report["last_error"]
     with pytest.raises(RemoteError):
         follower.check()
 
