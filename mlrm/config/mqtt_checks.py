@@ -108,6 +108,6 @@ def _check_topics(raw: dict[str, Any], topics: dict[str, Any], report: Report) -
             report((*at, "errors"), problem)
     if topics.get("predict_in") is not None or topics.get("training_in") is not None:
         for name in raw.get("inputs", {}):
-            if name in ("id", "timestamp", "instances", "records"):
+            if name in ("id", "timestamp", "instances", "records", "ids"):
                 report(("inputs", name), f"'{name}' is a reserved key of MQTT payloads (see docs/mqtt.md). "
                        "Rename the input, or remove the mqtt section.")  # fmt: skip

@@ -1,11 +1,12 @@
 """How well a version does live: its predictions scored by the true values feedback brings.
 
 A client that wants its predictions scored gives each instance an id
-(`{"instances": [...], "ids": ["r1", ...]}` on POST /v1/predict); the
-service remembers what it answered for each id (mlrm.storage.performance_log,
+(`{"instances": [...], "ids": ["r1", ...]}` on POST /v1/predict, the same
+`ids` beside the records of an MQTT predict message); the service remembers what it answered for each id (mlrm.storage.performance_log,
 shared by every worker). Feedback that later brings the true value for the
-same ids (`{"records": [...], "ids": [...]}` on POST /v1/feedback) scores
-those predictions. GET /v1/performance gives the config set's metric over the
+same ids (`{"records": [...], "ids": [...]}` on POST /v1/feedback, or a
+sample message on the MQTT samples topic, which the MQTT bridge reads too)
+scores those predictions. GET /v1/performance gives the config set's metric over the
 version's predictions scored in the last serving.drift.window seconds, beside
 the metric the version scored on its holdout when it was trained, and the
 drop between them (positive: worse live). The training service's
@@ -43,16 +44,18 @@ def directory() -> Path:
     return Path(base) / "performance" if base else Path(tempfile.mkdtemp(prefix="mlrm-performance-"))
 
 
-def ids_of(body: dict[str, Any], key: str, count: int) -> list[str] | None:
-    """The ids beside a request's instances or records (strings or integers, one each), or None if absent."""
+def ids_of(body: dict[str, Any], key: str | None, count: int) -> list[str] | None:
+    """The ids beside a request's instances or records (strings or integers, one each), or None if absent.
+
+    key names the list they go beside ('instances', 'records'); None for an MQTT message that is one
+    record, whose ids are a list of one.
+    """
     ids = body.get("ids")
     if ids is None:
         return None
     if not isinstance(ids, list) or len(ids) != count:
-        raise RequestError(
-            "Invalid request", 422,
-            errors=[FieldError("/ids", f"expected a list of {count} ids, one per item of '{key}'")],
-        )  # fmt: skip
+        what = f"a list of {count} ids, one per item of '{key}'" if key else "a list of one id, for the one record"
+        raise RequestError("Invalid request", 422, errors=[FieldError("/ids", f"expected {what}")])
     for n, value in enumerate(ids):
         if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
             raise RequestError(
@@ -117,15 +120,19 @@ class PerformanceMonitor:
             self._log = PerformanceLog(directory() / f"{self.config.name}.sqlite")
         return self._log
 
-    def remember(self, ids: Sequence[str], answer: Answer) -> None:
-        self.log.remember(answer["model"]["version"], ids, answer["predictions"])
+    def remember(self, ids: Sequence[str | None], answer: Answer) -> None:
+        """Keep what the answer predicted for each id (None: an instance sent without one, not kept)."""
+        if any(i is not None for i in ids):
+            self.log.remember(answer["model"]["version"], ids, answer["predictions"])
 
     def score(self, ids: Sequence[str], records: Sequence[dict[str, Any]]) -> int:
         """Score the predictions of these ids with the records' target values; how many matched."""
         if self.config.target is None:
             return 0
         target = self.config.target.name
-        truths = {i: r[target] for i, r in zip(ids, records, strict=True) if r.get(target) is not None}
+        truths = {
+            i: r[target] for i, r in zip(ids, records, strict=True) if isinstance(r, dict) and r.get(target) is not None
+        }
         return len(self.log.score(truths))
 
     def report(self, model: Model | None) -> dict[str, Any]:

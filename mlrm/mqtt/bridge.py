@@ -2,7 +2,10 @@
 
 It loads its own Service (so Service.maybe_reload picks up new versions on
 the next message, as REST workers do), routes `topics.predict_in` to a
-PredictHandler and publishes the answers through the outbox. `mlrm serve`
+PredictHandler and publishes the answers through the outbox. When
+`topics.training_in` is set it also reads the labelled samples there,
+read-only, to score the predictions they name by id (mlrm.mqtt.scoring; the
+training service stores them from its own subscription). `mlrm serve`
 runs it beside gunicorn under a supervisor (mlrm.mqtt.bridge_process);
 `mlrm mqtt CONFIG_SET` runs it alone in the foreground.
 """
@@ -24,6 +27,7 @@ from mlrm.core.service import Service
 from mlrm.errors import ConfigError, ConfigProblem, MlrmError
 from mlrm.mqtt.client import MqttClient
 from mlrm.mqtt.predict import PredictHandler
+from mlrm.mqtt.scoring import ScoringHandler
 from mlrm.mqtt.settings import PREDICT, MqttSettings
 from mlrm.storage.bridge_status import write_status
 
@@ -31,25 +35,34 @@ log = logging.getLogger("mlrm.mqtt.bridge")
 
 
 class Bridge:
-    """Service + PredictHandler + MqttClient, wired; start() and stop()."""
+    """Service + PredictHandler (+ ScoringHandler) + MqttClient, wired; start() and stop()."""
 
     def __init__(self, config: ServiceConfig, *, status_path: Path | None = None, window: int = 20) -> None:
         self.config = config
         self.settings = MqttSettings.from_config(config, PREDICT)
         predict_in, predict_out = self.settings.topic("predict_in"), self.settings.topic("predict_out")
-        if predict_in is None or predict_out is None:
+        training_in = self.settings.topic("training_in")
+        if (predict_in is None or predict_out is None) and training_in is None:
             raise ConfigError([ConfigProblem(
                 str(self.settings.file), "mqtt.topics.predict_in",
                 "is null, so the ML service has nothing to do over MQTT. Set a topic, e.g. "
                 "predict_in: plant/{device}/measurements, or run only the training service.",
             )])  # fmt: skip
         self.service = Service(config)
-        self.handler = PredictHandler(
-            self.service, predict_in, predict_out, self.settings.topic("errors"), max_payload=self.settings.max_payload
-        )
+        self.handler: PredictHandler | None = None
+        self.scoring: ScoringHandler | None = None
         self.status_path = status_path
         self.client = MqttClient(self.settings, window=window, on_tick=self.write_status)
-        self.client.route_batch(self.handler.filter, self.handler.handle_many, PREDICT)
+        if predict_in is not None and predict_out is not None:
+            errors = self.settings.topic("errors")
+            limit = self.settings.max_payload
+            self.handler = PredictHandler(self.service, predict_in, predict_out, errors, max_payload=limit)
+            self.client.route_batch(self.handler.filter, self.handler.handle_many, PREDICT)
+        if training_in is not None:
+            # A plain subscription under this role's own client id, never a shared one ($share/...): a shared
+            # group would hand each sample to one member only, the training service or us; this way both get all.
+            self.scoring = ScoringHandler(self.service, training_in, max_payload=self.settings.max_payload)
+            self.client.route(self.scoring.filter, self.scoring.handle, "scoring")
 
     def status(self) -> dict[str, Any]:
         body = self.client.status()
@@ -80,8 +93,12 @@ def run(config: ServiceConfig, status_path: Path | None = None) -> int:
         signal.signal(sig, lambda *_: done.set())
     bridge.start()
     h = bridge.handler
-    log.info("'%s': answering %s on %s, errors to %s", config.name, h.predict_in.text, h.predict_out.text,
-             h.errors.text if h.errors else "the log only")  # fmt: skip
+    if h is not None:
+        log.info("'%s': answering %s on %s, errors to %s", config.name, h.predict_in.text, h.predict_out.text,
+                 h.errors.text if h.errors else "the log only")  # fmt: skip
+    if bridge.scoring is not None:
+        log.info("'%s': scoring predictions by the labels on %s (read only: the training service stores them)",
+                 config.name, bridge.scoring.training_in.text)  # fmt: skip
     done.wait()
     log.info("'%s': stopping the MQTT bridge", config.name)
     bridge.stop()

@@ -5,7 +5,11 @@ Payload in (JSON), on a topic matching `topics.predict_in`:
 - one record: `{"id": "m-17", "timestamp": "...", "volume_pct": 98.5, ...}`
 - a batch: `{"id": "b-3", "timestamp": "...", "instances": [{...}, {...}]}`
 
-`id` and `timestamp` are optional and echoed. Every record is validated by
+`id` and `timestamp` are optional and echoed. `"ids": ["r1", ...]` beside the
+records (one per record; a list of one for a one-record message) makes the
+predictions scoreable by a later label with the same id, exactly as `ids` on
+REST /v1/predict: they are checked first (a problem at `/ids/N` otherwise)
+and kept through the same PerformanceMonitor.remember. Every record is validated by
 Service.predict, exactly as REST /v1/predict does. The answer goes to
 `topics.predict_out` with the kept topic levels filled in:
 
@@ -21,12 +25,14 @@ plus id, timestamp, kept levels and the topic it came on.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, cast
 
 from mlrm.config.topics import TopicTemplate
 from mlrm.core.answer import Answer
+from mlrm.core.performance import ids_of
 from mlrm.core.service import Service
 from mlrm.errors import RequestError
 from mlrm.mqtt.messages import Handled, Inbound, Outgoing, decode, encode, meta, problem_body, repoint
@@ -46,6 +52,7 @@ class _Parsed:
     body: Any
     instances: Any
     single: bool
+    ids: list[str] | None = None  # what each record's prediction is kept under, for a later label
 
 
 class PredictHandler:
@@ -90,10 +97,12 @@ class PredictHandler:
             try:
                 body = decode(message.payload, self.max_payload)
                 instances, single = self._instances(body)
+                n = len(instances) if isinstance(instances, list) else 0
+                ids = ids_of(body, None if single else "instances", n) if n else None
             except RequestError as exc:
                 results[i] = self._problem(exc, message, kept, body)
                 continue
-            parsed.append(_Parsed(i, message, kept, body, instances, single))
+            parsed.append(_Parsed(i, message, kept, body, instances, single, ids))
         for group in self._groups(parsed):
             for item, outcome in zip(group, self._predict(group), strict=True):
                 if isinstance(outcome, RequestError):
@@ -122,6 +131,7 @@ class PredictHandler:
             except RequestError:
                 pass  # find out which message is at fault, one by one
             else:
+                self._remember(group, answer)
                 out: list[Answer | RequestError] = []
                 offset = 0
                 for item in group:
@@ -133,10 +143,25 @@ class PredictHandler:
         results: list[Answer | RequestError] = []
         for item in group:
             try:
-                results.append(self.service.predict(item.instances))
+                answer = self.service.predict(item.instances)
             except RequestError as exc:
                 results.append(repoint(exc, "/instances/0", "") if item.single else exc)
+                continue
+            self._remember([item], answer)
+            results.append(answer)
         return results
+
+    def _remember(self, items: list[_Parsed], answer: Answer) -> None:
+        """Keep the predictions of the records sent with ids (REST's call), so a later label scores them."""
+        if not any(item.ids for item in items):
+            return
+        ids: list[str | None] = []
+        for item in items:
+            ids.extend(item.ids or [None] * len(item.instances))
+        try:
+            self.service.performance.remember(ids, answer)
+        except (OSError, sqlite3.Error) as exc:  # a cache of figures: the answers still go out
+            log.error("%s: cannot keep predictions for scoring: %s", self.service.name, exc)
 
     def _answer(self, item: _Parsed, answer: Answer) -> Handled:
         out: dict[str, Any] = {**meta(item.body), **item.kept}
@@ -161,12 +186,12 @@ class PredictHandler:
                 detail='expected a JSON object: one record {"feature": value, ...} or a batch {"instances": [...]}',
             )  # fmt: skip
         if "instances" not in body:
-            return [{k: v for k, v in body.items() if k not in ("id", "timestamp")}], True
-        unknown = [k for k in body if k not in ("instances", "id", "timestamp")]
+            return [{k: v for k, v in body.items() if k not in ("id", "timestamp", "ids")}], True
+        unknown = [k for k in body if k not in ("instances", "ids", "id", "timestamp")]
         if unknown:
             raise RequestError(
                 "Invalid message", 422,
-                detail=f"unknown key '{unknown[0]}' at /; a batch has only 'instances', 'id' and 'timestamp'",
+                detail=f"unknown key '{unknown[0]}' at /; a batch has only 'instances', 'ids', 'id' and 'timestamp'",
             )  # fmt: skip
         instances = body["instances"]
         if isinstance(instances, list) and not instances:

@@ -5,7 +5,12 @@ Payload (JSON) on a topic matching `topics.training_in`:
 - one record: `{"id": "s-17", "volume_pct": 98.5, ..., "result": "OK"}`
 - a batch: `{"id": "s-18", "records": [{...}, {...}]}`
 
-`id` and `timestamp` are message metadata and are not passed on. The records
+`id` and `timestamp` are message metadata and are not passed on; nor is
+`"ids": [...]` (one per record, a list of one for a one-record message): the
+ids of the predictions the labels score (the ML service's MQTT bridge reads
+this topic too and scores them, mlrm.mqtt.scoring). Ids that are not one
+non-empty string or integer per record are a problem like any bad field,
+and nothing of the message is stored (as on REST /v1/feedback). The records
 go to `sink(service_name, records, message_id)`, which must validate them and
 commit them durably before it returns (training_service.mqtt_samples wires
 it to the training store). Only then is the message acknowledged, so a crash before the
@@ -28,6 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlrm.config.topics import TopicTemplate
+from mlrm.core.performance import ids_of
 from mlrm.errors import DataError, RequestError
 from mlrm.mqtt.messages import META_KEYS, Handled, Outgoing, decode, encode, meta, problem_body, repoint
 
@@ -52,17 +58,22 @@ def records_of(body: Any) -> tuple[list[Any], bool]:
             'or a batch {"records": [...]}',
         )  # fmt: skip
     if "records" not in body:
-        return [{k: v for k, v in body.items() if k not in META_KEYS}], True
-    unknown = [k for k in body if k not in ("records", *META_KEYS)]
+        return [{k: v for k, v in body.items() if k not in (*META_KEYS, "ids")}], True
+    unknown = [k for k in body if k not in ("records", "ids", *META_KEYS)]
     if unknown:
         raise RequestError(
-            "Invalid message", 422, detail=f"unknown key '{unknown[0]}' at /; a batch has only 'records', 'id' "
-            "and 'timestamp'",
+            "Invalid message", 422, detail=f"unknown key '{unknown[0]}' at /; a batch has only 'records', 'ids', "
+            "'id' and 'timestamp'",
         )  # fmt: skip
     records = body["records"]
     if not isinstance(records, list) or not records:
         raise RequestError("Invalid message", 422, detail="'records' must be a non-empty array of objects")
     return records, False
+
+
+def label_ids(body: dict[str, Any], records: list[Any], single: bool) -> list[str] | None:
+    """The prediction ids beside a sample message's records (None if it has none); RequestError if malformed."""
+    return ids_of(body, None if single else "records", len(records))
 
 
 class SampleHandler:
@@ -91,6 +102,7 @@ class SampleHandler:
         try:
             body = decode(payload, self.max_payload)
             records, single = records_of(body)
+            label_ids(body, records, single)  # checked, not stored: they are for scoring only
             try:
                 self.sink(self.service, records, message_id(topic, payload, body))
             except DataError as exc:

@@ -47,10 +47,11 @@ class PerformanceLog:
             self._ready = True
         return conn
 
-    def remember(self, version: int | None, ids: Sequence[str], predictions: Sequence[Any]) -> None:
-        """Keep what was predicted for each id (an id sent again replaces the earlier prediction)."""
+    def remember(self, version: int | None, ids: Sequence[str | None], predictions: Sequence[Any]) -> None:
+        """Keep what was predicted for each id (an id sent again replaces the earlier prediction; None: not kept)."""
         now = time.time()
-        rows = [(i, version, orjson.dumps(p), now) for i, p in zip(ids, predictions, strict=True) if p is not None]
+        pairs = zip(ids, predictions, strict=True)
+        rows = [(i, version, orjson.dumps(p), now) for i, p in pairs if i is not None and p is not None]
         if not rows:
             return
         conn = self._connect()
