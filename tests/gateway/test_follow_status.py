@@ -12,9 +12,8 @@ from typing import Any
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.files import write_manifest
 from tests.toolkit.processes import Process, mlrm, mlrm_args
-from tests.toolkit.training import NAME
+from tests.toolkit.training import NAME, republish
 from tests.toolkit.waiting import wait_until
-from tests.training.test_follow import republish
 
 
 def following(manifest: Path) -> dict[str, Any]:

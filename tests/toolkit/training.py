@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrm.config import load_config_set
+from mlrm.storage.versions import VersionRecord, VersionStore
 from mlrm.training import trainer
 from training_service import jobs
 from training_service.store import Job
@@ -45,3 +46,9 @@ def inline(store_url: str, job: Job) -> Finished:
     jobs.run(store, job.id)
     store.close()
     return Finished()
+
+
+def republish(store: VersionStore, record: VersionRecord | None = None) -> int:
+    """A new current version at the centre (version 1's parameters and model again, as a job writes one)."""
+    record = record or store.read(1)
+    return store.write({k: v for k, v in record.parameters.items() if k not in ("version", "artifacts")}, record.files)

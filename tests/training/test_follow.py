@@ -13,20 +13,14 @@ import pytest
 
 from mlrm.errors import RemoteError, StateError
 from mlrm.storage import signatures
-from mlrm.storage.versions import VersionRecord, VersionStore
+from mlrm.storage.versions import VersionStore
 from mlrm.training.follow import Follower, Following, follower_of
 from mlrm.training.remote import TrainingServiceClient
 from tests.toolkit.files import configure
 from tests.toolkit.processes import Process, free_port
-from tests.toolkit.training import NAME
+from tests.toolkit.training import NAME, republish
 
 Start = Callable[..., tuple[str, Process]]
-
-
-def republish(store: VersionStore, record: VersionRecord | None = None) -> int:
-    """A new current version at the centre (version 1's parameters and model again, as a job writes one)."""
-    record = record or store.read(1)
-    return store.write({k: v for k, v in record.parameters.items() if k not in ("version", "artifacts")}, record.files)
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from mlrm.storage.versions import VersionStore
 from tests.toolkit.processes import Process, free_port, mlrm, mlrm_args
-from tests.toolkit.training import NAME
-from tests.training.test_follow import republish
+from tests.toolkit.training import NAME, republish
 
 Start = Callable[..., tuple[str, Process]]
 
