@@ -81,7 +81,20 @@ def check_mqtt(raw: dict[str, Any], report: Report) -> None:
             unknown = ["?"]
         if unknown:
             report(where, f"'{text}' may use only {', '.join('{' + a + '}' for a in allowed)} (and no other braces).")
+    if section["topics"].get("training_in") is not None and "role" not in _safe_fields(section["client_id"]):
+        # The bridge (role predict) and the training service (role training) both read training_in:
+        # with one client id the broker would hand the id back and forth, disconnecting each in turn.
+        report((*at, "client_id"), f"'{section['client_id']}' must use {{role}} when training_in is set: the ML "
+               "service's bridge and the training service both connect and need different client ids, "
+               "e.g. the default client_id: mlrm-{hostname}-{service}-{role}.")  # fmt: skip
     _check_topics(raw, section["topics"], report)
+
+
+def _safe_fields(text: str) -> list[str]:
+    try:
+        return list(_fields(text))
+    except ValueError:
+        return []
 
 
 def _check_topics(raw: dict[str, Any], topics: dict[str, Any], report: Report) -> None:

@@ -348,8 +348,9 @@ MQTT = _obj(
                 "training_in": {
                     **_TOPIC,
                     "default": None,
-                    "description": "Where labelled training samples arrive (read by the training service); "
-                    "same syntax as predict_in. null (default): no samples over MQTT.",
+                    "description": "Where labelled training samples arrive: the training service stores them, and the "
+                    "ML service's bridge also reads them to score predictions sent with ids (never storing "
+                    "them); same syntax as predict_in. null (default): no samples over MQTT.",
                     "examples": ["plant/{device}/pcb/samples"],
                 },
             }

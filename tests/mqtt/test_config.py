@@ -108,6 +108,11 @@ def test_errors_topic_must_fit_every_in_topic(tmp_path: Path) -> None:
         ({"broker": "mqtt://h", "password_env": "P"}, "mqtt", "a password needs a user name too"),
         ({"broker": "mqtt://h", "username_env": "U", "username_file": "u"}, "mqtt.username_file", "not both"),
         ({"broker": "mqtt://h", "client_id": "gw-{host}"}, "mqtt.client_id", "may use only {service}, {role}"),
+        (
+            {"broker": "mqtt://h", "client_id": "gw-{service}", "topics": {"training_in": "plant/samples"}},
+            "mqtt.client_id",
+            "must use {role} when training_in is set",
+        ),
         ({"broker": "mqtt://h", "topics": {"predict_out": None}}, "mqtt.topics.predict_out", "set predict_out"),
         ({"broker": "mqtt://h", "password": "secret"}, "mqtt.password", "unknown key 'password'"),
         ({"broker": "mqtt://h", "outbox": {"on_full": "block"}}, "mqtt.outbox.on_full", "drop_oldest, reject_new"),
