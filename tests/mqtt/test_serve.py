@@ -97,12 +97,19 @@ def test_measurement_in_prediction_out_beside_rest(
     assert one["took_ms"] > 0
     assert many["id"] == "b-1" and many["predictions"] == rest["predictions"] * 2
 
-    metrics = requests.get(f"{url}/metrics", timeout=5).text
     labels = '{role="predict",service="pcb-inspection"}'
+    emptied = f"mlrm_mqtt_outbox_messages{labels} 0.0"
+
+    # The bridge reports its outbox once a second, and an answer leaves the outbox at its PUBACK,
+    # which may come after the subscriber has the answer: wait for the report that shows it empty.
+    def reported_empty() -> str | None:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        return text if emptied in text else None
+
+    metrics = wait_until(reported_empty, 15, "the bridge to report its outbox emptied")
     assert f"mlrm_mqtt_connected{labels} 1.0" in metrics
     received = next(x for x in metrics.splitlines() if x.startswith(f"mlrm_mqtt_messages_in_total{labels}"))
     assert float(received.split()[-1]) >= 2
-    assert 'mlrm_mqtt_outbox_messages{role="predict",service="pcb-inspection"} 0.0' in metrics
 
 
 def test_bad_payload_reaches_error_topic_and_subscriber_keeps_working(
