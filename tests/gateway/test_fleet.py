@@ -217,7 +217,9 @@ def test_fleet_follows_the_centre_and_loses_nothing_when_a_link_is_cut(
     files = len(list((tmp_path / "centre" / NAME / "learned" / "versions" / "0003").iterdir()))
     assert f"version 3 of {NAME} from {centre}: {files} files, every sha256 verified; now current" in log, log
     assert f"version 2 of {NAME} from {centre}: held here already, verified; now current again" in log, log
+    # An outage is logged once and its end once. (A check already on its way when the link went
+    # down may wait out the cut and succeed, so the cut need not be seen at all: then neither line.)
     log = two_log.read_text()[before_cut:]
-    assert log.count("cannot reach") == 1 and f"{centre} answers again after" in log, log
+    assert log.count("cannot reach") == log.count(f"{centre} answers again after") <= 1, log
     for up in ups:
         assert up.stop() == 0, up.output()
