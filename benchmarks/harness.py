@@ -15,6 +15,7 @@ import requests
 
 # One way to pick a port and stop a process group, shared with `mlrm bench` (which ships in the wheel).
 from mlrm.tools.bench.processes import free_port, stop_group
+from mlrm.tools.bench.procstat import tree
 
 __all__ = ["ROOT", "Server", "descendants", "free_port", "stop_group"]
 
@@ -23,19 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def descendants(pid: int) -> list[int]:
     """Every living process below pid (from /proc), sorted."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return sorted(found)
+    return sorted(tree(pid)[1:])
 
 
 class Server:
